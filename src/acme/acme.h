@@ -1,0 +1,331 @@
+/*
+ * acme — the RFC 8555 protocol core, sans I/O.
+ *
+ * Nothing here opens a socket, reads a file or the clock. A driver asks a
+ * machine (the client or an order) what to do next, performs the HTTP
+ * exchange it is given, and feeds the response back:
+ *
+ *     for (;;) {
+ *             step = acme_order_next(o, now, &req, &wake_at);
+ *             SEND  -> do req over HTTP, then acme_order_feed(o, &res, now)
+ *             WAIT  -> come back at wake_at (polling, Retry-After)
+ *             DONE / FAILED -> read acme_order_cert() / acme_order_error()
+ *     }
+ *
+ * The client (one per CA account) owns the directory, the nonce pool and
+ * the account key; orders borrow it. Every response fed to any machine adds
+ * its Replay-Nonce to the pool, and a badNonce problem is retried with a
+ * fresh nonce transparently (bounded).
+ *
+ * Error convention: int functions return 0 or a negative errno; an ACME
+ * failure is data (struct acme_error) kept by the machine that failed.
+ * Ownership: strings passed in are copied unless stated; pointers returned
+ * by accessors are borrowed from the machine and live as long as it.
+ */
+#ifndef CERTHERD_ACME_H
+#define CERTHERD_ACME_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+
+/* Bounds on what a CA may send us. */
+#define ACME_MAX_BODY (1u << 20)     /* JSON and certificate chains */
+#define ACME_MAX_HEADERS (64u << 10) /* all header lines of a response */
+#define ACME_MAX_BADNONCE_RETRIES 10
+
+/* ---- HTTP exchange types (driver <-> core) --------------------------- */
+
+enum acme_method { ACME_GET = 0, ACME_HEAD, ACME_POST, ACME_METHOD__MAX };
+extern const char *const acme_method_names[ACME_METHOD__MAX];
+
+/* A request the driver must send. POST bodies are JWS JSON
+ * (Content-Type: application/jose+json). Owned by the caller of *_next,
+ * released with acme_request_clear. */
+struct acme_request {
+	enum acme_method method;
+	char *url;
+	char *body;
+	size_t body_len;
+};
+void acme_request_clear(struct acme_request *req);
+
+/* A response as the driver received it: status, the raw header block
+ * (lines separated by CRLF or LF, as libcurl hands them, status line
+ * allowed), and the body. All borrowed for the duration of the feed call.
+ * status 0 means the exchange failed at the transport (detail in
+ * transport_error). */
+struct acme_response {
+	long status;
+	const char *headers;
+	size_t headers_len;
+	const char *body;
+	size_t body_len;
+	const char *transport_error;
+};
+
+/* ---- header parsing (acme_hdr.c) -------------------------------------- */
+
+/*
+ * Find the idx-th (0-based) header named name (case-insensitive) in a raw
+ * header block and copy its value (trimmed) into out (outsz bytes,
+ * truncated values rejected). Returns the value length, -ENOENT when
+ * absent, -EINVAL on malformed input or truncation.
+ */
+int acme_hdr_get(const char *hdrs, size_t len, const char *name, int idx,
+		 char *out, size_t outsz);
+/*
+ * Retry-After value (delta-seconds or IMF-fixdate) to milliseconds from
+ * now_s (wall seconds, needed for the date form). Returns 0 and sets *ms
+ * (clamped to 0..24h), or -EINVAL.
+ */
+int acme_retry_after_parse(const char *v, int64_t now_s, int64_t *ms);
+/*
+ * Parse one Link header value that may hold several links
+ * (`<url>;rel="alternate", <url2>;rel="up"`), calling cb for each with the
+ * URL and rel. Returns 0 or -EINVAL.
+ */
+int acme_link_parse(const char *v, void (*cb)(void *ctx, const char *url,
+					      const char *rel),
+		    void *ctx);
+
+/* ---- errors and problem documents (acme_problem.c) --------------------- */
+
+enum acme_errc {
+	ACME_E_NONE = 0,
+	ACME_E_PROBLEM,   /* the CA sent a problem document */
+	ACME_E_TRANSPORT, /* no HTTP response (connect, TLS, timeout) */
+	ACME_E_PROTOCOL,  /* the CA sent something we cannot accept */
+	ACME_E_INVALID,   /* an authorization or the order became invalid */
+	ACME_E_TIMEOUT,   /* polling exceeded its deadline */
+	ACME_E_INTERNAL,  /* local failure (memory, crypto) */
+	ACME_E__MAX
+};
+extern const char *const acme_errc_names[ACME_E__MAX];
+
+struct acme_subproblem {
+	char *type;
+	char *detail;
+	char *identifier; /* identifier value, may be NULL */
+};
+
+/* An error as data: what failed, where, why, and when to retry. */
+struct acme_error {
+	enum acme_errc code;
+	int status;        /* HTTP status, 0 if none */
+	char *type;        /* problem type without the URN prefix, e.g.
+			      "rateLimited"; NULL if not a problem */
+	char *detail;      /* human-readable, always set on failure */
+	char *identifier;  /* the domain concerned, may be NULL */
+	const char *step;  /* static: "newOrder", "finalize", ... */
+	int64_t retry_after_ms; /* -1 if the CA gave none */
+	struct acme_subproblem *sub;
+	size_t n_sub;
+};
+void acme_error_clear(struct acme_error *e);
+/* Short single-line description for logs and summaries:
+ * "rateLimited: too many certificates (step newOrder)". Writes into buf. */
+const char *acme_error_str(const struct acme_error *e, char *buf, size_t sz);
+
+/*
+ * Parse an RFC 7807 / RFC 8555 §6.7 problem document body into e (type
+ * with "urn:ietf:params:acme:error:" stripped, detail, status,
+ * subproblems). Returns 0, or -EINVAL if the body is not a problem
+ * document (e is then left with code ACME_E_PROTOCOL and a detail).
+ */
+int acme_problem_parse(const char *body, size_t len, struct acme_error *e);
+/* 1 if this problem type means retrying the same request cannot help. */
+int acme_problem_is_permanent(const char *type);
+
+/* ---- JWS (acme_jws.c) --------------------------------------------------- */
+
+/* The public JWK of key (EC P-256/P-384 or RSA) as a JSON object with
+ * members in lexicographic order (RFC 7638). New reference, or NULL. */
+json_t *acme_jwk(EVP_PKEY *key);
+/* RFC 7638 thumbprint, base64url of SHA-256: 43 chars + NUL into out. */
+int acme_jwk_thumbprint(EVP_PKEY *key, char out[44]);
+/* JWS "alg" for key: "ES256", "ES384" or "RS256"; NULL if unsupported. */
+const char *acme_jws_alg(EVP_PKEY *key);
+/*
+ * Flattened JWS JSON serialization (RFC 7515 §7.2.2, RFC 8555 §6.2).
+ * Protected header: alg, nonce (omitted if NULL), url, and kid if kid is
+ * non-NULL else jwk. payload NULL means POST-as-GET (empty payload).
+ * Returns a malloc'd string (caller frees) or NULL.
+ */
+char *acme_jws_sign(EVP_PKEY *key, const char *kid, const char *nonce,
+		    const char *url, const char *payload);
+/*
+ * External account binding (RFC 8555 §7.3.4): a JWS with alg HS256 over
+ * the account's JWK, kid eab_kid, url = newAccount URL. New reference.
+ */
+json_t *acme_eab_jws(const char *eab_kid, const unsigned char *hmac_key,
+		     size_t hmac_len, EVP_PKEY *account_key, const char *url);
+
+/* ---- directory (acme_dir.c) --------------------------------------------- */
+
+struct acme_directory {
+	char *new_nonce, *new_account, *new_order, *revoke_cert, *key_change;
+	char *renewal_info;     /* NULL if the CA has no ARI */
+	char *terms_of_service; /* meta.termsOfService, may be NULL */
+	int eab_required;       /* meta.externalAccountRequired */
+	char **profiles;        /* meta.profiles keys, may be NULL */
+	size_t n_profiles;
+};
+/* Parse a directory object; 0, or -EINVAL with a message in err. */
+int acme_directory_parse(const char *body, size_t len,
+			 struct acme_directory *d, char *err, size_t errsz);
+void acme_directory_clear(struct acme_directory *d);
+
+/* ---- challenges -------------------------------------------------------- */
+
+enum acme_chall_type {
+	ACME_CHALL_HTTP01 = 0,
+	ACME_CHALL_TLSALPN01,
+	ACME_CHALL_DNS01,
+	ACME_CHALL__MAX
+};
+extern const char *const acme_chall_names[ACME_CHALL__MAX]; /* "http-01"... */
+
+/* keyAuthorization = token "." thumbprint (RFC 8555 §8.1); malloc'd. */
+char *acme_key_authorization(const char *token, const char *thumbprint);
+/* Rejects tokens that are not base64url or are too short/long
+ * (RFC 8555 §8.1: at least 128 bits of entropy, i.e. >= 22 chars). */
+int acme_token_valid(const char *token);
+
+/*
+ * The driver provides these so the core can make challenge responses
+ * available before telling the CA to validate. publish returns 0 or a
+ * negative errno (the order then fails). Called synchronously from
+ * acme_order_feed; they must not call back into the core.
+ */
+struct acme_challenge_hooks {
+	int (*publish)(void *ctx, enum acme_chall_type type,
+		       const char *domain, const char *token,
+		       const char *key_auth);
+	void (*unpublish)(void *ctx, enum acme_chall_type type,
+			  const char *domain, const char *token);
+	void *ctx;
+};
+
+/* ---- the client: one CA account (acme_client.c) ----------------------- */
+
+struct acme_client;
+
+struct acme_client_opts {
+	const char *directory_url;  /* required */
+	const char *email;          /* contact, may be NULL */
+	int agree_tos;              /* send termsOfServiceAgreed: true */
+	const char *eab_kid;        /* EAB, both or neither */
+	const unsigned char *eab_hmac;
+	size_t eab_hmac_len;
+	const char *account_url;    /* known kid from a previous run, or NULL */
+};
+
+/* account_key: a reference is taken (EVP_PKEY_up_ref). NULL on failure. */
+struct acme_client *acme_client_new(EVP_PKEY *account_key,
+				    const struct acme_client_opts *opts);
+void acme_client_free(struct acme_client *c);
+
+enum acme_step {
+	ACME_STEP_SEND = 0, /* perform *req, then feed the response */
+	ACME_STEP_WAIT,     /* nothing to do until *wake_at (ms, same clock
+			       as now) */
+	ACME_STEP_DONE,
+	ACME_STEP_FAILED,
+	ACME_STEP__MAX
+};
+extern const char *const acme_step_names[ACME_STEP__MAX];
+
+/*
+ * Bring the client to "ready": fetch the directory, get a nonce, find or
+ * create the account (newAccount; an existing account for this key is
+ * reused, RFC 8555 §7.3.1). DONE when ready, FAILED with acme_client_error.
+ */
+enum acme_step acme_client_next(struct acme_client *c, int64_t now_ms,
+				struct acme_request *req, int64_t *wake_at);
+int acme_client_feed(struct acme_client *c, const struct acme_response *res,
+		     int64_t now_ms);
+int acme_client_ready(const struct acme_client *c);
+const struct acme_error *acme_client_error(const struct acme_client *c);
+const struct acme_directory *acme_client_directory(const struct acme_client *c);
+/* Account URL (kid) once ready, else NULL. Borrowed. */
+const char *acme_client_account_url(const struct acme_client *c);
+const char *acme_client_thumbprint(const struct acme_client *c);
+/* Harvest Replay-Nonce from any response (orders call this too). */
+void acme_client_take_nonce(struct acme_client *c,
+			    const struct acme_response *res);
+/* Nonces pooled now (for metrics and tests). */
+size_t acme_client_nonces(const struct acme_client *c);
+
+/* ---- one-shot account operations (acme_op.c) ---------------------------
+ * Key rollover, revocation and ARI lookups share the next/feed shape. */
+
+struct acme_op;
+/* keyChange (RFC 8555 §7.3.5) to new_key (a reference is taken). On DONE
+ * the client uses new_key from then on. */
+struct acme_op *acme_op_key_change(struct acme_client *c, EVP_PKEY *new_key);
+/* revokeCert (§7.6) of cert_der with reason (0..10, -1 to omit); signed by
+ * the account (cert_key NULL) or by the certificate's key (jwk form). */
+struct acme_op *acme_op_revoke(struct acme_client *c,
+			       const unsigned char *cert_der, size_t der_len,
+			       int reason, EVP_PKEY *cert_key);
+enum acme_step acme_op_next(struct acme_op *op, int64_t now_ms,
+			    struct acme_request *req, int64_t *wake_at);
+int acme_op_feed(struct acme_op *op, const struct acme_response *res,
+		 int64_t now_ms);
+const struct acme_error *acme_op_error(const struct acme_op *op);
+void acme_op_free(struct acme_op *op);
+
+/* ---- orders (acme_order.c) ----------------------------------------------
+ *
+ * One order for one or more identifiers, from newOrder to the downloaded
+ * certificate. See acme_order.c's header comment for the state diagram.
+ */
+
+enum acme_order_state {
+	ACME_ORDER_NEW = 0,    /* POST newOrder */
+	ACME_ORDER_AUTHZ,      /* POST-as-GET each authorization */
+	ACME_ORDER_RESPOND,    /* publish key auth, POST {} to challenge */
+	ACME_ORDER_POLL_AUTHZ, /* poll authorizations until valid/invalid */
+	ACME_ORDER_FINALIZE,   /* POST finalize with the CSR */
+	ACME_ORDER_POLL_ORDER, /* poll the order until valid */
+	ACME_ORDER_DOWNLOAD,   /* POST-as-GET the certificate */
+	ACME_ORDER_ALTERNATE,  /* POST-as-GET alternate chains */
+	ACME_ORDER_VALID,      /* done: certificate available */
+	ACME_ORDER_FAILED,     /* done: acme_order_error says why */
+	ACME_ORDER__MAX
+};
+extern const char *const acme_order_state_names[ACME_ORDER__MAX];
+
+struct acme_order_opts {
+	const char *const *names; /* normalized identifiers, >= 1 */
+	size_t n_names;
+	const unsigned char *csr_der; /* copied */
+	size_t csr_len;
+	enum acme_chall_type chall;   /* preferred challenge type */
+	const char *profile;          /* newOrder "profile", or NULL */
+	const char *replaces;         /* ARI certificate id, or NULL */
+	const char *preferred_issuer; /* issuer CN of the chain top, or NULL */
+	int64_t poll_deadline_ms;     /* max total polling time, 0 = 10 min */
+	const char *order_url;        /* resume an order created before */
+};
+
+struct acme_order *acme_order_new(struct acme_client *c,
+				  const struct acme_order_opts *opts,
+				  const struct acme_challenge_hooks *hooks);
+void acme_order_free(struct acme_order *o);
+enum acme_step acme_order_next(struct acme_order *o, int64_t now_ms,
+			       struct acme_request *req, int64_t *wake_at);
+int acme_order_feed(struct acme_order *o, const struct acme_response *res,
+		    int64_t now_ms);
+enum acme_order_state acme_order_state(const struct acme_order *o);
+/* URL of the order once created (persist it to resume), else NULL. */
+const char *acme_order_url(const struct acme_order *o);
+/* The chosen PEM chain (leaf first) once VALID, else NULL. Borrowed. */
+const char *acme_order_cert(const struct acme_order *o, size_t *len);
+const struct acme_error *acme_order_error(const struct acme_order *o);
+/* Identifier the order is for (names[0]). */
+const char *acme_order_name(const struct acme_order *o);
+
+#endif
