@@ -1,4 +1,7 @@
-int main(void)
+/* certherd — entry point: everything is a command of cli/. */
+#include "cli/cli.h"
+
+int main(int argc, char **argv)
 {
-	return 0;
+	return cli_main(argc, argv);
 }

@@ -12,6 +12,9 @@
  *             DONE / FAILED -> read acme_order_cert() / acme_order_error()
  *     }
  *
+ * Time: every now_ms / wake_at is wall-clock milliseconds since the epoch
+ * (the Retry-After date form needs wall time); the driver supplies it.
+ *
  * The client (one per CA account) owns the directory, the nonce pool and
  * the account key; orders borrow it. Every response fed to any machine adds
  * its Replay-Nonce to the pool, and a badNonce problem is retried with a

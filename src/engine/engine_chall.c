@@ -1,0 +1,269 @@
+/*
+ * engine_chall.c — the in-process HTTP-01 responder: answers
+ * GET /.well-known/acme-challenge/<token> with the key authorization of an
+ * order in flight (RFC 8555 §8.3), everything else with 404.
+ *
+ * libmicrohttpd runs the listener on its own thread; the loop thread
+ * publishes and withdraws responses, so the token table is guarded by a
+ * mutex. The table is a chained hash keyed by token: thousands of orders
+ * in flight look up in O(1).
+ */
+#include <errno.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <microhttpd.h>
+
+#include "engine/engine.h"
+#include "util/util.h"
+
+#define PREFIX "/.well-known/acme-challenge/"
+#define BUCKETS 4096
+
+struct entry {
+	char *token;
+	char *key_auth;
+	struct entry *next;
+};
+
+struct engine_chall {
+	struct MHD_Daemon *mhd;
+	pthread_mutex_t lock;
+	struct entry *buckets[BUCKETS];
+	size_t count;
+};
+
+static unsigned hash(const char *s)
+{
+	unsigned h = 2166136261u; /* FNV-1a */
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h % BUCKETS;
+}
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *conn,
+			      const char *url, const char *method,
+			      const char *version, const char *upload,
+			      size_t *upload_len, void **req_cls)
+{
+	struct engine_chall *ch = cls;
+	struct MHD_Response *r;
+	const char *token;
+	char *body = NULL;
+	unsigned status = MHD_HTTP_NOT_FOUND;
+	enum MHD_Result ret;
+
+	(void)version;
+	(void)upload;
+	if (*upload_len)
+		return MHD_NO; /* no request bodies here */
+	(void)req_cls;
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+		status = MHD_HTTP_METHOD_NOT_ALLOWED;
+		goto reply;
+	}
+	if (strncmp(url, PREFIX, strlen(PREFIX)) != 0)
+		goto reply;
+	token = url + strlen(PREFIX);
+	if (acme_token_valid(token) < 0)
+		goto reply;
+	pthread_mutex_lock(&ch->lock);
+	for (struct entry *e = ch->buckets[hash(token)]; e; e = e->next)
+		if (strcmp(e->token, token) == 0) {
+			body = strdup(e->key_auth);
+			break;
+		}
+	pthread_mutex_unlock(&ch->lock);
+	if (body)
+		status = MHD_HTTP_OK;
+reply:
+	r = MHD_create_response_from_buffer(body ? strlen(body) : 0,
+					    body ? body : (void *)"",
+					    body ? MHD_RESPMEM_MUST_FREE
+						 : MHD_RESPMEM_PERSISTENT);
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", "text/plain");
+	ret = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Parse "ADDR:PORT", "[V6]:PORT" or ":PORT" into a sockaddr. */
+static int parse_listen(const char *s, struct sockaddr_storage *ss,
+			char *err, size_t errsz)
+{
+	char host[64];
+	const char *colon = strrchr(s, ':');
+	char *end;
+	long port;
+	size_t hl;
+
+	memset(ss, 0, sizeof(*ss));
+	if (!colon)
+		goto bad;
+	port = strtol(colon + 1, &end, 10);
+	if (*end || port < 1 || port > 65535 || colon[1] == '\0')
+		goto bad;
+	hl = (size_t)(colon - s);
+	if (hl >= sizeof(host))
+		goto bad;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+		host[hl - 1] = '\0';
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1)
+			goto bad;
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		if (hl == 0)
+			a->sin_addr.s_addr = htonl(INADDR_ANY);
+		else if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+			goto bad;
+	}
+	return 0;
+bad:
+	snprintf(err, errsz,
+		 "invalid listen address \"%s\": want ADDR:PORT, [V6]:PORT or "
+		 ":PORT",
+		 s);
+	return -EINVAL;
+}
+
+struct engine_chall *engine_chall_new(const char *listen, char *err,
+				      size_t errsz)
+{
+	struct engine_chall *ch;
+	struct sockaddr_storage ss;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+
+	if (parse_listen(listen, &ss, err, errsz) < 0)
+		return NULL;
+	ch = calloc(1, sizeof(*ch));
+	if (!ch) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&ch->lock, NULL);
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	ch->mhd = MHD_start_daemon(
+		flags, ntohs(((struct sockaddr_in *)&ss)->sin_port), NULL, NULL,
+		answer, ch, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
+		MHD_OPTION_END);
+	if (!ch->mhd) {
+		snprintf(err, errsz,
+			 "cannot listen on %s for HTTP-01 (address in use or "
+			 "not permitted)",
+			 listen);
+		pthread_mutex_destroy(&ch->lock);
+		free(ch);
+		return NULL;
+	}
+	return ch;
+}
+
+static int publish(void *ctx, enum acme_chall_type type, const char *domain,
+		   const char *token, const char *key_auth)
+{
+	struct engine_chall *ch = ctx;
+	struct entry *e;
+	unsigned b;
+
+	(void)domain;
+	if (type != ACME_CHALL_HTTP01)
+		return -ENOTSUP;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->token = strdup(token);
+	e->key_auth = strdup(key_auth);
+	if (!e->token || !e->key_auth) {
+		free(e->token);
+		free(e->key_auth);
+		free(e);
+		return -ENOMEM;
+	}
+	b = hash(token);
+	pthread_mutex_lock(&ch->lock);
+	e->next = ch->buckets[b];
+	ch->buckets[b] = e;
+	ch->count++;
+	pthread_mutex_unlock(&ch->lock);
+	log_debug("http01", domain, "serving token %s", token);
+	return 0;
+}
+
+static void unpublish(void *ctx, enum acme_chall_type type, const char *domain,
+		      const char *token)
+{
+	struct engine_chall *ch = ctx;
+	struct entry **pp, *e = NULL;
+
+	(void)type;
+	(void)domain;
+	pthread_mutex_lock(&ch->lock);
+	for (pp = &ch->buckets[hash(token)]; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->token, token) == 0) {
+			e = *pp;
+			*pp = e->next;
+			ch->count--;
+			break;
+		}
+	pthread_mutex_unlock(&ch->lock);
+	if (e) {
+		free(e->token);
+		free(e->key_auth);
+		free(e);
+	}
+}
+
+struct acme_challenge_hooks engine_chall_hooks(struct engine_chall *ch)
+{
+	struct acme_challenge_hooks h = {publish, unpublish, ch};
+
+	return h;
+}
+
+size_t engine_chall_count(struct engine_chall *ch)
+{
+	size_t n;
+
+	pthread_mutex_lock(&ch->lock);
+	n = ch->count;
+	pthread_mutex_unlock(&ch->lock);
+	return n;
+}
+
+void engine_chall_free(struct engine_chall *ch)
+{
+	if (!ch)
+		return;
+	MHD_stop_daemon(ch->mhd);
+	for (size_t i = 0; i < BUCKETS; i++) {
+		struct entry *e = ch->buckets[i], *n;
+		for (; e; e = n) {
+			n = e->next;
+			free(e->token);
+			free(e->key_auth);
+			free(e);
+		}
+	}
+	pthread_mutex_destroy(&ch->lock);
+	free(ch);
+}

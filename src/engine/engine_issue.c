@@ -1,0 +1,412 @@
+/*
+ * engine_issue.c — obtain one certificate for each of many names, with up
+ * to `concurrency` orders in flight, from one thread.
+ *
+ * One run: set up the account (client task), then keep the pipeline full.
+ * Each name is a job:
+ *
+ *   KEYGEN (thread pool: key + CSR) -> ORDER (loop: acme_order machine)
+ *     -> WRITE (thread pool: live/<name>/ files, fsync) -> result
+ *
+ * Key generation (RSA is slow) and fsync-heavy writes run on libuv's
+ * thread pool so the loop never stalls the other orders. A failed name
+ * records its reason and frees its slot; it never delays the others.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+#include "util/util.h"
+
+struct run;
+
+struct job {
+	struct run *run;
+	size_t idx;
+	EVP_PKEY *key;
+	unsigned char *csr;
+	size_t csr_len;
+	struct acme_order *order;
+	struct engine_task task;
+	uv_work_t work;
+	char *chain;     /* downloaded PEM chain, for WRITE */
+	int rc;          /* result of the thread-pool stage */
+	char why[256];
+};
+
+struct run {
+	uv_loop_t loop;
+	const char *const *names;
+	size_t n;
+	const struct engine_issue_opts *opts;
+	struct engine_http *http;
+	struct engine_chall *chall;
+	struct acme_client *client;
+	struct engine_task client_task;
+	size_t next, in_flight, ok, failed;
+	struct engine_issue_result *results;
+	uv_timer_t progress;
+	int progress_on;
+	char *err;
+	size_t errsz;
+	int fatal;
+};
+
+static void start_more(struct run *r);
+
+static void set_result(struct run *r, size_t idx, const char *error)
+{
+	struct engine_issue_result *res = &r->results[idx];
+
+	res->ok = error == NULL;
+	res->error = error ? strdup(error) : NULL;
+	if (error) {
+		r->failed++;
+		log_warn("issue", r->names[idx], "certificate not obtained: %s",
+			 error);
+	} else {
+		r->ok++;
+		log_info("issue", r->names[idx], "certificate obtained");
+	}
+}
+
+static void job_free(struct job *j)
+{
+	acme_order_free(j->order);
+	EVP_PKEY_free(j->key);
+	free(j->csr);
+	free(j->chain);
+	free(j);
+}
+
+static void job_closed(struct engine_task *t)
+{
+	struct job *j = t->ctx;
+	struct run *r = j->run;
+
+	job_free(j);
+	r->in_flight--;
+	start_more(r);
+}
+
+static void job_finish(struct job *j, const char *error)
+{
+	set_result(j->run, j->idx, error);
+	engine_task_close(&j->task, job_closed);
+}
+
+/* ---- WRITE: live/<name>/{cert,chain,fullchain,privkey}.pem ------------ */
+
+static int write_live(const char *out_dir, const char *name, EVP_PKEY *key,
+		      const char *chain, char *why, size_t whysz)
+{
+	char dir[4096], path[4200];
+	char *leaf = NULL, *rest = NULL, *pem = NULL;
+	size_t pem_len;
+	int rc;
+
+	snprintf(dir, sizeof(dir), "%s/live/%s", out_dir, name);
+	rc = fsio_mkdirs(dir, 0755);
+	if (rc < 0)
+		goto out;
+	rc = x509_split_chain(chain, strlen(chain), &leaf, &rest);
+	if (rc < 0)
+		goto out;
+	pem = key_to_pem(key, &pem_len);
+	if (!pem) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/* The key first: a reader that sees the new cert finds its key. */
+	snprintf(path, sizeof(path), "%s/privkey.pem", dir);
+	if ((rc = fsio_write_atomic(path, pem, pem_len, 0600)) < 0)
+		goto out;
+	snprintf(path, sizeof(path), "%s/cert.pem", dir);
+	if ((rc = fsio_write_atomic(path, leaf, strlen(leaf), 0644)) < 0)
+		goto out;
+	snprintf(path, sizeof(path), "%s/chain.pem", dir);
+	if ((rc = fsio_write_atomic(path, rest, strlen(rest), 0644)) < 0)
+		goto out;
+	snprintf(path, sizeof(path), "%s/fullchain.pem", dir);
+	rc = fsio_write_atomic(path, chain, strlen(chain), 0644);
+out:
+	if (rc < 0)
+		snprintf(why, whysz, "cannot write %s/live/%s: %s", out_dir,
+			 name, strerror(-rc));
+	if (pem)
+		OPENSSL_cleanse(pem, pem_len);
+	free(pem);
+	free(leaf);
+	free(rest);
+	return rc;
+}
+
+static void write_work(uv_work_t *w)
+{
+	struct job *j = w->data;
+
+	j->rc = write_live(j->run->opts->out_dir, j->run->names[j->idx], j->key,
+			   j->chain, j->why, sizeof(j->why));
+}
+
+static void write_done(uv_work_t *w, int status)
+{
+	struct job *j = w->data;
+
+	job_finish(j, status < 0 ? "cancelled" : j->rc < 0 ? j->why : NULL);
+}
+
+/* ---- ORDER --------------------------------------------------------------- */
+
+static void order_done(struct engine_task *t, enum acme_step s)
+{
+	struct job *j = t->ctx;
+	size_t len;
+	const char *pem;
+	char buf[1024];
+
+	if (s != ACME_STEP_DONE) {
+		job_finish(j, acme_error_str(acme_order_error(j->order), buf,
+					     sizeof(buf)));
+		return;
+	}
+	pem = acme_order_cert(j->order, &len);
+	j->chain = pem ? strndup(pem, len) : NULL;
+	if (!j->chain) {
+		job_finish(j, "out of memory");
+		return;
+	}
+	j->work.data = j;
+	if (uv_queue_work(&j->run->loop, &j->work, write_work, write_done) < 0)
+		job_finish(j, "cannot queue the file write");
+}
+
+/* ---- KEYGEN ---------------------------------------------------------------- */
+
+static void keygen_work(uv_work_t *w)
+{
+	struct job *j = w->data;
+	const char *name = j->run->names[j->idx];
+
+	j->key = key_generate(j->run->opts->key_type);
+	j->rc = j->key ? csr_create(j->key, &name, 1, &j->csr, &j->csr_len)
+		       : -EIO;
+}
+
+static void keygen_done(uv_work_t *w, int status)
+{
+	struct job *j = w->data;
+	struct run *r = j->run;
+	struct acme_challenge_hooks hooks = engine_chall_hooks(r->chall);
+	const char *name = r->names[j->idx];
+	struct acme_order_opts oo = {
+		.names = &name,
+		.n_names = 1,
+		.csr_der = j->csr,
+		.csr_len = j->csr_len,
+		.chall = ACME_CHALL_HTTP01,
+		.profile = r->opts->profile,
+		.preferred_issuer = r->opts->preferred_issuer,
+	};
+
+	j->task.ctx = j;
+	if (status < 0 || j->rc < 0) {
+		job_finish(j, "cannot generate the key or CSR");
+		return;
+	}
+	j->order = acme_order_new(r->client, &oo, &hooks);
+	if (!j->order) {
+		job_finish(j, "cannot create the order (out of memory?)");
+		return;
+	}
+	engine_task_order(&j->task, j->order);
+	j->task.done = order_done;
+	if (engine_task_start(&j->task, &r->loop, r->http) < 0)
+		job_finish(j, "cannot start the order");
+}
+
+static void start_more(struct run *r)
+{
+	while (!r->fatal && r->next < r->n &&
+	       r->in_flight < r->opts->concurrency) {
+		struct job *j = calloc(1, sizeof(*j));
+		if (!j) {
+			set_result(r, r->next++, "out of memory");
+			continue;
+		}
+		j->run = r;
+		j->idx = r->next++;
+		j->task.ctx = j;
+		j->work.data = j;
+		r->in_flight++;
+		if (uv_queue_work(&r->loop, &j->work, keygen_work,
+				  keygen_done) < 0) {
+			r->in_flight--;
+			set_result(r, j->idx, "cannot queue key generation");
+			free(j);
+		}
+	}
+	if (r->next == r->n && r->in_flight == 0 && r->progress_on) {
+		uv_timer_stop(&r->progress);
+		fprintf(stderr, "\r\033[K");
+	}
+}
+
+/* ---- account ------------------------------------------------------------- */
+
+static void client_done(struct engine_task *t, enum acme_step s)
+{
+	struct run *r = t->ctx;
+	char buf[1024];
+
+	if (s != ACME_STEP_DONE) {
+		snprintf(r->err, r->errsz, "cannot set up the ACME account at %s: %s",
+			 r->opts->directory_url,
+			 acme_error_str(acme_client_error(r->client), buf,
+					sizeof(buf)));
+		r->fatal = 1;
+		return;
+	}
+	start_more(r);
+}
+
+static void draw_progress(uv_timer_t *t)
+{
+	struct run *r = t->data;
+
+	fprintf(stderr, "\r\033[K%zu/%zu done: %zu issued, %zu failed, %zu in flight",
+		r->ok + r->failed, r->n, r->ok, r->failed, r->in_flight);
+}
+
+/* Account key path: one per CA directory under out_dir/accounts/. */
+static int account_key_path(const char *out_dir, const char *url, char *path,
+			    size_t sz)
+{
+	char slug[256];
+	const char *p = strstr(url, "://");
+	size_t k = 0;
+
+	for (p = p ? p + 3 : url; *p && k < sizeof(slug) - 1; p++) {
+		char ch = *p;
+		slug[k++] = ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			     (ch >= '0' && ch <= '9') || ch == '.' || ch == '-')
+				    ? ch
+				    : '_';
+	}
+	slug[k] = '\0';
+	snprintf(path, sz, "%s/accounts/%s", out_dir, slug);
+	if (fsio_mkdirs(path, 0700) < 0)
+		return -EIO;
+	snprintf(path + strlen(path), sz - strlen(path), "/account-key.pem");
+	return 0;
+}
+
+static void walk_close(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+int engine_issue(const char *const *names, size_t n,
+		 const struct engine_issue_opts *opts,
+		 struct engine_issue_result **results, char *err, size_t errsz)
+{
+	struct run r = {0};
+	struct engine_http_opts ho = {.ca_bundle = opts->ca_bundle};
+	struct acme_client_opts co = {
+		.directory_url = opts->directory_url,
+		.email = opts->email,
+		.agree_tos = 1,
+		.eab_kid = opts->eab_kid,
+		.eab_hmac = opts->eab_hmac,
+		.eab_hmac_len = opts->eab_hmac_len,
+	};
+	char path[4200];
+	EVP_PKEY *akey = NULL;
+	int rc = -EIO;
+
+	*results = NULL;
+	r.names = names;
+	r.n = n;
+	r.opts = opts;
+	r.err = err;
+	r.errsz = errsz;
+	r.results = calloc(n ? n : 1, sizeof(*r.results));
+	if (!r.results)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (!(r.results[i].name = strdup(names[i]))) {
+			rc = -ENOMEM;
+			goto out_nol;
+		}
+	snprintf(path, sizeof(path), "%s/live", opts->out_dir);
+	if (fsio_mkdirs(path, 0755) < 0 ||
+	    account_key_path(opts->out_dir, opts->directory_url, path,
+			     sizeof(path)) < 0) {
+		snprintf(err, errsz, "cannot create directories under %s: %s",
+			 opts->out_dir, strerror(errno));
+		goto out_nol;
+	}
+	akey = key_load_or_create(path, KEY_ECDSA_P256);
+	if (!akey) {
+		snprintf(err, errsz, "cannot load or create the account key %s",
+			 path);
+		goto out_nol;
+	}
+	uv_loop_init(&r.loop);
+	r.chall = engine_chall_new(opts->http_listen, err, errsz);
+	if (!r.chall)
+		goto out;
+	r.http = engine_http_new(&r.loop, &ho);
+	r.client = acme_client_new(akey, &co);
+	if (!r.http || !r.client) {
+		snprintf(err, errsz, "cannot set up the HTTP client");
+		goto out;
+	}
+	if (opts->progress && isatty(STDERR_FILENO)) {
+		uv_timer_init(&r.loop, &r.progress);
+		r.progress.data = &r;
+		uv_timer_start(&r.progress, draw_progress, 250, 250);
+		r.progress_on = 1;
+	}
+	engine_task_client(&r.client_task, r.client);
+	r.client_task.ctx = &r;
+	r.client_task.done = client_done;
+	engine_task_start(&r.client_task, &r.loop, r.http);
+	uv_run(&r.loop, UV_RUN_DEFAULT);
+	/* The loop only ends early if the account failed; otherwise every
+	 * name has a result. */
+	rc = r.fatal ? -EIO : 0;
+	if (r.progress_on)
+		uv_timer_stop(&r.progress);
+out:
+	engine_http_free(r.http);
+	uv_walk(&r.loop, walk_close, NULL);
+	uv_run(&r.loop, UV_RUN_DEFAULT);
+	uv_loop_close(&r.loop);
+	engine_chall_free(r.chall);
+	acme_client_free(r.client);
+out_nol:
+	EVP_PKEY_free(akey);
+	if (rc < 0) {
+		engine_issue_results_free(r.results, n);
+		return rc;
+	}
+	*results = r.results;
+	return 0;
+}
+
+void engine_issue_results_free(struct engine_issue_result *r, size_t n)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(r[i].name);
+		free(r[i].error);
+	}
+	free(r);
+}
