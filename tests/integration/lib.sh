@@ -1,0 +1,215 @@
+# shellcheck shell=bash
+# Helpers for certherd's integration tests. A test is tests/integration/t_*.sh:
+#
+#   #!/bin/bash
+#   # asan: yes            <- also run against build-asan's binary
+#   # timeout: 900         <- seconds (default 600)
+#   . "$(dirname "$0")/lib.sh"
+#   ca_start                       # Pebble + DNS; sources ca.env
+#   check "issues example.test" "$CERTHERD" ... 
+#   check "cert is good" verify_cert "$TEST_TMP/out" example.test
+#   finish
+#
+# tests/run.sh runs each file in its own network namespace (tests/netns.sh)
+# with CERTHERD (the binary), SRC (repo root) and TEST_TMP (fresh empty
+# directory) set; files also run standalone (defaults below, but then the
+# fixed CA ports are the host's). Output is TAP-like: `ok - DESC` and
+# `not ok - DESC`, diagnostics on `# ` lines. Put every log a failure needs
+# under TEST_TMP as *.log: run.sh prints them when the file fails.
+#
+# Helpers:
+#   ok DESC / fail DESC [DETAIL...] / skip DESC REASON    record one result
+#   check DESC CMD...     run CMD (output to TEST_TMP/check.log); ok if it
+#                         exits 0, else fail and show its output
+#   check_fails DESC CMD...   the same, ok if CMD exits nonzero
+#   finish                print the summary; exit 1 if anything failed or
+#                         nothing was checked (call it last)
+#   ca_start [DIR]        start the test CA (knobs: PEBBLE_* variables, see
+#                         tests/ca/ca.sh) in DIR (default TEST_TMP/ca), export
+#                         everything in its ca.env, stop it on exit
+#   ca_stop [DIR]         stop it now
+#   verify_cert DIR DOMAIN   DIR/live/DOMAIN/{cert,chain,fullchain,privkey}.pem
+#                         chains to PEBBLE_ROOT, names DOMAIN, matches its key,
+#                         fullchain = cert + chain, privkey mode 0600
+#   bg NAME CMD...        run CMD in the background, output to TEST_TMP/NAME.log,
+#                         pid in $BG_PID; killed on exit
+#   wait_for SECONDS CMD...   poll CMD every 0.1 s until it succeeds (status 1
+#                         on timeout)
+#   on_exit CMD...        run CMD (eval'd) when the test exits, LIFO
+#   note TEXT...          print a `# ` diagnostic line
+
+set -u
+
+SRC=${SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+CERTHERD=${CERTHERD:-$SRC/build/certherd}
+if [ -z "${TEST_TMP:-}" ]; then
+	TEST_TMP=$(mktemp -d "/tmp/certherd-$(basename "$0" .sh).XXXXXX")
+fi
+mkdir -p "$TEST_TMP"
+export SRC CERTHERD TEST_TMP
+
+T_NAME=$(basename "$0")
+T_PASS=0
+T_FAIL=0
+T_SKIP=0
+T_FINISHED=0
+T_EXIT_CMDS=()
+
+note() { printf '# %s\n' "$*"; }
+
+ok() {
+	T_PASS=$((T_PASS + 1))
+	printf 'ok - %s\n' "$*"
+}
+
+fail() {
+	local desc=$1
+	shift
+	T_FAIL=$((T_FAIL + 1))
+	printf 'not ok - %s\n' "$desc"
+	local line
+	for line in "$@"; do printf '#   %s\n' "$line"; done
+}
+
+skip() {
+	T_SKIP=$((T_SKIP + 1))
+	printf 'ok - %s # SKIP %s\n' "$1" "${2:-}"
+}
+
+# check DESC CMD... : ok if CMD succeeds; on failure show its output.
+check() {
+	local desc=$1 rc
+	shift
+	"$@" >"$TEST_TMP/check.log" 2>&1
+	rc=$?
+	if [ $rc = 0 ]; then
+		ok "$desc"
+	else
+		fail "$desc" "command (exit $rc): $*"
+		tail -n 40 "$TEST_TMP/check.log" | sed 's/^/#   | /'
+	fi
+	return $rc
+}
+
+check_fails() {
+	local desc=$1 rc
+	shift
+	"$@" >"$TEST_TMP/check.log" 2>&1
+	rc=$?
+	if [ $rc != 0 ]; then
+		ok "$desc"
+		return 0
+	fi
+	fail "$desc" "command unexpectedly succeeded: $*"
+	tail -n 40 "$TEST_TMP/check.log" | sed 's/^/#   | /'
+	return 1
+}
+
+finish() {
+	T_FINISHED=1
+	if [ $((T_PASS + T_FAIL)) = 0 ]; then
+		fail "$T_NAME checked nothing"
+	fi
+	note "$T_NAME: $T_PASS passed, $T_FAIL failed, $T_SKIP skipped"
+	[ "$T_FAIL" = 0 ] && exit 0
+	exit 1
+}
+
+on_exit() { T_EXIT_CMDS+=("$*"); }
+
+_t_on_exit() {
+	local rc=$? i
+	trap - EXIT
+	if [ "$T_FINISHED" = 0 ]; then
+		fail "$T_NAME exited early (status $rc) before finish"
+		rc=1
+	fi
+	for ((i = ${#T_EXIT_CMDS[@]} - 1; i >= 0; i--)); do
+		eval "${T_EXIT_CMDS[$i]}" || true
+	done
+	exit $rc
+}
+trap _t_on_exit EXIT
+# Make timeouts and ^C run the EXIT trap (and so stop the CA).
+trap 'exit 143' TERM
+trap 'exit 130' INT
+trap 'exit 129' HUP
+
+ca_start() {
+	local dir=${1:-$TEST_TMP/ca}
+	"$SRC/tests/ca/ca.sh" start "$dir" >/dev/null || return 1
+	on_exit "'$SRC/tests/ca/ca.sh' stop '$dir' >/dev/null 2>&1"
+	set -a
+	# shellcheck disable=SC1091
+	. "$dir/ca.env"
+	set +a
+}
+
+ca_stop() {
+	"$SRC/tests/ca/ca.sh" stop "${1:-$TEST_TMP/ca}"
+}
+
+bg() {
+	local name=$1
+	shift
+	"$@" </dev/null >>"$TEST_TMP/$name.log" 2>&1 &
+	BG_PID=$!
+	on_exit "kill -TERM $BG_PID 2>/dev/null; sleep 0.2; kill -KILL $BG_PID 2>/dev/null"
+}
+
+wait_for() {
+	local secs=$1 deadline
+	shift
+	deadline=$((SECONDS + secs))
+	while ! "$@" >/dev/null 2>&1; do
+		[ $SECONDS -lt "$deadline" ] || return 1
+		sleep 0.1
+	done
+}
+
+# The certificates of PEM files, in order, as one line of base64 (DER is
+# canonical, so equal lines mean the same certificates in the same order).
+pem_certs() {
+	cat "$@" | sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p' |
+		tr -d ' \t\r\n'
+}
+
+# verify_cert DIR DOMAIN: 0 if DIR/live/DOMAIN holds a good certificate for
+# DOMAIN from the running test CA; otherwise prints why and returns 1.
+verify_cert() {
+	local d="$1/live/$2" domain=$2 f bad=0 mode
+	for f in cert chain fullchain privkey; do
+		[ -s "$d/$f.pem" ] || { echo "missing or empty: $d/$f.pem"; bad=1; }
+	done
+	[ $bad = 0 ] || return 1
+	[ -n "${PEBBLE_ROOT:-}" ] || { echo "PEBBLE_ROOT unset (ca_start first)"; return 1; }
+	if ! openssl verify -CAfile "$PEBBLE_ROOT" -untrusted "$d/chain.pem" "$d/cert.pem"; then
+		echo "cert.pem does not verify to $PEBBLE_ROOT via chain.pem"
+		bad=1
+	fi
+	if ! openssl x509 -noout -checkend 0 -in "$d/cert.pem" >/dev/null; then
+		echo "cert.pem has expired"
+		bad=1
+	fi
+	if ! openssl x509 -noout -ext subjectAltName -in "$d/cert.pem" |
+		tail -n +2 | tr ',' '\n' | sed 's/^ *//' | grep -qxF "DNS:$domain"; then
+		echo "subjectAltName lacks DNS:$domain:"
+		openssl x509 -noout -ext subjectAltName -in "$d/cert.pem"
+		bad=1
+	fi
+	if ! cmp -s <(openssl pkey -pubout -in "$d/privkey.pem") \
+		<(openssl x509 -pubkey -noout -in "$d/cert.pem"); then
+		echo "privkey.pem does not match cert.pem's public key"
+		bad=1
+	fi
+	if [ "$(pem_certs "$d/fullchain.pem")" != "$(pem_certs "$d/cert.pem" "$d/chain.pem")" ]; then
+		echo "fullchain.pem is not cert.pem followed by chain.pem"
+		bad=1
+	fi
+	mode=$(stat -L -c %a "$d/privkey.pem")
+	if [ "$mode" != 600 ]; then
+		echo "privkey.pem has mode $mode, want 600"
+		bad=1
+	fi
+	return $bad
+}
