@@ -1,0 +1,187 @@
+#!/bin/bash
+# tests/run.sh [NAME...] — certherd's whole test suite.
+#
+#  1. scripts/install-deps.sh                   (skip: CERTHERD_SKIP_DEPS=1)
+#  2. build in build/ and, unless QUICK=1, in build-asan/ with
+#     ASan+UBSan                                (skip: SKIP_BUILD=1)
+#  3. unit tests: meson test --suite unit, in both builds
+#  4. integration tests: every tests/integration/t_*.sh, each in its own
+#     network namespace (tests/netns.sh) with its own Pebble, against
+#     build/certherd; files with a line `# asan: yes` also against
+#     build-asan/certherd. Per-file timeout: a line `# timeout: SECONDS`,
+#     else TEST_TIMEOUT (default 600).
+#
+# NAME...: run only the integration tests whose file name contains a NAME
+# (and no unit tests). KEEP_TMP=1 keeps every test's TEST_TMP (failed ones
+# are always kept).
+# The last line printed is exactly "N passed, N failed"; the exit status is
+# nonzero if anything failed or nothing ran.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+PASSED=0
+FAILED=0
+SKIPPED=0
+FAILURES=()
+
+say() { printf '\n=== %s\n' "$*"; }
+pass() { PASSED=$((PASSED + $1)); }
+failed() { FAILED=$((FAILED + 1)); FAILURES+=("$1"); printf 'not ok - %s\n' "$1"; }
+
+QUICK=${QUICK:-0}
+FILTERS=("$@")
+ASAN_ENV=(ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1)
+
+# 1. dependencies
+if [ "${CERTHERD_SKIP_DEPS:-0}" != 1 ]; then
+	say "dependencies (scripts/install-deps.sh)"
+	if ! ./scripts/install-deps.sh; then
+		failed "scripts/install-deps.sh"
+	fi
+fi
+
+# 2. builds
+BUILDS=(build)
+[ "$QUICK" = 1 ] || BUILDS+=(build-asan)
+declare -A BUILD_OK
+build_one() {
+	local dir=$1
+	local -a opts=()
+	[ "$dir" = build-asan ] && opts=(-Db_sanitize=address,undefined -Db_lundef=false)
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" "${opts[@]}" || return 1
+	fi
+	meson compile -C "$dir"
+}
+for b in "${BUILDS[@]}"; do
+	if [ "${SKIP_BUILD:-0}" = 1 ]; then
+		BUILD_OK[$b]=1
+		continue
+	fi
+	say "build: $b"
+	if build_one "$b"; then
+		BUILD_OK[$b]=1
+	else
+		BUILD_OK[$b]=0
+		failed "build ($b)"
+	fi
+done
+
+# 3. unit tests, counted from meson's testlog.json (one line per test).
+run_unit() {
+	local b=$1 rc log=$1/meson-logs/testlog.json
+	local -a envs=()
+	[ "$b" = build-asan ] && envs=("${ASAN_ENV[@]}")
+	say "unit tests: $b"
+	if [ ! -f "$b/build.ninja" ]; then
+		if [ "${SKIP_BUILD:-0}" = 1 ]; then
+			echo "# unit tests ($b): not configured (SKIP_BUILD=1), skipped"
+		else
+			failed "unit tests ($b): not configured"
+		fi
+		return
+	fi
+	rm -f "$log"
+	env "${envs[@]}" meson test -C "$b" --suite unit --print-errorlogs --no-rebuild
+	rc=$?
+	local n_ok=0 n_fail=0 n_skip=0 line name result
+	if [ -f "$log" ]; then
+		while IFS= read -r line; do
+			name=$(sed -n 's/^{"name": "\([^"]*\)".*/\1/p' <<<"$line")
+			result=$(grep -o '"result": "[A-Z]*"' <<<"$line" | head -1 | sed 's/.*: "\(.*\)"/\1/')
+			case "$result" in
+			OK | EXPECTEDFAIL) n_ok=$((n_ok + 1)) ;;
+			SKIP) n_skip=$((n_skip + 1)) ;;
+			*) n_fail=$((n_fail + 1)); failed "unit ($b): $name: $result" ;;
+			esac
+		done <"$log"
+	fi
+	pass "$n_ok"
+	SKIPPED=$((SKIPPED + n_skip))
+	if [ $rc != 0 ] && [ $n_fail = 0 ]; then
+		failed "unit tests ($b): meson test exited $rc"
+	fi
+	printf '# unit (%s): %d passed, %d failed, %d skipped\n' "$b" "$n_ok" "$n_fail" "$n_skip"
+}
+if [ ${#FILTERS[@]} = 0 ]; then
+	for b in "${BUILDS[@]}"; do
+		[ "${BUILD_OK[$b]}" = 1 ] && run_unit "$b"
+	done
+fi
+
+# 4. integration tests
+selected() {
+	local f=$1 pat
+	[ ${#FILTERS[@]} = 0 ] && return 0
+	for pat in "${FILTERS[@]}"; do
+		case "$(basename "$f")" in *"$pat"*) return 0 ;; esac
+	done
+	return 1
+}
+
+run_integration() {
+	local f=$1 b=$2 name tmp out rc limit n_ok n_fail n_skip bin
+	name="$(basename "$f") [$b]"
+	limit=$(sed -n 's/^# timeout: *\([0-9][0-9]*\).*/\1/p' "$f" | head -1)
+	limit=${limit:-${TEST_TIMEOUT:-600}}
+	bin="$ROOT/$b/certherd"
+	[ "${BUILD_OK[$b]}" = 1 ] || bin="$ROOT/$b/certherd-build-failed"
+	tmp=$(mktemp -d "/tmp/certherd-$(basename "$f" .sh)-$b.XXXXXX")
+	out=$tmp/output.txt
+	local -a envs=(CERTHERD="$bin" SRC="$ROOT" TEST_TMP="$tmp")
+	[ "$b" = build-asan ] && envs+=("${ASAN_ENV[@]}")
+	say "integration: $name (timeout ${limit}s, TEST_TMP=$tmp)"
+	timeout -k 15 "$limit" tests/netns.sh env "${envs[@]}" bash "$f" </dev/null 2>&1 | tee "$out"
+	rc=${PIPESTATUS[0]}
+	n_ok=$(grep -E '^ok( |$)' "$out" | grep -cv '# SKIP')
+	n_skip=$(grep -E '^ok( |$)' "$out" | grep -c '# SKIP')
+	n_fail=$(grep -cE '^not ok( |$)' "$out")
+	pass "$n_ok"
+	SKIPPED=$((SKIPPED + n_skip))
+	FAILED=$((FAILED + n_fail))
+	if [ "$n_fail" -gt 0 ]; then
+		while IFS= read -r l; do FAILURES+=("$name: ${l#not ok - }"); done < <(grep -E '^not ok( |$)' "$out")
+	fi
+	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+		failed "$name timed out after ${limit}s"
+	elif [ "$rc" != 0 ] && [ "$n_fail" = 0 ]; then
+		failed "$name exited $rc without a 'not ok' line"
+	elif [ "$rc" = 0 ] && [ "$n_fail" != 0 ]; then
+		failed "$name printed 'not ok' but exited 0"
+	elif [ "$rc" = 0 ] && [ "$n_ok" = 0 ] && [ "$n_skip" = 0 ]; then
+		failed "$name ran no checks"
+	fi
+	if [ "$rc" != 0 ] || [ "$n_fail" != 0 ]; then
+		local log
+		while IFS= read -r log; do
+			printf -- '----- %s (last 200 lines)\n' "$log"
+			tail -n 200 "$log"
+		done < <(find "$tmp" -name '*.log' -type f | sort)
+		printf -- '----- kept %s\n' "$tmp"
+	elif [ "${KEEP_TMP:-0}" != 1 ]; then
+		rm -rf "$tmp"
+	fi
+}
+
+shopt -s nullglob
+for f in tests/integration/t_*.sh; do
+	selected "$f" || continue
+	run_integration "$f" build
+	if [ "$QUICK" != 1 ] && grep -qx '# asan: yes' "$f"; then
+		run_integration "$f" build-asan
+	fi
+done
+
+# Summary
+say "summary"
+if [ ${#FAILURES[@]} -gt 0 ]; then
+	echo "failures:"
+	printf '  %s\n' "${FAILURES[@]}"
+fi
+[ "$SKIPPED" = 0 ] || echo "$SKIPPED skipped"
+if [ $((PASSED + FAILED)) = 0 ]; then
+	echo "nothing ran"
+fi
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ] && [ $((PASSED + FAILED)) != 0 ]
