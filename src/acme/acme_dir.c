@@ -64,6 +64,19 @@ static int url_ok(const char *u)
 	return 1;
 }
 
+/* A string we may show or log: bounded, no control characters. */
+static int text_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > DIR_URL_MAX)
+		return 0;
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 0;
+	return 1;
+}
+
 /*
  * Copy the URL member key of o into *dst. Absent: -ENOENT (the caller
  * decides whether that is fatal). Present but not a sane URL: -EINVAL.
@@ -142,7 +155,6 @@ static int parse_meta(json_t *meta, struct acme_directory *d, char *err,
 		      size_t errsz)
 {
 	json_t *v;
-	int ret;
 
 	if (!meta)
 		return 0;
@@ -150,10 +162,15 @@ static int parse_meta(json_t *meta, struct acme_directory *d, char *err,
 		set_err(err, errsz, "directory meta is not an object");
 		return -EINVAL;
 	}
-	ret = get_url(meta, "termsOfService", &d->terms_of_service, err,
-		      errsz);
-	if (ret < 0 && ret != -ENOENT)
-		return ret;
+	/* Shown to humans only, never fetched, and Pebble sends a data:
+	 * URL: any sane string is kept, anything else ignored rather than
+	 * failing the directory over a display string. */
+	v = json_object_get(meta, "termsOfService");
+	if (json_is_string(v) && text_ok(json_string_value(v)) &&
+	    !(d->terms_of_service = strdup(json_string_value(v)))) {
+		set_err(err, errsz, "out of memory");
+		return -ENOMEM;
+	}
 	v = json_object_get(meta, "externalAccountRequired");
 	if (v) {
 		if (!json_is_boolean(v)) {
@@ -200,7 +217,8 @@ int acme_directory_parse(const char *body, size_t len,
 			ACME_MAX_BODY);
 		goto out;
 	}
-	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+			  &jerr);
 	if (!root) {
 		set_err(err, errsz, "directory is not JSON: %s (line %d)",
 			jerr.text, jerr.line);
