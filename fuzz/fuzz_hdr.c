@@ -42,9 +42,8 @@ static void value(const char *name, const char *v)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char *const names[] = {"Replay-Nonce", "Location",
-					    "Link", "Retry-After",
-					    "Content-Type"};
+	static const char *const names[] = {"Replay-Nonce", "Location", "Link",
+					    "Retry-After", "Content-Type"};
 	char out[2048], *copy;
 	size_t i;
 	int idx, r;

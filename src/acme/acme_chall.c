@@ -18,15 +18,15 @@
 #define TOKEN_MAX 256
 
 const char *const acme_chall_names[ACME_CHALL__MAX] = {
-	[ACME_CHALL_HTTP01] = "http-01",
-	[ACME_CHALL_TLSALPN01] = "tls-alpn-01",
-	[ACME_CHALL_DNS01] = "dns-01",
+    [ACME_CHALL_HTTP01] = "http-01",
+    [ACME_CHALL_TLSALPN01] = "tls-alpn-01",
+    [ACME_CHALL_DNS01] = "dns-01",
 };
 
 const char *const acme_method_names[ACME_METHOD__MAX] = {
-	[ACME_GET] = "GET",
-	[ACME_HEAD] = "HEAD",
-	[ACME_POST] = "POST",
+    [ACME_GET] = "GET",
+    [ACME_HEAD] = "HEAD",
+    [ACME_POST] = "POST",
 };
 
 char *acme_key_authorization(const char *token, const char *thumbprint)

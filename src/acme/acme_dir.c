@@ -21,11 +21,11 @@
 /* No CA needs more; a longer "URL" is junk we should not sign into JWS. */
 #define DIR_URL_MAX 2048
 /* Profiles are names shown to users and sent in newOrder. */
-#define DIR_PROFILE_MAX 64
+#define DIR_PROFILE_MAX	     64
 #define DIR_PROFILE_NAME_MAX 64
 
 static void set_err(char *err, size_t errsz, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void set_err(char *err, size_t errsz, const char *fmt, ...)
 {
@@ -131,7 +131,8 @@ static int get_profiles(json_t *prof, struct acme_directory *d, char *err,
 	d->profiles = calloc(n, sizeof(*d->profiles));
 	if (!d->profiles)
 		goto nomem;
-	json_object_foreach(prof, k, v) {
+	json_object_foreach(prof, k, v)
+	{
 		if (d->n_profiles == n)
 			break;
 		if (!profile_name_ok(k))
@@ -174,8 +175,9 @@ static int parse_meta(json_t *meta, struct acme_directory *d, char *err,
 	v = json_object_get(meta, "externalAccountRequired");
 	if (v) {
 		if (!json_is_boolean(v)) {
-			set_err(err, errsz, "directory meta."
-				"externalAccountRequired is not a boolean");
+			set_err(err, errsz,
+				"directory meta.%s is not a boolean",
+				"externalAccountRequired");
 			return -EINVAL;
 		}
 		d->eab_required = json_is_true(v);
@@ -192,8 +194,8 @@ static int parse_meta(json_t *meta, struct acme_directory *d, char *err,
 	return 0;
 }
 
-int acme_directory_parse(const char *body, size_t len,
-			 struct acme_directory *d, char *err, size_t errsz)
+int acme_directory_parse(const char *body, size_t len, struct acme_directory *d,
+			 char *err, size_t errsz)
 {
 	static const char *const required[] = {"newNonce", "newAccount",
 					       "newOrder"};
@@ -234,8 +236,7 @@ int acme_directory_parse(const char *body, size_t len,
 	for (i = 0; i < 3; i++) {
 		ret = get_url(root, required[i], req_dst[i], err, errsz);
 		if (ret == -ENOENT) {
-			set_err(err, errsz, "directory has no %s",
-				required[i]);
+			set_err(err, errsz, "directory has no %s", required[i]);
 			ret = -EINVAL;
 		}
 		if (ret < 0)

@@ -191,16 +191,15 @@ out:
 	return ret;
 }
 
-/* ---- Retry-After ------------------------------------------------------ */
+/* ---- Retry-After --------------------------------------------------------- */
 
 static const char *const wkday[7] = {"Sun", "Mon", "Tue", "Wed",
 				     "Thu", "Fri", "Sat"};
-static const char *const weekday[7] = {"Sunday",   "Monday", "Tuesday",
+static const char *const weekday[7] = {"Sunday",    "Monday",	"Tuesday",
 				       "Wednesday", "Thursday", "Friday",
 				       "Saturday"};
-static const char *const month[12] = {"Jan", "Feb", "Mar", "Apr",
-				      "May", "Jun", "Jul", "Aug",
-				      "Sep", "Oct", "Nov", "Dec"};
+static const char *const month[12] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+				      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
 /* Reads exactly n digits. */
 static int digits(const char **s, int n, int *val)
@@ -249,7 +248,7 @@ static int is_leap(int y)
  * because timegm() is not in C11 and mktime() depends on TZ. */
 static int64_t days_from_civil(int y, int m, int d)
 {
-	static const int before[12] = {0,   31,  59,  90,  120, 151,
+	static const int before[12] = {0,   31,	 59,  90,  120, 151,
 				       181, 212, 243, 273, 304, 334};
 	int64_t days = 0;
 	int yy;
@@ -316,8 +315,7 @@ static int http_date(const char *s, int64_t *t)
 			return -1;
 	} else {
 		/* asctime: Sun Nov  6 08:49:37 1994 (day space-padded) */
-		if (lit(&p, " ") || name_in(&p, month, 12, &m) ||
-		    lit(&p, " "))
+		if (lit(&p, " ") || name_in(&p, month, 12, &m) || lit(&p, " "))
 			return -1;
 		if (*p == ' ') {
 			p++;
@@ -515,9 +513,9 @@ static int link_walk(char *buf, char *scratch,
 					return -1;
 				have_rel = 1;
 			} else {
-				char *tmp = have_rel ? scratch +
-						       strlen(scratch) + 1
-						     : scratch;
+				char *tmp = have_rel
+						? scratch + strlen(scratch) + 1
+						: scratch;
 
 				if (param_value(&c, tmp))
 					return -1;
@@ -538,8 +536,8 @@ static int link_walk(char *buf, char *scratch,
 	}
 }
 
-int acme_link_parse(const char *v, void (*cb)(void *ctx, const char *url,
-					      const char *rel),
+int acme_link_parse(const char *v,
+		    void (*cb)(void *ctx, const char *url, const char *rel),
 		    void *ctx)
 {
 	char *buf = NULL, *scratch = NULL;

@@ -115,11 +115,10 @@ json_t *acme_jwk(EVP_PKEY *key)
 		/* Inserted in lexicographic order (RFC 7638 §3.2); the
 		 * thumbprint sorts again on output regardless. "O" takes
 		 * its own reference, so ja/jb are always ours to drop. */
-		jwk = json_pack("{s:O, s:s, s:O}", "e", jb, "kty", "RSA",
-				"n", ja);
+		jwk = json_pack("{s:O, s:s, s:O}", "e", jb, "kty", "RSA", "n",
+				ja);
 	} else {
-		if (!EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_EC_PUB_X,
-					   &a) ||
+		if (!EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_EC_PUB_X, &a) ||
 		    !EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_EC_PUB_Y, &b))
 			goto out;
 		/* Coordinates keep their leading zeros (RFC 7518 §6.2.1.2):
@@ -180,8 +179,8 @@ out:
  * OpenSSL's DER ECDSA-Sig-Value to JWS's r||s, each left-padded to the
  * coordinate size (RFC 7518 §3.4). Writes 2 * cl bytes into out.
  */
-static int ecdsa_der_to_raw(const unsigned char *der, size_t der_len,
-			    size_t cl, unsigned char *out)
+static int ecdsa_der_to_raw(const unsigned char *der, size_t der_len, size_t cl,
+			    unsigned char *out)
 {
 	const unsigned char *p = der;
 	ECDSA_SIG *sig = NULL;
@@ -243,8 +242,8 @@ out:
 
 /* HMAC-SHA256 of input, base64url (malloc'd) or NULL. Kept apart so the
  * RFC 7515 A.1 vector can test it directly. */
-static char *hs256(const unsigned char *key, size_t key_len,
-		   const char *input, size_t len)
+static char *hs256(const unsigned char *key, size_t key_len, const char *input,
+		   size_t len)
 {
 	unsigned char mac[32];
 	size_t mac_len = 0;

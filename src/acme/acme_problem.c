@@ -23,15 +23,14 @@
 /* More subproblems than this only make logs longer; the rest are dropped. */
 #define PROBLEM_MAX_SUB 100
 
+/* clang-format off: one name per line reads better than bin-packed */
 const char *const acme_errc_names[ACME_E__MAX] = {
-	[ACME_E_NONE] = "none",
-	[ACME_E_PROBLEM] = "problem",
-	[ACME_E_TRANSPORT] = "transport",
-	[ACME_E_PROTOCOL] = "protocol",
-	[ACME_E_INVALID] = "invalid",
-	[ACME_E_TIMEOUT] = "timeout",
-	[ACME_E_INTERNAL] = "internal",
+    [ACME_E_NONE] = "none",	      [ACME_E_PROBLEM] = "problem",
+    [ACME_E_TRANSPORT] = "transport", [ACME_E_PROTOCOL] = "protocol",
+    [ACME_E_INVALID] = "invalid",     [ACME_E_TIMEOUT] = "timeout",
+    [ACME_E_INTERNAL] = "internal",
 };
+/* clang-format on */
 
 static void sub_clear(struct acme_subproblem *s)
 {
@@ -57,7 +56,7 @@ void acme_error_clear(struct acme_error *e)
 	e->retry_after_ms = -1;
 }
 
-/* ---- rendering --------------------------------------------------------- */
+/* ---- rendering ----------------------------------------------------------- */
 
 struct sbuf {
 	char *p;
@@ -156,7 +155,7 @@ out:
 	return buf;
 }
 
-/* ---- parsing -------------------------------------------------------------- */
+/* ---- parsing ------------------------------------------------------------- */
 
 /* Problem type as we keep it: the ACME namespace is implied, other URIs
  * (RFC 7807 allows any) are kept whole so they stay recognizable. */
@@ -294,8 +293,7 @@ int acme_problem_parse(const char *body, size_t len, struct acme_error *e)
 		detail = "no detail given";
 	ntype = type_dup(type);
 	ndetail = strdup(detail);
-	if (!ntype || !ndetail ||
-	    dup_opt(&nident, ident_value(root)) ||
+	if (!ntype || !ndetail || dup_opt(&nident, ident_value(root)) ||
 	    parse_subs(json_object_get(root, "subproblems"), &subs, &n_sub)) {
 		ret = -ENOMEM;
 		goto out;
@@ -363,22 +361,22 @@ out:
  *    since backoff bounds the cost of being wrong.
  */
 static const char *const permanent_types[] = {
-	"accountDoesNotExist",   /* needs a new account, not a retry */
-	"alreadyRevoked",        /* nothing left to do */
-	"alreadyReplaced",       /* RFC 9773: the "replaces" id is used up */
-	"badCSR",
-	"badPublicKey",
-	"badRevocationReason",
-	"badSignatureAlgorithm", /* the key type must change */
-	"caa",                   /* the domain's CAA records forbid this CA */
-	"externalAccountRequired",
-	"invalidContact",
-	"invalidProfile",        /* profile name unknown to the CA */
-	"malformed",             /* the same bytes will be refused again */
-	"rejectedIdentifier",    /* CA policy refuses the name */
-	"unsupportedContact",
-	"unsupportedIdentifier",
-	"userActionRequired",    /* e.g. new terms of service to accept */
+    "accountDoesNotExist", /* needs a new account, not a retry */
+    "alreadyRevoked",	   /* nothing left to do */
+    "alreadyReplaced",	   /* RFC 9773: the "replaces" id is used up */
+    "badCSR",
+    "badPublicKey",
+    "badRevocationReason",
+    "badSignatureAlgorithm", /* the key type must change */
+    "caa",		     /* the domain's CAA records forbid this CA */
+    "externalAccountRequired",
+    "invalidContact",
+    "invalidProfile",	  /* profile name unknown to the CA */
+    "malformed",	  /* the same bytes will be refused again */
+    "rejectedIdentifier", /* CA policy refuses the name */
+    "unsupportedContact",
+    "unsupportedIdentifier",
+    "userActionRequired", /* e.g. new terms of service to accept */
 };
 
 int acme_problem_is_permanent(const char *type)

@@ -37,36 +37,36 @@ static int parse(const char *body, struct acme_directory *d, char *err,
 static void test_letsencrypt_shape(void **state)
 {
 	const char *body =
-		"{\n"
-		"  \"Zx9-k2PqJx4\": \"https://community.letsencrypt.org/t/"
-		"adding-random-entries-to-the-directory/33417\",\n"
-		"  \"keyChange\": \"https://acme-v02.api.letsencrypt.org/acme/"
-		"key-change\",\n"
-		"  \"meta\": {\n"
-		"    \"caaIdentities\": [\"letsencrypt.org\"],\n"
-		"    \"profiles\": {\n"
-		"      \"classic\": \"https://letsencrypt.org/docs/"
-		"profiles#classic\",\n"
-		"      \"shortlived\": \"https://letsencrypt.org/docs/"
-		"profiles#shortlived\",\n"
-		"      \"tlsserver\": \"https://letsencrypt.org/docs/"
-		"profiles#tlsserver\"\n"
-		"    },\n"
-		"    \"termsOfService\": \"https://letsencrypt.org/documents/"
-		"LE-SA-v1.5-February-24-2025.pdf\",\n"
-		"    \"website\": \"https://letsencrypt.org\"\n"
-		"  },\n"
-		"  \"newAccount\": \"https://acme-v02.api.letsencrypt.org/acme/"
-		"new-acct\",\n"
-		"  \"newNonce\": \"https://acme-v02.api.letsencrypt.org/acme/"
-		"new-nonce\",\n"
-		"  \"newOrder\": \"https://acme-v02.api.letsencrypt.org/acme/"
-		"new-order\",\n"
-		"  \"renewalInfo\": \"https://acme-v02.api.letsencrypt.org/"
-		"draft-ietf-acme-ari-03/renewalInfo\",\n"
-		"  \"revokeCert\": \"https://acme-v02.api.letsencrypt.org/acme/"
-		"revoke-cert\"\n"
-		"}\n";
+	    "{\n"
+	    "  \"Zx9-k2PqJx4\": \"https://community.letsencrypt.org/t/"
+	    "adding-random-entries-to-the-directory/33417\",\n"
+	    "  \"keyChange\": \"https://acme-v02.api.letsencrypt.org/acme/"
+	    "key-change\",\n"
+	    "  \"meta\": {\n"
+	    "    \"caaIdentities\": [\"letsencrypt.org\"],\n"
+	    "    \"profiles\": {\n"
+	    "      \"classic\": \"https://letsencrypt.org/docs/"
+	    "profiles#classic\",\n"
+	    "      \"shortlived\": \"https://letsencrypt.org/docs/"
+	    "profiles#shortlived\",\n"
+	    "      \"tlsserver\": \"https://letsencrypt.org/docs/"
+	    "profiles#tlsserver\"\n"
+	    "    },\n"
+	    "    \"termsOfService\": \"https://letsencrypt.org/documents/"
+	    "LE-SA-v1.5-February-24-2025.pdf\",\n"
+	    "    \"website\": \"https://letsencrypt.org\"\n"
+	    "  },\n"
+	    "  \"newAccount\": \"https://acme-v02.api.letsencrypt.org/acme/"
+	    "new-acct\",\n"
+	    "  \"newNonce\": \"https://acme-v02.api.letsencrypt.org/acme/"
+	    "new-nonce\",\n"
+	    "  \"newOrder\": \"https://acme-v02.api.letsencrypt.org/acme/"
+	    "new-order\",\n"
+	    "  \"renewalInfo\": \"https://acme-v02.api.letsencrypt.org/"
+	    "draft-ietf-acme-ari-03/renewalInfo\",\n"
+	    "  \"revokeCert\": \"https://acme-v02.api.letsencrypt.org/acme/"
+	    "revoke-cert\"\n"
+	    "}\n";
 	struct acme_directory d;
 	char err[128];
 
@@ -110,25 +110,25 @@ static void test_letsencrypt_shape(void **state)
 static void test_pebble_shape(void **state)
 {
 	const char *body =
-		"{\n"
-		"   \"keyChange\": \"https://localhost:14000/"
-		"rollover-account-key\",\n"
-		"   \"meta\": {\n"
-		"      \"externalAccountRequired\": true,\n"
-		"      \"profiles\": {\n"
-		"         \"default\": \"The profile you know and love\",\n"
-		"         \"shortlived\": \"A short-lived cert profile\"\n"
-		"      },\n"
-		"      \"termsOfService\": \"data:text/plain,Do%20what%20thou"
-		"%20wilt\"\n"
-		"   },\n"
-		"   \"newAccount\": \"https://localhost:14000/sign-me-up\",\n"
-		"   \"newNonce\": \"https://localhost:14000/nonce-plz\",\n"
-		"   \"newOrder\": \"https://localhost:14000/order-plz\",\n"
-		"   \"renewalInfo\": \"https://localhost:14000/"
-		"draft-ietf-acme-ari-03/renewalInfo/\",\n"
-		"   \"revokeCert\": \"https://localhost:14000/revoke-cert\"\n"
-		"}";
+	    "{\n"
+	    "   \"keyChange\": \"https://localhost:14000/"
+	    "rollover-account-key\",\n"
+	    "   \"meta\": {\n"
+	    "      \"externalAccountRequired\": true,\n"
+	    "      \"profiles\": {\n"
+	    "         \"default\": \"The profile you know and love\",\n"
+	    "         \"shortlived\": \"A short-lived cert profile\"\n"
+	    "      },\n"
+	    "      \"termsOfService\": \"data:text/plain,Do%20what%20thou"
+	    "%20wilt\"\n"
+	    "   },\n"
+	    "   \"newAccount\": \"https://localhost:14000/sign-me-up\",\n"
+	    "   \"newNonce\": \"https://localhost:14000/nonce-plz\",\n"
+	    "   \"newOrder\": \"https://localhost:14000/order-plz\",\n"
+	    "   \"renewalInfo\": \"https://localhost:14000/"
+	    "draft-ietf-acme-ari-03/renewalInfo/\",\n"
+	    "   \"revokeCert\": \"https://localhost:14000/revoke-cert\"\n"
+	    "}";
 	struct acme_directory d;
 	char err[128];
 
@@ -192,44 +192,44 @@ static void test_refused(void **state)
 		const char *body;
 		const char *err_has;
 	} bad[] = {
-		{"", "empty"},
-		{"garbage", "not JSON"},
-		{"{", "not JSON"},
-		{"[]", "not a JSON object"},
-		{"\"https://c/n\"", "not a JSON object"},
-		{"null", "not a JSON object"},
-		{"{}", "newNonce"},
-		{"{" REQ "}", "newOrder"},
-		{"{\"newNonce\":\"https://c/n\",\"newOrder\":\"https://c/o\"}",
-		 "newAccount"},
-		{"{" REQ ",\"newOrder\":42}", "newOrder"},
-		{"{" REQ ",\"newOrder\":null}", "newOrder"},
-		{"{" REQ ",\"newOrder\":[\"https://c/o\"]}", "newOrder"},
-		{"{" REQ ",\"newOrder\":\"\"}", "newOrder"},
-		{"{" REQ ",\"newOrder\":\"https://\"}", "newOrder"},
-		{"{" REQ ",\"newOrder\":\"ftp://c/o\"}", "newOrder"},
-		{"{" REQ ",\"newOrder\":\"/acme/new-order\"}", "newOrder"},
-		{"{" REQ ",\"newOrder\":\"javascript:alert(1)\"}", "newOrder"},
-		{"{" REQ ",\"newOrder\":\"https://c/o x\"}", "newOrder"},
-		{"{" REQ ",\"newOrder\":\"https://c/o\\n\"}", "newOrder"},
-		{"{" REQ ",\"newOrder\":\"https://c/o\",\"revokeCert\":7}",
-		 "revokeCert"},
-		{"{" REQ ",\"newOrder\":\"https://c/o\",\"keyChange\":"
-		 "\"data:x\"}",
-		 "keyChange"},
-		{"{" REQ ",\"newOrder\":\"https://c/o\",\"renewalInfo\":{}}",
-		 "renewalInfo"},
-		{"{" REQ ",\"newOrder\":\"https://c/o\",\"meta\":[]}", "meta"},
-		{"{" REQ ",\"newOrder\":\"https://c/o\",\"meta\":{"
-		 "\"externalAccountRequired\":\"yes\"}}",
-		 "externalAccountRequired"},
-		{"{" REQ ",\"newOrder\":\"https://c/o\",\"meta\":{"
-		 "\"profiles\":[\"classic\"]}}",
-		 "profiles"},
-		{"{" REQ ",\"newOrder\":\"https://c/o\",\"newOrder\":"
-		 "\"https://evil/o\"}",
-		 "not JSON"},
-		{"{" REQ ",\"newOrder\":\"https://c/o\"} {}", "not JSON"},
+	    {"", "empty"},
+	    {"garbage", "not JSON"},
+	    {"{", "not JSON"},
+	    {"[]", "not a JSON object"},
+	    {"\"https://c/n\"", "not a JSON object"},
+	    {"null", "not a JSON object"},
+	    {"{}", "newNonce"},
+	    {"{" REQ "}", "newOrder"},
+	    {"{\"newNonce\":\"https://c/n\",\"newOrder\":\"https://c/o\"}",
+	     "newAccount"},
+	    {"{" REQ ",\"newOrder\":42}", "newOrder"},
+	    {"{" REQ ",\"newOrder\":null}", "newOrder"},
+	    {"{" REQ ",\"newOrder\":[\"https://c/o\"]}", "newOrder"},
+	    {"{" REQ ",\"newOrder\":\"\"}", "newOrder"},
+	    {"{" REQ ",\"newOrder\":\"https://\"}", "newOrder"},
+	    {"{" REQ ",\"newOrder\":\"ftp://c/o\"}", "newOrder"},
+	    {"{" REQ ",\"newOrder\":\"/acme/new-order\"}", "newOrder"},
+	    {"{" REQ ",\"newOrder\":\"javascript:alert(1)\"}", "newOrder"},
+	    {"{" REQ ",\"newOrder\":\"https://c/o x\"}", "newOrder"},
+	    {"{" REQ ",\"newOrder\":\"https://c/o\\n\"}", "newOrder"},
+	    {"{" REQ ",\"newOrder\":\"https://c/o\",\"revokeCert\":7}",
+	     "revokeCert"},
+	    {"{" REQ ",\"newOrder\":\"https://c/o\",\"keyChange\":"
+	     "\"data:x\"}",
+	     "keyChange"},
+	    {"{" REQ ",\"newOrder\":\"https://c/o\",\"renewalInfo\":{}}",
+	     "renewalInfo"},
+	    {"{" REQ ",\"newOrder\":\"https://c/o\",\"meta\":[]}", "meta"},
+	    {"{" REQ ",\"newOrder\":\"https://c/o\",\"meta\":{"
+	     "\"externalAccountRequired\":\"yes\"}}",
+	     "externalAccountRequired"},
+	    {"{" REQ ",\"newOrder\":\"https://c/o\",\"meta\":{"
+	     "\"profiles\":[\"classic\"]}}",
+	     "profiles"},
+	    {"{" REQ ",\"newOrder\":\"https://c/o\",\"newOrder\":"
+	     "\"https://evil/o\"}",
+	     "not JSON"},
+	    {"{" REQ ",\"newOrder\":\"https://c/o\"} {}", "not JSON"},
 	};
 	size_t i;
 
@@ -285,16 +285,16 @@ static void test_bounds(void **state)
 	n = ACME_MAX_BODY + 1;
 	body = xmalloc(n);
 	memset(body, ' ', n);
-	memcpy(body, "{\"newNonce\":\"https://c/n\",\"newAccount\":"
-		     "\"https://c/a\",\"newOrder\":\"https://c/o\"}",
+	memcpy(body,
+	       "{\"newNonce\":\"https://c/n\",\"newAccount\":"
+	       "\"https://c/a\",\"newOrder\":\"https://c/o\"}",
 	       strlen("{\"newNonce\":\"https://c/n\",\"newAccount\":"
 		      "\"https://c/a\",\"newOrder\":\"https://c/o\"}"));
 	assert_int_equal(acme_directory_parse(body, n, &d, err, sizeof(err)),
 			 -EINVAL);
 	assert_non_null(strstr(err, "larger"));
-	assert_int_equal(acme_directory_parse(body, n - 1, &d, err,
-					      sizeof(err)),
-			 0);
+	assert_int_equal(
+	    acme_directory_parse(body, n - 1, &d, err, sizeof(err)), 0);
 	acme_directory_clear(&d);
 	free(body);
 
@@ -318,11 +318,11 @@ static void test_bounds(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_letsencrypt_shape),
-		cmocka_unit_test(test_pebble_shape),
-		cmocka_unit_test(test_minimal),
-		cmocka_unit_test(test_refused),
-		cmocka_unit_test(test_bounds),
+	    cmocka_unit_test(test_letsencrypt_shape),
+	    cmocka_unit_test(test_pebble_shape),
+	    cmocka_unit_test(test_minimal),
+	    cmocka_unit_test(test_refused),
+	    cmocka_unit_test(test_bounds),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,7 +25,7 @@
 
 #include "acme/acme_jws.c"
 
-/* ---- helpers --------------------------------------------------------------- */
+/* ---- helpers ------------------------------------------------------------- */
 
 /* malloc that cannot return NULL, so the compiler (and the reader)
  * need not consider it. */
@@ -57,8 +57,7 @@ static BIGNUM *dec_bn(const char *s)
 	return bn;
 }
 
-static EVP_PKEY *fromdata(const char *type, OSSL_PARAM_BLD *bld,
-			  int selection)
+static EVP_PKEY *fromdata(const char *type, OSSL_PARAM_BLD *bld, int selection)
 {
 	OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
 	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
@@ -80,11 +79,9 @@ static EVP_PKEY *rsa_pub(const char *n64, const char *e64)
 	BIGNUM *n = dec_bn(n64), *e = dec_bn(e64);
 	EVP_PKEY *key;
 
-	assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N,
-						n),
+	assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n),
 			 1);
-	assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E,
-						e),
+	assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e),
 			 1);
 	key = fromdata("RSA", bld, EVP_PKEY_PUBLIC_KEY);
 	BN_free(n);
@@ -108,15 +105,13 @@ static EVP_PKEY *ec_key(const char *group, const char *x64, const char *y64,
 	memcpy(pub + 1, x, xn);
 	memcpy(pub + 1 + xn, y, yn);
 	assert_int_equal(OSSL_PARAM_BLD_push_utf8_string(
-				 bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
+			     bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
 			 1);
 	assert_int_equal(OSSL_PARAM_BLD_push_octet_string(
-				 bld, OSSL_PKEY_PARAM_PUB_KEY, pub,
-				 1 + xn + yn),
+			     bld, OSSL_PKEY_PARAM_PUB_KEY, pub, 1 + xn + yn),
 			 1);
-	assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY,
-						d),
-			 1);
+	assert_int_equal(
+	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, d), 1);
 	key = fromdata("EC", bld, EVP_PKEY_KEYPAIR);
 	BN_free(d);
 	free(x);
@@ -130,8 +125,8 @@ static int jws_verify(EVP_PKEY *key, const char *alg, const char *input,
 		      const unsigned char *sig, size_t siglen)
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	const EVP_MD *md = strcmp(alg, "ES384") == 0 ? EVP_sha384()
-						     : EVP_sha256();
+	const EVP_MD *md =
+	    strcmp(alg, "ES384") == 0 ? EVP_sha384() : EVP_sha256();
 	unsigned char *der = NULL;
 	int derlen = 0, ok;
 
@@ -142,10 +137,9 @@ static int jws_verify(EVP_PKEY *key, const char *alg, const char *input,
 
 		assert_int_equal(siglen % 2, 0);
 		assert_int_equal(
-			ECDSA_SIG_set0(es,
-				       BN_bin2bn(sig, (int)half, NULL),
-				       BN_bin2bn(sig + half, (int)half, NULL)),
-			1);
+		    ECDSA_SIG_set0(es, BN_bin2bn(sig, (int)half, NULL),
+				   BN_bin2bn(sig + half, (int)half, NULL)),
+		    1);
 		derlen = i2d_ECDSA_SIG(es, &der);
 		assert_true(derlen > 0);
 		ECDSA_SIG_free(es);
@@ -160,15 +154,15 @@ static int jws_verify(EVP_PKEY *key, const char *alg, const char *input,
 	return ok;
 }
 
-/* ---- RFC vectors ------------------------------------------------------------ */
+/* ---- RFC vectors --------------------------------------------------------- */
 
 /* RFC 7638 §3.1 */
 static const char rfc7638_n[] =
-	"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7"
-	"aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBX"
-	"Arwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9"
-	"c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM"
-	"4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+    "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7"
+    "aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBX"
+    "Arwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9"
+    "c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM"
+    "4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
 
 static void test_rfc7638_thumbprint(void **state)
 {
@@ -200,9 +194,9 @@ static void test_rfc7515_a1_hmac(void **state)
 	const char *k = "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75"
 			"aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow";
 	const char *input =
-		"eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9."
-		"eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFt"
-		"cGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
+	    "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9."
+	    "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFt"
+	    "cGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
 	size_t kn;
 	unsigned char *key = dec(k, &kn);
 	char *sig;
@@ -220,12 +214,12 @@ static const char a3_x[] = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU";
 static const char a3_y[] = "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0";
 static const char a3_d[] = "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI";
 static const char a3_input[] =
-	"eyJhbGciOiJFUzI1NiJ9."
-	"eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFt"
-	"cGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
+    "eyJhbGciOiJFUzI1NiJ9."
+    "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFt"
+    "cGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
 static const char a3_sig[] =
-	"DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSA"
-	"pmWQxfKTUJqPP3-Kg6NU1Q";
+    "DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSA"
+    "pmWQxfKTUJqPP3-Kg6NU1Q";
 
 static void test_rfc7515_a3_ecdsa(void **state)
 {
@@ -256,10 +250,8 @@ static void test_rfc7515_a3_ecdsa(void **state)
 
 	/* the JWK reproduces the RFC's coordinates */
 	jwk = acme_jwk(key);
-	assert_string_equal(json_string_value(json_object_get(jwk, "x")),
-			    a3_x);
-	assert_string_equal(json_string_value(json_object_get(jwk, "y")),
-			    a3_y);
+	assert_string_equal(json_string_value(json_object_get(jwk, "x")), a3_x);
+	assert_string_equal(json_string_value(json_object_get(jwk, "y")), a3_y);
 	assert_string_equal(json_string_value(json_object_get(jwk, "crv")),
 			    "P-256");
 	assert_string_equal(json_string_value(json_object_get(jwk, "kty")),
@@ -269,7 +261,7 @@ static void test_rfc7515_a3_ecdsa(void **state)
 	EVP_PKEY_free(key);
 }
 
-/* ---- our JWS, checked as a CA would ----------------------------------------- */
+/* ---- our JWS, checked as a CA would -------------------------------------- */
 
 /*
  * Decode and check one flattened JWS. Returns the decoded protected
@@ -295,8 +287,8 @@ static json_t *check_jws(EVP_PKEY *key, const char *jws_s,
 	assert_non_null(s64);
 
 	praw = dec(p64, &pn);
-	prot = json_loadb((const char *)praw, pn, JSON_REJECT_DUPLICATES,
-			  &jerr);
+	prot =
+	    json_loadb((const char *)praw, pn, JSON_REJECT_DUPLICATES, &jerr);
 	assert_non_null(prot);
 	assert_string_equal(json_string_value(json_object_get(prot, "alg")),
 			    expect_alg);
@@ -338,15 +330,15 @@ static void roundtrip(EVP_PKEY *key, const char *alg)
 {
 	const char *url = "https://ca.example/acme/new-order";
 	const char *payload =
-		"{\"identifiers\":[{\"type\":\"dns\",\"value\":\"a.example\"}]}";
+	    "{\"identifiers\":[{\"type\":\"dns\",\"value\":\"a.example\"}]}";
 	char *s;
 	json_t *prot, *jwk;
 
 	assert_string_equal(acme_jws_alg(key), alg);
 
 	/* kid form with nonce */
-	s = acme_jws_sign(key, "https://ca.example/acme/acct/7", "nonce-1",
-			  url, payload);
+	s = acme_jws_sign(key, "https://ca.example/acme/acct/7", "nonce-1", url,
+			  payload);
 	assert_non_null(s);
 	prot = check_jws(key, s, alg, payload);
 	assert_string_equal(json_string_value(json_object_get(prot, "kid")),
@@ -443,15 +435,13 @@ static void test_leading_zeros(void **state)
 		EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 		BIGNUM *x = NULL;
 
-		assert_true(EVP_PKEY_get_bn_param(key,
-						  OSSL_PKEY_PARAM_EC_PUB_X,
-						  &x));
+		assert_true(
+		    EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_EC_PUB_X, &x));
 		if (BN_num_bytes(x) < 32) {
 			json_t *jwk = acme_jwk(key);
 			size_t n;
 			unsigned char *raw = dec(
-				json_string_value(json_object_get(jwk, "x")),
-				&n);
+			    json_string_value(json_object_get(jwk, "x")), &n);
 
 			assert_int_equal(n, 32);
 			assert_int_equal(raw[0], 0);
@@ -473,8 +463,7 @@ static void test_leading_zeros(void **state)
 			unsigned char *raw = dec(s, &n);
 
 			assert_int_equal(n, 64);
-			assert_true(jws_verify(key, "ES256", a3_input, raw,
-					       n));
+			assert_true(jws_verify(key, "ES256", a3_input, raw, n));
 			if (raw[0] == 0 || raw[32] == 0)
 				found_sig = 1;
 			free(raw);
@@ -507,7 +496,7 @@ static void test_unsupported_keys(void **state)
 	EVP_PKEY_free(p521);
 }
 
-/* ---- external account binding ----------------------------------------------- */
+/* ---- external account binding -------------------------------------------- */
 
 static void test_eab(void **state)
 {
@@ -579,7 +568,7 @@ static void test_eab(void **state)
 	EVP_PKEY_free(acct);
 }
 
-/* ---- challenges -------------------------------------------------------------- */
+/* ---- challenges ---------------------------------------------------------- */
 
 static void test_chall(void **state)
 {
@@ -597,16 +586,16 @@ static void test_chall(void **state)
 
 	/* RFC 8555 §8.3 example token with the RFC 7638 thumbprint */
 	ka = acme_key_authorization(
-		"evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA",
-		"NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+	    "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA",
+	    "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
 	assert_string_equal(ka, "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA."
 				"NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
 	free(ka);
 	assert_null(acme_key_authorization(NULL, "x"));
 	assert_null(acme_key_authorization("x", NULL));
 
-	assert_true(acme_token_valid(
-		"evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"));
+	assert_true(
+	    acme_token_valid("evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"));
 	assert_true(acme_token_valid("abcdefghijklmnopqrstuv")); /* 22 */
 	assert_false(acme_token_valid("abcdefghijklmnopqrstu")); /* 21 */
 	assert_false(acme_token_valid(NULL));
@@ -626,16 +615,16 @@ static void test_chall(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rfc7638_thumbprint),
-		cmocka_unit_test(test_rfc7515_a1_hmac),
-		cmocka_unit_test(test_rfc7515_a3_ecdsa),
-		cmocka_unit_test(test_jws_es256),
-		cmocka_unit_test(test_jws_es384),
-		cmocka_unit_test(test_jws_rs256),
-		cmocka_unit_test(test_leading_zeros),
-		cmocka_unit_test(test_unsupported_keys),
-		cmocka_unit_test(test_eab),
-		cmocka_unit_test(test_chall),
+	    cmocka_unit_test(test_rfc7638_thumbprint),
+	    cmocka_unit_test(test_rfc7515_a1_hmac),
+	    cmocka_unit_test(test_rfc7515_a3_ecdsa),
+	    cmocka_unit_test(test_jws_es256),
+	    cmocka_unit_test(test_jws_es384),
+	    cmocka_unit_test(test_jws_rs256),
+	    cmocka_unit_test(test_leading_zeros),
+	    cmocka_unit_test(test_unsupported_keys),
+	    cmocka_unit_test(test_eab),
+	    cmocka_unit_test(test_chall),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

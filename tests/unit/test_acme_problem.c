@@ -23,30 +23,30 @@ static const struct {
 	const char *type;
 	int permanent;
 } rfc_types[] = {
-	{"accountDoesNotExist", 1},
-	{"alreadyRevoked", 1},
-	{"badCSR", 1},
-	{"badNonce", 0},
-	{"badPublicKey", 1},
-	{"badRevocationReason", 1},
-	{"badSignatureAlgorithm", 1},
-	{"caa", 1},
-	{"compound", 0},
-	{"connection", 0},
-	{"dns", 0},
-	{"externalAccountRequired", 1},
-	{"incorrectResponse", 0},
-	{"invalidContact", 1},
-	{"malformed", 1},
-	{"orderNotReady", 0},
-	{"rateLimited", 0},
-	{"rejectedIdentifier", 1},
-	{"serverInternal", 0},
-	{"tls", 0},
-	{"unauthorized", 0},
-	{"unsupportedContact", 1},
-	{"unsupportedIdentifier", 1},
-	{"userActionRequired", 1},
+    {"accountDoesNotExist", 1},
+    {"alreadyRevoked", 1},
+    {"badCSR", 1},
+    {"badNonce", 0},
+    {"badPublicKey", 1},
+    {"badRevocationReason", 1},
+    {"badSignatureAlgorithm", 1},
+    {"caa", 1},
+    {"compound", 0},
+    {"connection", 0},
+    {"dns", 0},
+    {"externalAccountRequired", 1},
+    {"incorrectResponse", 0},
+    {"invalidContact", 1},
+    {"malformed", 1},
+    {"orderNotReady", 0},
+    {"rateLimited", 0},
+    {"rejectedIdentifier", 1},
+    {"serverInternal", 0},
+    {"tls", 0},
+    {"unauthorized", 0},
+    {"unsupportedContact", 1},
+    {"unsupportedIdentifier", 1},
+    {"userActionRequired", 1},
 };
 
 static struct acme_error fresh(void)
@@ -93,32 +93,32 @@ static void test_subproblems_rfc_example(void **state)
 {
 	/* RFC 8555 §6.7.1 */
 	const char *body =
-		"{\n"
-		"    \"type\": \"urn:ietf:params:acme:error:malformed\",\n"
-		"    \"detail\": \"Some of the identifiers requested were "
-		"rejected\",\n"
-		"    \"subproblems\": [\n"
-		"        {\n"
-		"            \"type\": \"urn:ietf:params:acme:error:malformed\",\n"
-		"            \"detail\": \"Invalid underscore in DNS name "
-		"\\\"_example.org\\\"\",\n"
-		"            \"identifier\": {\n"
-		"                \"type\": \"dns\",\n"
-		"                \"value\": \"_example.org\"\n"
-		"            }\n"
-		"        },\n"
-		"        {\n"
-		"            \"type\": "
-		"\"urn:ietf:params:acme:error:rejectedIdentifier\",\n"
-		"            \"detail\": \"This CA will not issue for "
-		"\\\"example.net\\\"\",\n"
-		"            \"identifier\": {\n"
-		"                \"type\": \"dns\",\n"
-		"                \"value\": \"example.net\"\n"
-		"            }\n"
-		"        }\n"
-		"    ]\n"
-		"}\n";
+	    "{\n"
+	    "    \"type\": \"urn:ietf:params:acme:error:malformed\",\n"
+	    "    \"detail\": \"Some of the identifiers requested were "
+	    "rejected\",\n"
+	    "    \"subproblems\": [\n"
+	    "        {\n"
+	    "            \"type\": \"urn:ietf:params:acme:error:malformed\",\n"
+	    "            \"detail\": \"Invalid underscore in DNS name "
+	    "\\\"_example.org\\\"\",\n"
+	    "            \"identifier\": {\n"
+	    "                \"type\": \"dns\",\n"
+	    "                \"value\": \"_example.org\"\n"
+	    "            }\n"
+	    "        },\n"
+	    "        {\n"
+	    "            \"type\": "
+	    "\"urn:ietf:params:acme:error:rejectedIdentifier\",\n"
+	    "            \"detail\": \"This CA will not issue for "
+	    "\\\"example.net\\\"\",\n"
+	    "            \"identifier\": {\n"
+	    "                \"type\": \"dns\",\n"
+	    "                \"value\": \"example.net\"\n"
+	    "            }\n"
+	    "        }\n"
+	    "    ]\n"
+	    "}\n";
 	struct acme_error e = fresh();
 	char buf[512];
 
@@ -170,8 +170,7 @@ static void test_odd_but_accepted(void **state)
 			       "\"dns\",\"identifier\":\"not an object\"}]}",
 			       &e),
 			 0);
-	assert_string_equal(e.type,
-			    "https://example.com/probs/out-of-credit");
+	assert_string_equal(e.type, "https://example.com/probs/out-of-credit");
 	assert_string_equal(e.detail, "You do not have enough credit.");
 	assert_int_equal(e.status, 0);
 	assert_int_equal(e.n_sub, 2);
@@ -195,9 +194,8 @@ static void test_odd_but_accepted(void **state)
 	assert_int_equal(e.n_sub, 0);
 
 	/* the bare prefix is not stripped to an empty type */
-	assert_int_equal(parse("{\"type\":\"urn:ietf:params:acme:error:\"}",
-			       &e),
-			 0);
+	assert_int_equal(
+	    parse("{\"type\":\"urn:ietf:params:acme:error:\"}", &e), 0);
 	assert_string_equal(e.type, "urn:ietf:params:acme:error:");
 	acme_error_clear(&e);
 }
@@ -205,22 +203,22 @@ static void test_odd_but_accepted(void **state)
 static void test_not_a_problem(void **state)
 {
 	static const char *const bad[] = {
-		"",
-		"garbage",
-		"{",
-		"[]",
-		"\"urn:ietf:params:acme:error:malformed\"",
-		"null",
-		"42",
-		/* an order is JSON but not a problem */
-		"{\"status\":\"pending\",\"expires\":\"2016-01-05T14:09:07.99Z\","
-		"\"identifiers\":[{\"type\":\"dns\",\"value\":\"a.example\"}]}",
-		"{\"type\":42,\"detail\":\"x\"}",
-		"{\"type\":\"\",\"detail\":\"x\"}",
-		"{\"type\":\"urn:ietf:params:acme:error:dns\"} trailing",
-		"{\"type\":\"a\",\"type\":\"b\"}",
-		"{\"type\":\"urn:ietf:params:acme:error:d\\u0000ns\"}",
-		"\xff\xfe{}",
+	    "",
+	    "garbage",
+	    "{",
+	    "[]",
+	    "\"urn:ietf:params:acme:error:malformed\"",
+	    "null",
+	    "42",
+	    /* an order is JSON but not a problem */
+	    "{\"status\":\"pending\",\"expires\":\"2016-01-05T14:09:07.99Z\","
+	    "\"identifiers\":[{\"type\":\"dns\",\"value\":\"a.example\"}]}",
+	    "{\"type\":42,\"detail\":\"x\"}",
+	    "{\"type\":\"\",\"detail\":\"x\"}",
+	    "{\"type\":\"urn:ietf:params:acme:error:dns\"} trailing",
+	    "{\"type\":\"a\",\"type\":\"b\"}",
+	    "{\"type\":\"urn:ietf:params:acme:error:d\\u0000ns\"}",
+	    "\xff\xfe{}",
 	};
 	size_t i;
 
@@ -296,9 +294,8 @@ static void test_permanence(void **state)
 	assert_int_equal(acme_problem_is_permanent("about:blank"), 0);
 	assert_int_equal(acme_problem_is_permanent("somethingNew"), 0);
 	/* the full URN is not what we store */
-	assert_int_equal(acme_problem_is_permanent(
-				 "urn:ietf:params:acme:error:caa"),
-			 0);
+	assert_int_equal(
+	    acme_problem_is_permanent("urn:ietf:params:acme:error:caa"), 0);
 	assert_int_equal(acme_problem_is_permanent("alreadyReplaced"), 1);
 	assert_int_equal(acme_problem_is_permanent("invalidProfile"), 1);
 	assert_int_equal(acme_problem_is_permanent("CAA"), 0);
@@ -311,8 +308,7 @@ static void test_error_str(void **state)
 
 	(void)state;
 	assert_string_equal(acme_error_str(&e, buf, sizeof(buf)), "no error");
-	assert_string_equal(acme_error_str(NULL, buf, sizeof(buf)),
-			    "no error");
+	assert_string_equal(acme_error_str(NULL, buf, sizeof(buf)), "no error");
 
 	e.code = ACME_E_PROBLEM;
 	e.type = strdup("rateLimited");
@@ -326,8 +322,7 @@ static void test_error_str(void **state)
 			    "forged=1 (domain a.example, step newOrder, "
 			    "HTTP 429, retry after 2s)");
 	/* truncation stays NUL-terminated */
-	assert_string_equal(acme_error_str(&e, tiny, sizeof(tiny)),
-			    "rateLim");
+	assert_string_equal(acme_error_str(&e, tiny, sizeof(tiny)), "rateLim");
 	acme_error_clear(&e);
 
 	e.code = ACME_E_TRANSPORT;
@@ -356,15 +351,15 @@ static void test_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_every_rfc_type),
-		cmocka_unit_test(test_subproblems_rfc_example),
-		cmocka_unit_test(test_odd_but_accepted),
-		cmocka_unit_test(test_not_a_problem),
-		cmocka_unit_test(test_oversized),
-		cmocka_unit_test(test_many_subproblems),
-		cmocka_unit_test(test_permanence),
-		cmocka_unit_test(test_error_str),
-		cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_every_rfc_type),
+	    cmocka_unit_test(test_subproblems_rfc_example),
+	    cmocka_unit_test(test_odd_but_accepted),
+	    cmocka_unit_test(test_not_a_problem),
+	    cmocka_unit_test(test_oversized),
+	    cmocka_unit_test(test_many_subproblems),
+	    cmocka_unit_test(test_permanence),
+	    cmocka_unit_test(test_error_str),
+	    cmocka_unit_test(test_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
