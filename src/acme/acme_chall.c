@@ -7,6 +7,7 @@
  * or URL path segment on our side, so a token that is anything but
  * base64url could walk out of the challenge directory.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,12 +48,14 @@ char *acme_key_authorization(const char *token, const char *thumbprint)
 	return ka;
 }
 
+/* 0 or -EINVAL, as the module's error convention says: callers test
+ * "< 0", so a boolean here would wave every token through. */
 int acme_token_valid(const char *token)
 {
 	size_t n = 0;
 
 	if (!token)
-		return 0;
+		return -EINVAL;
 	/* Padding '=' is not allowed: RFC 8555 §8.1 says base64url
 	 * without padding. */
 	for (; token[n]; n++) {
@@ -60,9 +63,9 @@ int acme_token_valid(const char *token)
 
 		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
 		      (c >= '0' && c <= '9') || c == '-' || c == '_'))
-			return 0;
+			return -EINVAL;
 		if (n >= TOKEN_MAX)
-			return 0;
+			return -EINVAL;
 	}
-	return n >= TOKEN_MIN;
+	return n >= TOKEN_MIN ? 0 : -EINVAL;
 }

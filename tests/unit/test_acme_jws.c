@@ -594,22 +594,25 @@ static void test_chall(void **state)
 	assert_null(acme_key_authorization(NULL, "x"));
 	assert_null(acme_key_authorization("x", NULL));
 
-	assert_true(
-	    acme_token_valid("evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"));
-	assert_true(acme_token_valid("abcdefghijklmnopqrstuv")); /* 22 */
-	assert_false(acme_token_valid("abcdefghijklmnopqrstu")); /* 21 */
-	assert_false(acme_token_valid(NULL));
-	assert_false(acme_token_valid(""));
-	assert_false(acme_token_valid("../../../../etc/passwd-aaaaaaaaaaa"));
-	assert_false(acme_token_valid("abcdefghijklmnopqrstuv="));
-	assert_false(acme_token_valid("abcdefghijklmnopqrstu+/"));
-	assert_false(acme_token_valid("abcdefghijk mnopqrstuvw"));
+	assert_int_equal(0, acme_token_valid("evaGxfADs6pSRb2LAv9IZf17Dt3"
+					     "juxGJ-PCt92wr-oA"));
+	assert_int_equal(0,
+			 acme_token_valid("abcdefghijklmnopqrstuv")); /* 22 */
+	assert_int_equal(-EINVAL,
+			 acme_token_valid("abcdefghijklmnopqrstu")); /* 21 */
+	assert_int_equal(-EINVAL, acme_token_valid(NULL));
+	assert_int_equal(-EINVAL, acme_token_valid(""));
+	assert_int_equal(
+	    -EINVAL, acme_token_valid("../../../../etc/passwd-aaaaaaaaaaa"));
+	assert_int_equal(-EINVAL, acme_token_valid("abcdefghijklmnopqrstuv="));
+	assert_int_equal(-EINVAL, acme_token_valid("abcdefghijklmnopqrstu+/"));
+	assert_int_equal(-EINVAL, acme_token_valid("abcdefghijk mnopqrstuvw"));
 	memset(long_tok, 'a', sizeof(long_tok));
 	long_tok[256] = '\0';
-	assert_true(acme_token_valid(long_tok));
+	assert_int_equal(0, acme_token_valid(long_tok));
 	long_tok[256] = 'a';
 	long_tok[257] = '\0';
-	assert_false(acme_token_valid(long_tok));
+	assert_int_equal(-EINVAL, acme_token_valid(long_tok));
 }
 
 int main(void)
