@@ -40,6 +40,7 @@ static const char usage[] =
 	"  --preferred-issuer CN prefer the chain whose top issuer is CN\n"
 	"  --http-listen ADDR    HTTP-01 responder address (default :80)\n"
 	"  --concurrency N       orders in flight at once (default 100)\n"
+	"  --ca-connections N    HTTP connections to the CA (default 8)\n"
 	"  --domains-file FILE   more domains, one per line ('#' comments)\n"
 	"  --log-level LEVEL     debug, info (default), warn, error\n"
 	"  --no-progress         no progress line even on a terminal\n";
@@ -107,7 +108,7 @@ int cli_issue(int argc, char **argv)
 {
 	enum { O_DIR = 256, O_CABUNDLE, O_EMAIL, O_EABKID, O_EABKEY, O_KEYTYPE,
 	       O_PROFILE, O_HTTP, O_CONC, O_DOMFILE, O_OUT, O_LOG, O_NOPROG,
-	       O_PREF };
+	       O_PREF, O_CONNS };
 	static const struct option longopts[] = {
 		{"directory", required_argument, NULL, O_DIR},
 		{"ca-bundle", required_argument, NULL, O_CABUNDLE},
@@ -119,6 +120,7 @@ int cli_issue(int argc, char **argv)
 		{"preferred-issuer", required_argument, NULL, O_PREF},
 		{"http-listen", required_argument, NULL, O_HTTP},
 		{"concurrency", required_argument, NULL, O_CONC},
+		{"ca-connections", required_argument, NULL, O_CONNS},
 		{"domains-file", required_argument, NULL, O_DOMFILE},
 		{"out", required_argument, NULL, O_OUT},
 		{"log-level", required_argument, NULL, O_LOG},
@@ -169,6 +171,14 @@ int cli_issue(int argc, char **argv)
 				goto out;
 			}
 			o.concurrency = (unsigned)v;
+			break;
+		case O_CONNS:
+			v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > 256) {
+				fprintf(stderr, "certherd issue: --ca-connections wants 1..256, not \"%s\"\n", optarg);
+				goto out;
+			}
+			o.ca_connections = (unsigned)v;
 			break;
 		case O_LOG:
 			if (log_level_parse(optarg, &lvl) < 0) {

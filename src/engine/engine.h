@@ -25,7 +25,7 @@ struct engine_http_opts {
 	const char *ca_bundle;      /* PEM file of trusted CAs, NULL = system */
 	long connect_timeout_ms;    /* 0 = 10 s */
 	long timeout_ms;            /* whole exchange; 0 = 60 s */
-	long max_host_connections;  /* 0 = 8; HTTP/2 multiplexes on them */
+	long max_host_connections;  /* 0 = 8 kept-alive connections */
 	const char *user_agent;     /* NULL = "certherd/VERSION" */
 };
 
@@ -111,6 +111,7 @@ struct engine_issue_opts {
 	const char *preferred_issuer;
 	const char *http_listen;     /* HTTP-01 responder address */
 	unsigned concurrency;        /* orders in flight, >= 1 */
+	unsigned ca_connections;     /* HTTP connections to the CA, 0 = 8 */
 	const char *out_dir;         /* live/<name>/ and the account */
 	int progress;                /* draw progress on stderr */
 };

@@ -316,7 +316,10 @@ int engine_issue(const char *const *names, size_t n,
 		 struct engine_issue_result **results, char *err, size_t errsz)
 {
 	struct run r = {0};
-	struct engine_http_opts ho = {.ca_bundle = opts->ca_bundle};
+	struct engine_http_opts ho = {
+		.ca_bundle = opts->ca_bundle,
+		.max_host_connections = opts->ca_connections,
+	};
 	struct acme_client_opts co = {
 		.directory_url = opts->directory_url,
 		.email = opts->email,
