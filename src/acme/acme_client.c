@@ -377,21 +377,38 @@ json_t *acme__json_body(const struct acme_response *res, const char *step,
 	return j;
 }
 
-char *acme__json_url(json_t *obj, const char *key)
+int acme__url_ok(const char *s)
 {
-	const char *s = json_string_value(json_object_get(obj, key));
 	size_t len;
 
 	if (!s)
-		return NULL;
+		return 0;
 	len = strlen(s);
 	if (len > ACME__URL_MAX ||
 	    (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0))
-		return NULL;
+		return 0;
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f)
-			return NULL;
-	return strdup(s);
+			return 0;
+	return 1;
+}
+
+char *acme__json_url(json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+
+	return acme__url_ok(s) ? strdup(s) : NULL;
+}
+
+char *acme__header_url(const struct acme_response *res, const char *name)
+{
+	char *v = acme__header(res, name, 0);
+
+	if (v && !acme__url_ok(v)) {
+		free(v);
+		v = NULL;
+	}
+	return v;
 }
 
 /* newAccount payload: contact, ToS, EAB (RFC 8555 §7.3, §7.3.4). */
@@ -549,10 +566,8 @@ int acme_client_feed(struct acme_client *c, const struct acme_response *res,
 						  now_ms);
 			goto fail;
 		}
-		kid = acme__header(res, "Location", 0);
-		if (!kid || (strncmp(kid, "https://", 8) != 0 &&
-			     strncmp(kid, "http://", 7) != 0)) {
-			free(kid);
+		kid = acme__header_url(res, "Location");
+		if (!kid) {
 			acme__error_set(&c->err, ACME_E_PROTOCOL, "newAccount",
 					NULL, "the CA sent no account URL");
 			goto fail;

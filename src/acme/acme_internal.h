@@ -50,6 +50,11 @@ int acme__is_transient(const struct acme_response *res);
 /* Parse a JSON object body (bounded); NULL with e filled on failure. */
 json_t *acme__json_body(const struct acme_response *res, const char *step,
 			struct acme_error *e);
+/* 1 if s is an http(s) URL we accept from a CA: bounded length, no
+ * spaces or control characters. */
+int acme__url_ok(const char *s);
+/* The first header name as a URL we accept (malloc'd), or NULL. */
+char *acme__header_url(const struct acme_response *res, const char *name);
 /* Copy a string member that must be a URL; NULL if absent or invalid. */
 char *acme__json_url(json_t *obj, const char *key);
 /* Copy a header value (malloc'd) or NULL. */

@@ -168,6 +168,14 @@ int acme_op_feed(struct acme_op *op, const struct acme_response *res,
 		return -EINVAL;
 	if (op->pending_nonce) {
 		op->pending_nonce = 0;
+		if ((res->status == 200 || res->status == 204) &&
+		    acme_client_nonces(op->c) == 0) {
+			acme__error_set(&op->err, ACME_E_PROTOCOL,
+					op_step[op->kind], NULL,
+					"the CA sent no Replay-Nonce");
+			op->failed = 1;
+			return 0;
+		}
 		if (res->status == 200 || res->status == 204)
 			return 0;
 	} else if (res->status == 200) {

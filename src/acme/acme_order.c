@@ -811,9 +811,9 @@ int acme_order_feed(struct acme_order *o, const struct acme_response *res,
 	}
 	switch (st) {
 	case ACME_ORDER_NEW:
-		if (!o->url && !(o->url = acme__header(res, "Location", 0))) {
+		if (!o->url && !(o->url = acme__header_url(res, "Location"))) {
 			fail_with(o, ACME_E_PROTOCOL,
-				  "the CA sent no order URL");
+				  "the CA sent no valid order URL");
 			break;
 		}
 		on_order(o, j, res, now_ms);
@@ -870,6 +870,17 @@ failed:
 	if (acme__is_transient(res) &&
 	    o->transient_retries < TRANSIENT_RETRIES) {
 		o->wake_at = now_ms + (1000 << o->transient_retries++);
+		return 0;
+	}
+	if (st == ACME_ORDER_ALTERNATE) {
+		/* The default chain already passed its checks: an alternate
+		 * we cannot fetch only means trying the next one. */
+		o->transient_retries = 0;
+		o->badnonce_retries = 0;
+		if (o->cursor + 1 < o->n_alt)
+			o->cursor++;
+		else
+			set_state(o, ACME_ORDER_VALID);
 		return 0;
 	}
 	acme__error_from_response(&o->err, res, state_step[st], now_ms);

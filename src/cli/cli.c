@@ -11,6 +11,8 @@ static const char usage[] =
 	"\n"
 	"commands:\n"
 	"  issue     obtain certificates for domains from an ACME CA\n"
+	"  revoke    revoke certificates obtained before\n"
+	"  account   account operations (rollover: new account key)\n"
 	"  version   print the version\n"
 	"\n"
 	"`certherd <command> --help` describes a command.\n";
@@ -29,6 +31,10 @@ int cli_main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "issue") == 0)
 		return cli_issue(argc - 1, argv + 1);
+	if (strcmp(argv[1], "revoke") == 0)
+		return cli_revoke(argc - 1, argv + 1);
+	if (strcmp(argv[1], "account") == 0)
+		return cli_account(argc - 1, argv + 1);
 	fprintf(stderr, "certherd: unknown command \"%s\"\n\n%s", argv[1],
 		usage);
 	return 2;

@@ -10,5 +10,7 @@
 int cli_main(int argc, char **argv);
 
 int cli_issue(int argc, char **argv);
+int cli_revoke(int argc, char **argv);
+int cli_account(int argc, char **argv);
 
 #endif

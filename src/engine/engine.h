@@ -97,22 +97,74 @@ int engine_task_start(struct engine_task *t, uv_loop_t *loop,
 /* Stop timers; close_cb (may be NULL) runs once libuv released them. */
 void engine_task_close(struct engine_task *t, void (*close_cb)(struct engine_task *));
 
+/* ---- an account session (engine_session.c) ------------------------------ */
+
+/* Where the account lives and how to reach its CA. */
+struct engine_account_opts {
+	const char *directory_url;
+	const char *ca_bundle;       /* NULL = system trust store */
+	const char *email;
+	const char *eab_kid;         /* EAB: both or neither */
+	const unsigned char *eab_hmac;
+	size_t eab_hmac_len;
+	unsigned ca_connections;     /* HTTP connections to the CA, 0 = 8 */
+	const char *out_dir;         /* accounts/<ca>/account-key.pem here */
+};
+
+/*
+ * A loop, an HTTP client and a ready ACME account. The account key is
+ * out_dir/accounts/<ca>/account-key.pem (0600), created on first use and
+ * reused after.
+ */
+struct engine_session {
+	uv_loop_t loop;
+	struct engine_http *http;
+	struct acme_client *client;
+	EVP_PKEY *account_key;
+	char key_path[4096];
+	int loop_open;
+};
+
+/* Set up directories, key, loop and HTTP client; with ready != 0 also run
+ * the account machine to READY. 0, or negative errno with err set. */
+int engine_session_open(struct engine_session *s,
+			const struct engine_account_opts *o, int ready,
+			char *err, size_t errsz);
+/* Run the account machine on the loop until READY (0) or FAILED. */
+int engine_session_ready(struct engine_session *s, char *err, size_t errsz);
+/* Run one operation to completion; 0, or -EIO with the CA's reason. */
+int engine_session_run_op(struct engine_session *s, struct acme_op *op,
+			  char *err, size_t errsz);
+/* Release everything; safe on a zeroed or partly opened session. */
+void engine_session_close(struct engine_session *s);
+
+/*
+ * Revoke the certificate in out_dir/live/<name>/cert.pem for each name,
+ * signed by the account or, with by_cert_key, by the certificate's own
+ * key (privkey.pem). reason: RFC 5280 code 0..10 or -1. Returns the number
+ * of names that failed (each reported on stderr), or a negative errno with
+ * err set when nothing could be tried.
+ */
+int engine_revoke(const struct engine_account_opts *o,
+		  const char *const *names, size_t n, int reason,
+		  int by_cert_key, char *err, size_t errsz);
+/*
+ * Roll the account over to a new key of type t (RFC 8555 §7.3.5). The new
+ * key is saved as account-key.pem.new before the CA is asked, and renamed
+ * over account-key.pem after it agreed, so a crash leaves a usable key.
+ */
+int engine_key_rollover(const struct engine_account_opts *o, enum key_type t,
+			char *err, size_t errsz);
+
 /* ---- issuing many certificates (engine_issue.c) --------------------------- */
 
 struct engine_issue_opts {
-	const char *directory_url;
-	const char *ca_bundle;
-	const char *email;
-	const char *eab_kid;
-	const unsigned char *eab_hmac;
-	size_t eab_hmac_len;
+	struct engine_account_opts acct;
 	enum key_type key_type;
 	const char *profile;
 	const char *preferred_issuer;
 	const char *http_listen;     /* HTTP-01 responder address */
 	unsigned concurrency;        /* orders in flight, >= 1 */
-	unsigned ca_connections;     /* HTTP connections to the CA, 0 = 8 */
-	const char *out_dir;         /* live/<name>/ and the account */
 	int progress;                /* draw progress on stderr */
 };
 

@@ -38,21 +38,15 @@ struct job {
 };
 
 struct run {
-	uv_loop_t loop;
+	struct engine_session s;
 	const char *const *names;
 	size_t n;
 	const struct engine_issue_opts *opts;
-	struct engine_http *http;
 	struct engine_chall *chall;
-	struct acme_client *client;
-	struct engine_task client_task;
 	size_t next, in_flight, ok, failed;
 	struct engine_issue_result *results;
 	uv_timer_t progress;
 	int progress_on;
-	char *err;
-	size_t errsz;
-	int fatal;
 };
 
 static void start_more(struct run *r);
@@ -148,7 +142,7 @@ static void write_work(uv_work_t *w)
 {
 	struct job *j = w->data;
 
-	j->rc = write_live(j->run->opts->out_dir, j->run->names[j->idx], j->key,
+	j->rc = write_live(j->run->opts->acct.out_dir, j->run->names[j->idx], j->key,
 			   j->chain, j->why, sizeof(j->why));
 }
 
@@ -180,7 +174,7 @@ static void order_done(struct engine_task *t, enum acme_step s)
 		return;
 	}
 	j->work.data = j;
-	if (uv_queue_work(&j->run->loop, &j->work, write_work, write_done) < 0)
+	if (uv_queue_work(&j->run->s.loop, &j->work, write_work, write_done) < 0)
 		job_finish(j, "cannot queue the file write");
 }
 
@@ -217,20 +211,20 @@ static void keygen_done(uv_work_t *w, int status)
 		job_finish(j, "cannot generate the key or CSR");
 		return;
 	}
-	j->order = acme_order_new(r->client, &oo, &hooks);
+	j->order = acme_order_new(r->s.client, &oo, &hooks);
 	if (!j->order) {
 		job_finish(j, "cannot create the order (out of memory?)");
 		return;
 	}
 	engine_task_order(&j->task, j->order);
 	j->task.done = order_done;
-	if (engine_task_start(&j->task, &r->loop, r->http) < 0)
+	if (engine_task_start(&j->task, &r->s.loop, r->s.http) < 0)
 		job_finish(j, "cannot start the order");
 }
 
 static void start_more(struct run *r)
 {
-	while (!r->fatal && r->next < r->n &&
+	while (r->next < r->n &&
 	       r->in_flight < r->opts->concurrency) {
 		struct job *j = calloc(1, sizeof(*j));
 		if (!j) {
@@ -242,36 +236,23 @@ static void start_more(struct run *r)
 		j->task.ctx = j;
 		j->work.data = j;
 		r->in_flight++;
-		if (uv_queue_work(&r->loop, &j->work, keygen_work,
+		if (uv_queue_work(&r->s.loop, &j->work, keygen_work,
 				  keygen_done) < 0) {
 			r->in_flight--;
 			set_result(r, j->idx, "cannot queue key generation");
 			free(j);
 		}
 	}
-	if (r->next == r->n && r->in_flight == 0 && r->progress_on) {
-		uv_timer_stop(&r->progress);
-		fprintf(stderr, "\r\033[K");
+	if (r->next == r->n && r->in_flight == 0) {
+		if (r->progress_on) {
+			uv_timer_stop(&r->progress);
+			fprintf(stderr, "\r\033[K");
+		}
+		uv_stop(&r->s.loop); /* idle CA connections keep it alive */
 	}
 }
 
-/* ---- account ------------------------------------------------------------- */
-
-static void client_done(struct engine_task *t, enum acme_step s)
-{
-	struct run *r = t->ctx;
-	char buf[1024];
-
-	if (s != ACME_STEP_DONE) {
-		snprintf(r->err, r->errsz, "cannot set up the ACME account at %s: %s",
-			 r->opts->directory_url,
-			 acme_error_str(acme_client_error(r->client), buf,
-					sizeof(buf)));
-		r->fatal = 1;
-		return;
-	}
-	start_more(r);
-}
+/* ---- the run ------------------------------------------------------------ */
 
 static void draw_progress(uv_timer_t *t)
 {
@@ -281,120 +262,50 @@ static void draw_progress(uv_timer_t *t)
 		r->ok + r->failed, r->n, r->ok, r->failed, r->in_flight);
 }
 
-/* Account key path: one per CA directory under out_dir/accounts/. */
-static int account_key_path(const char *out_dir, const char *url, char *path,
-			    size_t sz)
-{
-	char slug[256];
-	const char *p = strstr(url, "://");
-	size_t k = 0;
-
-	for (p = p ? p + 3 : url; *p && k < sizeof(slug) - 1; p++) {
-		char ch = *p;
-		slug[k++] = ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-			     (ch >= '0' && ch <= '9') || ch == '.' || ch == '-')
-				    ? ch
-				    : '_';
-	}
-	slug[k] = '\0';
-	snprintf(path, sz, "%s/accounts/%s", out_dir, slug);
-	if (fsio_mkdirs(path, 0700) < 0)
-		return -EIO;
-	snprintf(path + strlen(path), sz - strlen(path), "/account-key.pem");
-	return 0;
-}
-
-static void walk_close(uv_handle_t *h, void *arg)
-{
-	(void)arg;
-	if (!uv_is_closing(h))
-		uv_close(h, NULL);
-}
-
 int engine_issue(const char *const *names, size_t n,
 		 const struct engine_issue_opts *opts,
 		 struct engine_issue_result **results, char *err, size_t errsz)
 {
 	struct run r = {0};
-	struct engine_http_opts ho = {
-		.ca_bundle = opts->ca_bundle,
-		.max_host_connections = opts->ca_connections,
-	};
-	struct acme_client_opts co = {
-		.directory_url = opts->directory_url,
-		.email = opts->email,
-		.agree_tos = 1,
-		.eab_kid = opts->eab_kid,
-		.eab_hmac = opts->eab_hmac,
-		.eab_hmac_len = opts->eab_hmac_len,
-	};
 	char path[4200];
-	EVP_PKEY *akey = NULL;
-	int rc = -EIO;
+	int rc = -ENOMEM;
 
 	*results = NULL;
 	r.names = names;
 	r.n = n;
 	r.opts = opts;
-	r.err = err;
-	r.errsz = errsz;
 	r.results = calloc(n ? n : 1, sizeof(*r.results));
 	if (!r.results)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
-		if (!(r.results[i].name = strdup(names[i]))) {
-			rc = -ENOMEM;
-			goto out_nol;
-		}
-	snprintf(path, sizeof(path), "%s/live", opts->out_dir);
-	if (fsio_mkdirs(path, 0755) < 0 ||
-	    account_key_path(opts->out_dir, opts->directory_url, path,
-			     sizeof(path)) < 0) {
-		snprintf(err, errsz, "cannot create directories under %s: %s",
-			 opts->out_dir, strerror(errno));
-		goto out_nol;
+		if (!(r.results[i].name = strdup(names[i])))
+			goto out;
+	snprintf(path, sizeof(path), "%s/live", opts->acct.out_dir);
+	if ((rc = fsio_mkdirs(path, 0755)) < 0) {
+		snprintf(err, errsz, "cannot create %s: %s", path,
+			 strerror(-rc));
+		goto out;
 	}
-	akey = key_load_or_create(path, KEY_ECDSA_P256);
-	if (!akey) {
-		snprintf(err, errsz, "cannot load or create the account key %s",
-			 path);
-		goto out_nol;
-	}
-	uv_loop_init(&r.loop);
+	/* The responder first: without it no order can succeed. */
 	r.chall = engine_chall_new(opts->http_listen, err, errsz);
-	if (!r.chall)
-		goto out;
-	r.http = engine_http_new(&r.loop, &ho);
-	r.client = acme_client_new(akey, &co);
-	if (!r.http || !r.client) {
-		snprintf(err, errsz, "cannot set up the HTTP client");
+	if (!r.chall) {
+		rc = -EADDRINUSE;
 		goto out;
 	}
+	rc = engine_session_open(&r.s, &opts->acct, 1, err, errsz);
+	if (rc < 0)
+		goto out;
 	if (opts->progress && isatty(STDERR_FILENO)) {
-		uv_timer_init(&r.loop, &r.progress);
+		uv_timer_init(&r.s.loop, &r.progress);
 		r.progress.data = &r;
 		uv_timer_start(&r.progress, draw_progress, 250, 250);
 		r.progress_on = 1;
 	}
-	engine_task_client(&r.client_task, r.client);
-	r.client_task.ctx = &r;
-	r.client_task.done = client_done;
-	engine_task_start(&r.client_task, &r.loop, r.http);
-	uv_run(&r.loop, UV_RUN_DEFAULT);
-	/* The loop only ends early if the account failed; otherwise every
-	 * name has a result. */
-	rc = r.fatal ? -EIO : 0;
-	if (r.progress_on)
-		uv_timer_stop(&r.progress);
+	start_more(&r);
+	uv_run(&r.s.loop, UV_RUN_DEFAULT);
 out:
-	engine_http_free(r.http);
-	uv_walk(&r.loop, walk_close, NULL);
-	uv_run(&r.loop, UV_RUN_DEFAULT);
-	uv_loop_close(&r.loop);
+	engine_session_close(&r.s);
 	engine_chall_free(r.chall);
-	acme_client_free(r.client);
-out_nol:
-	EVP_PKEY_free(akey);
 	if (rc < 0) {
 		engine_issue_results_free(r.results, n);
 		return rc;
