@@ -193,8 +193,15 @@ extern const char *const acme_chall_names[ACME_CHALL__MAX]; /* "http-01"... */
 /* keyAuthorization = token "." thumbprint (RFC 8555 §8.1); malloc'd. */
 char *acme_key_authorization(const char *token, const char *thumbprint);
 /* Rejects tokens that are not base64url or are too short/long
- * (RFC 8555 §8.1: at least 128 bits of entropy, i.e. >= 22 chars). */
+ * (RFC 8555 §8.1: at least 128 bits of entropy, i.e. >= 22 chars).
+ * Returns 0 or -EINVAL. */
 int acme_token_valid(const char *token);
+/* SHA-256 of the key authorization: the value of the acmeIdentifier
+ * extension of a TLS-ALPN-01 certificate (RFC 8737 §3). 0 or -EINVAL. */
+int acme_tlsalpn01_digest(const char *key_auth, unsigned char out[32]);
+/* base64url(SHA-256(key authorization)): the TXT value of DNS-01
+ * (RFC 8555 §8.4); malloc'd, caller frees. */
+char *acme_dns01_txt(const char *key_auth);
 
 /*
  * The driver provides these so the core can make challenge responses

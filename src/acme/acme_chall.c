@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "acme/acme.h"
+#include "util/util.h"
 
 /* RFC 8555 §8.1: >= 128 bits of entropy is 22 base64url chars. The upper
  * bound is ours: no CA sends more, and it keeps paths short. */
@@ -68,4 +69,21 @@ int acme_token_valid(const char *token)
 			return -EINVAL;
 	}
 	return n >= TOKEN_MIN ? 0 : -EINVAL;
+}
+
+int acme_tlsalpn01_digest(const char *key_auth, unsigned char out[32])
+{
+	if (!key_auth || !EVP_Digest(key_auth, strlen(key_auth), out, NULL,
+				     EVP_sha256(), NULL))
+		return -EINVAL;
+	return 0;
+}
+
+char *acme_dns01_txt(const char *key_auth)
+{
+	unsigned char d[32];
+
+	if (acme_tlsalpn01_digest(key_auth, d) < 0)
+		return NULL;
+	return b64url_encode(d, sizeof(d));
 }

@@ -570,6 +570,26 @@ static void test_eab(void **state)
 
 /* ---- challenges ---------------------------------------------------------- */
 
+/* SHA-256("abc") from FIPS 180-2, as TLS-ALPN-01 digest and DNS-01 TXT. */
+static void test_chall_digests(void **state)
+{
+	static const unsigned char abc[32] = {
+		0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+		0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+		0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+	unsigned char d[32];
+	char *txt;
+
+	(void)state;
+	assert_int_equal(acme_tlsalpn01_digest("abc", d), 0);
+	assert_memory_equal(d, abc, 32);
+	assert_int_equal(acme_tlsalpn01_digest(NULL, d), -EINVAL);
+	txt = acme_dns01_txt("abc");
+	assert_non_null(txt);
+	assert_string_equal(txt, "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
+	free(txt);
+}
+
 static void test_chall(void **state)
 {
 	char *ka;
@@ -628,6 +648,7 @@ int main(void)
 	    cmocka_unit_test(test_unsupported_keys),
 	    cmocka_unit_test(test_eab),
 	    cmocka_unit_test(test_chall),
+		cmocka_unit_test(test_chall_digests),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
