@@ -4,7 +4,8 @@
 #  1. scripts/install-deps.sh                   (skip: CERTHERD_SKIP_DEPS=1)
 #  2. build in build/ and, unless QUICK=1, in build-asan/ with
 #     ASan+UBSan                                (skip: SKIP_BUILD=1)
-#  3. unit tests: meson test --suite unit, in both builds
+#  3. unit tests: meson test --suite unit, in both builds; then each
+#     libFuzzer target for FUZZ_SECONDS (skip: SKIP_FUZZ=1)
 #  4. integration tests: every tests/integration/t_*.sh, each in its own
 #     network namespace (tests/netns.sh) with its own Pebble, against
 #     build/certherd; files with a line `# asan: yes` also against
@@ -108,6 +109,37 @@ if [ ${#FILTERS[@]} = 0 ]; then
 	for b in "${BUILDS[@]}"; do
 		[ "${BUILD_OK[$b]}" = 1 ] && run_unit "$b"
 	done
+fi
+
+# 3b. fuzz smoke: every libFuzzer target runs FUZZ_SECONDS (default 15)
+# from its seed corpus, so the targets keep building and a regression a
+# fuzzer finds quickly fails the suite. Long campaigns: see fuzz/meson.build.
+run_fuzz() {
+	local t name dict scratch
+	say "fuzz smoke (${FUZZ_SECONDS:-15} s per target)"
+	if [ ! -f build-fuzz/build.ninja ]; then
+		CC=clang meson setup build-fuzz -Dfuzz=true >/dev/null || { failed "fuzz: setup"; return; }
+	fi
+	meson compile -C build-fuzz >/dev/null || { failed "fuzz: build"; return; }
+	for t in build-fuzz/fuzz/fuzz_*; do
+		[ -x "$t" ] && [ -f "$t" ] || continue
+		name=${t##*/fuzz_}
+		scratch=$(mktemp -d)
+		dict=()
+		[ -f "fuzz/$name.dict" ] && dict=(-dict="fuzz/$name.dict")
+		if "$t" "${dict[@]}" -max_total_time="${FUZZ_SECONDS:-15}" -timeout=10 \
+			-rss_limit_mb=2048 "$scratch" "fuzz/corpus/$name" >"$scratch.log" 2>&1; then
+			pass 1
+			echo "ok - fuzz_$name: $(grep -o 'Done [0-9]* runs' "$scratch.log")"
+		else
+			failed "fuzz_$name"
+			tail -n 40 "$scratch.log"
+		fi
+		rm -rf "$scratch" "$scratch.log"
+	done
+}
+if [ ${#FILTERS[@]} = 0 ] && [ "${SKIP_FUZZ:-0}" != 1 ]; then
+	run_fuzz
 fi
 
 # 4. integration tests
