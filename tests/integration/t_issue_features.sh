@@ -70,6 +70,22 @@ check "same account after rollover ($url_after)" test "$url_before" = "$url_afte
 check "issuing with the rolled key works" verify_cert "$OUT" k2.example.com
 ca_stop
 
+# --- alternate chains: --preferred-issuer picks one ----------------------------
+PEBBLE_ALTERNATE_ROOTS=2 ca_start "$TEST_TMP/ca-alt" || { fail "CA with alternate roots starts"; finish; }
+curl -fsS --cacert "$CA_BUNDLE" "$PEBBLE_MGMT/roots/2" >"$TEST_TMP/root2.pem"
+want=$(openssl x509 -noout -subject -nameopt multiline -in "$TEST_TMP/root2.pem" | sed -n 's/^ *commonName *= *//p')
+check "issue preferring the chain of root 2 ($want)" issue --out "$TEST_TMP/alt" \
+	--preferred-issuer "$want" alt.example.com
+top=$(openssl crl2pkcs7 -nocrl -certfile "$TEST_TMP/alt/live/alt.example.com/chain.pem" |
+	openssl pkcs7 -print_certs -noout | grep '^issuer' | tail -1 | sed 's/.*CN *= *//')
+check "chain ends at the preferred root ($top)" test "$top" = "$want"
+check "and verifies against it" openssl verify -CAfile "$TEST_TMP/root2.pem" \
+	-untrusted "$TEST_TMP/alt/live/alt.example.com/chain.pem" "$TEST_TMP/alt/live/alt.example.com/cert.pem"
+check "unknown preferred issuer keeps the default chain" issue --out "$TEST_TMP/alt" \
+	--preferred-issuer "No Such CA" alt2.example.com
+check "default chain verifies against root 0" verify_cert "$TEST_TMP/alt" alt2.example.com
+ca_stop "$TEST_TMP/ca-alt"
+
 # --- profiles (pebble >= 2.7) ------------------------------------------------------
 if PEBBLE_PROFILES=1 ca_start "$TEST_TMP/ca-prof" 2>"$TEST_TMP/prof-start.log"; then
 	check "profile shortlived issued" issue --out "$TEST_TMP/prof" --profile shortlived p.example.com
