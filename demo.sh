@@ -29,25 +29,48 @@ set -a
 . "$OUT/ca/ca.env"
 set +a
 for i in $(seq 1 "$N"); do echo "shop$i.customer-domains.test"; done >"$OUT/domains.txt"
+cp "$OUT/domains.txt" "$OUT/todo.txt"
 
 echo "== certherd issue: $N domains against Pebble $PEBBLE_VERSION at $ACME_DIRECTORY"
 start=$(date +%s.%N)
-# Pebble 2.10 can wedge under many parallel requests (see docs/pebble.md):
-# 4 connections keep it healthy and still saturate it.
-build/certherd issue --directory "$ACME_DIRECTORY" --ca-bundle "$CA_BUNDLE" \
-	--http-listen "127.0.0.1:$HTTP01_PORT" --out "$OUT" --log-level warn \
-	--domains-file "$OUT/domains.txt" --concurrency 300 --ca-connections 4
+# Pebble (a test CA) can wedge for good under parallel load: its store lock
+# leaks (docs/pebble.md). Then restart it and ask again for the domains that
+# have no certificate yet; the account key is reused.
+for attempt in 1 2 3; do
+	build/certherd issue --directory "$ACME_DIRECTORY" --ca-bundle "$CA_BUNDLE" \
+		--http-listen "127.0.0.1:$HTTP01_PORT" --out "$OUT" --log-level warn \
+		--domains-file "$OUT/todo.txt" --concurrency 300 &
+	pid=$!
+	wedged=0
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 2
+		if kill -0 "$pid" 2>/dev/null && tests/ca/ca.sh wedged "$OUT/ca" 2>/dev/null; then
+			wedged=1
+			kill "$pid"
+		fi
+	done
+	wait "$pid" || true
+	[ "$wedged" = 1 ] || break
+	echo "== Pebble wedged (its bug, see docs/pebble.md); restarting it and continuing"
+	cat "$PEBBLE_ROOT" >>"$OUT/roots.pem" # earlier certificates chain to it
+	tests/ca/ca.sh stop "$OUT/ca" >/dev/null 2>&1
+	tests/ca/ca.sh start "$OUT/ca" >/dev/null
+	while read -r d; do
+		[ -s "$OUT/live/$d/fullchain.pem" ] || echo "$d"
+	done <"$OUT/domains.txt" >"$OUT/todo.txt"
+done
 end=$(date +%s.%N)
+cat "$PEBBLE_ROOT" >>"$OUT/roots.pem"
 got=$(find "$OUT/live" -name fullchain.pem | wc -l)
 awk -v n="$got" -v a="$start" -v b="$end" \
 	'BEGIN { printf "== %d certificates in %.1f s (%.0f per second)\n", n, b - a, n / (b - a) }'
 
-echo "== a sample, checked with openssl against Pebble's root:"
+echo "== a sample, checked with openssl against Pebble's root(s):"
 for i in 1 $((N / 2)) "$N"; do
 	d=shop$i.customer-domains.test
 	l=$OUT/live/$d
 	printf '%-36s ' "$d"
-	openssl verify -CAfile "$PEBBLE_ROOT" -untrusted "$l/chain.pem" "$l/cert.pem" >/dev/null &&
+	openssl verify -CAfile "$OUT/roots.pem" -untrusted "$l/chain.pem" "$l/cert.pem" >/dev/null &&
 		printf 'chain ok, ' || printf 'CHAIN BAD, '
 	openssl x509 -noout -ext subjectAltName -in "$l/cert.pem" | tail -1 | tr -d ' \n'
 	printf ', key %s\n' "$(stat -c %a "$l/privkey.pem")"

@@ -7,6 +7,8 @@
 #   tests/ca/ca.sh stop DIR     stop what `start DIR` started
 #   tests/ca/ca.sh pause DIR    SIGSTOP Pebble (CA hangs; state is kept)
 #   tests/ca/ca.sh resume DIR   SIGCONT Pebble
+#   tests/ca/ca.sh wedged DIR   exit 0 if Pebble stopped answering for good
+#                               (its store lock leaked; docs/pebble.md)
 #
 # DIR/ca.env is KEY='value' lines (source it, `set -a` to export):
 #   ACME_DIRECTORY   https://127.0.0.1:14000/dir
@@ -225,7 +227,7 @@ cmd_start() {
 
 	(
 		unset PEBBLE_VA_ALWAYS_VALID
-		export PEBBLE_VA_NOSLEEP=1 PEBBLE_AUTHZREUSE=0
+		export PEBBLE_VA_NOSLEEP=${PEBBLE_VA_NOSLEEP:-1} PEBBLE_AUTHZREUSE=${PEBBLE_AUTHZREUSE:-0}
 		export PEBBLE_WFE_NONCEREJECT=$PEBBLE_NONCEREJECT
 		[ "$PEBBLE_ALWAYS_VALID" = 1 ] && export PEBBLE_VA_ALWAYS_VALID=1
 		cd "$DIR"
@@ -347,10 +349,31 @@ cmd_signal() {
 [ $# = 2 ] || die "usage: $0 start|stop|pause|resume DIR"
 mkdir -p "$2"
 DIR=$(cd "$2" && pwd)
+# Pebble sometimes leaks the lock of its in-memory store under parallel
+# load and then never answers a request that touches it again (see
+# docs/pebble.md). Its management API's certificate lookup takes that lock:
+# when it does not answer within 5 s while Pebble runs, Pebble is wedged.
+# Exit 0 if wedged, 1 if healthy. A goroutine dump (SIGQUIT) goes to
+# pebble.log as evidence.
+cmd_wedged() {
+	read_pids || die "no $DIR/ca.env"
+	our_pid "$PEBBLE_PID" || die "Pebble (pid $PEBBLE_PID) is not running"
+	# shellcheck disable=SC1091
+	. "$DIR/ca.env"
+	if curl -s --max-time 5 -o /dev/null --cacert "$CA_BUNDLE" \
+		"$PEBBLE_MGMT/cert-status-by-serial/01"; then
+		return 1
+	fi
+	echo "ca.sh: Pebble is wedged (store lock held); goroutine dump in $DIR/pebble.log" >&2
+	kill -QUIT "$PEBBLE_PID" 2>/dev/null
+	return 0
+}
+
 case "$1" in
 start) cmd_start ;;
+wedged) cmd_wedged ;;
 stop) cmd_stop ;;
 pause) cmd_signal STOP ;;
 resume) cmd_signal CONT ;;
-*) die "usage: $0 start|stop|pause|resume DIR" ;;
+*) die "usage: $0 start|stop|pause|resume|wedged DIR" ;;
 esac

@@ -107,6 +107,9 @@ check_fails() {
 
 finish() {
 	T_FINISHED=1
+	if [ -s "$TEST_TMP/pebble-wedges.log" ]; then
+		sed 's/^/# /' "$TEST_TMP/pebble-wedges.log"
+	fi
 	if [ $((T_PASS + T_FAIL)) = 0 ]; then
 		fail "$T_NAME checked nothing"
 	fi
@@ -143,6 +146,40 @@ ca_start() {
 	# shellcheck disable=SC1091
 	. "$dir/ca.env"
 	set +a
+}
+
+# run_issuing CMD... : run CMD (a certherd command against the running test
+# CA). If Pebble wedges meanwhile (tests/ca/ca.sh wedged: its store lock
+# leaked, docs/pebble.md), kill CMD, restart the CA in place with the same
+# knobs and run CMD again: at most twice, each time recorded in
+# TEST_TMP/pebble-wedges.log (printed by finish). Returns CMD's status.
+run_issuing() {
+	local tries=0 pid rc
+	while :; do
+		"$@" &
+		pid=$!
+		while kill -0 "$pid" 2>/dev/null; do
+			sleep 2
+			if kill -0 "$pid" 2>/dev/null &&
+				"$SRC/tests/ca/ca.sh" wedged "$CA_DIR" 2>/dev/null; then
+				kill "$pid" 2>/dev/null
+				wait "$pid" 2>/dev/null
+				tries=$((tries + 1))
+				echo "Pebble wedged during: $* (restart $tries)" >>"$TEST_TMP/pebble-wedges.log"
+				[ $tries -le 2 ] || return 124
+				"$SRC/tests/ca/ca.sh" stop "$CA_DIR" >/dev/null 2>&1
+				"$SRC/tests/ca/ca.sh" start "$CA_DIR" >/dev/null || return 125
+				set -a
+				# shellcheck disable=SC1091
+				. "$CA_DIR/ca.env"
+				set +a
+				continue 2
+			fi
+		done
+		wait "$pid"
+		rc=$?
+		return $rc
+	done
 }
 
 ca_stop() {

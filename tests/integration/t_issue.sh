@@ -28,7 +28,7 @@ check "no temp files left" test -z "$(find "$OUT" -name '*.tmp*')"
 # 200 at once.
 OUT=$TEST_TMP/many
 for i in $(seq 1 200); do echo "m$i.example.net"; done >"$TEST_TMP/200.txt"
-check "issues 200 domains concurrently" issue --out "$OUT" \
+check "issues 200 domains concurrently" run_issuing issue --out "$OUT" \
 	--domains-file "$TEST_TMP/200.txt" --concurrency 200
 bad=0
 for i in $(seq 1 200); do
@@ -59,7 +59,7 @@ ca_stop
 PEBBLE_NONCEREJECT=50 ca_start "$TEST_TMP/ca-nonce" || { fail "CA with nonce rejection starts"; finish; }
 OUT=$TEST_TMP/nonce
 for i in $(seq 1 30); do echo "n$i.example.com"; done >"$TEST_TMP/30.txt"
-check "PEBBLE_WFE_NONCEREJECT=50: all 30 issued" issue --out "$OUT" \
+check "PEBBLE_WFE_NONCEREJECT=50: all 30 issued" run_issuing issue --out "$OUT" \
 	--domains-file "$TEST_TMP/30.txt" --concurrency 30
 check "Pebble really rejected nonces" grep -q 'badNonce\|bad nonce\|nonce' "$TEST_TMP/ca-nonce/pebble.log"
 bad=0
