@@ -9,18 +9,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "engine/engine.h"
 #include "util/util.h"
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static enum acme_step client_next(void *m, int64_t now, struct acme_request *r,
 				  int64_t *w)
@@ -77,7 +68,7 @@ static void on_response(void *ctx, const struct acme_response *res)
 {
 	struct engine_task *t = ctx;
 
-	t->feed(t->machine, res, wall_ms());
+	t->feed(t->machine, res, clock_wall_ms());
 	step(t);
 }
 
@@ -89,7 +80,7 @@ static void on_wake(uv_timer_t *timer)
 static void step(struct engine_task *t)
 {
 	struct acme_request req;
-	int64_t now = wall_ms(), wake = now;
+	int64_t now = clock_wall_ms(), wake = now;
 	enum acme_step s;
 
 	if (t->closing)

@@ -94,5 +94,7 @@ int fsio_read_all(const char *path, size_t max, char **out, size_t *len);
 int64_t clock_mono_ms(void);
 /* Seconds since the epoch, wall clock. */
 int64_t clock_wall_s(void);
+/* Milliseconds since the epoch, wall clock: the ACME core's "now". */
+int64_t clock_wall_ms(void);
 
 #endif

@@ -36,8 +36,8 @@ static void test_hdr_crlf_and_lf(void **state)
 	    "location: https://ca.example/acme/acct/1\n"
 	    "\n",
 	    /* no status line, no final empty line */
-	    "Replay-Nonce: Ab_c-123\r\n"
-	    "Location: https://ca.example/acme/acct/1",
+	    ("Replay-Nonce: Ab_c-123\r\n"
+	     "Location: https://ca.example/acme/acct/1"),
 	};
 	char v[128];
 	size_t i;

@@ -211,8 +211,8 @@ static void test_not_a_problem(void **state)
 	    "null",
 	    "42",
 	    /* an order is JSON but not a problem */
-	    "{\"status\":\"pending\",\"expires\":\"2016-01-05T14:09:07.99Z\","
-	    "\"identifiers\":[{\"type\":\"dns\",\"value\":\"a.example\"}]}",
+	    ("{\"status\":\"pending\",\"expires\":\"2016-01-05T14:09:07.99Z\","
+	     "\"identifiers\":[{\"type\":\"dns\",\"value\":\"a.example\"}]}"),
 	    "{\"type\":42,\"detail\":\"x\"}",
 	    "{\"type\":\"\",\"detail\":\"x\"}",
 	    "{\"type\":\"urn:ietf:params:acme:error:dns\"} trailing",
