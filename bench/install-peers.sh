@@ -1,0 +1,30 @@
+#!/bin/sh
+# Install the peer ACME clients and tools that bench/issue.sh compares
+# certherd with (Debian 12): Apache httpd with mod_md, lego, GNU time.
+# Kept apart from scripts/install-deps.sh so that the test install stays lean.
+# Idempotent: does nothing (and no network) when everything is present.
+set -eu
+PKGS="apache2 lego time python3"
+if [ "$(id -u)" != 0 ]; then
+	echo "install-peers: must run as root (try: sudo $0)" >&2
+	exit 1
+fi
+missing=""
+for p in $PKGS; do
+	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	[ "$st" = "install ok installed" ] || missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+	echo "install-peers: all packages present" >&2
+	exit 0
+fi
+echo "install-peers: installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+# shellcheck disable=SC2086
+apt-get install -y --no-install-recommends $missing
+# The benchmark runs its own apache2 (-f, private ServerRoot); the packaged
+# service is not needed.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+	systemctl disable --now apache2 >/dev/null 2>&1 || true
+fi
