@@ -17,21 +17,10 @@
 #include <openssl/x509v3.h>
 
 #include "crypto/crypto.h"
+#include "crypto/crypto_internal.h"
 #include "util/util.h"
 
 #define CSR_CN_MAX 64
-
-static void csr_drain_errors(const char *what)
-{
-	char buf[256];
-	unsigned long e = ERR_get_error();
-
-	if (e) {
-		ERR_error_string_n(e, buf, sizeof(buf));
-		log_debug("crypto", NULL, "%s: %s", what, buf);
-	}
-	ERR_clear_error();
-}
 
 /* Build the SAN extension list holding one dNSName per name. */
 static int csr_add_sans(X509_REQ *req, const char *const *names, size_t n)
@@ -133,7 +122,7 @@ int csr_create(EVP_PKEY *key, const char *const *names, size_t n,
 	rc = 0;
 out:
 	if (rc < 0)
-		csr_drain_errors("csr creation failed");
+		crypto__drain_errors("csr creation failed");
 	free(buf);
 	X509_REQ_free(req);
 	return rc;

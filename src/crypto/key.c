@@ -17,6 +17,7 @@
 #include <openssl/pem.h>
 
 #include "crypto/crypto.h"
+#include "crypto/crypto_internal.h"
 #include "util/util.h"
 
 /* Large enough for an RSA 8192 key in PEM; anything bigger is not a key. */
@@ -31,7 +32,7 @@ static const char *const key_type_names[KEY__MAX] = {
 /* OpenSSL leaves its reasons on a per-thread queue; keep the first at
  * debug level for whoever investigates and leave the queue empty so a
  * later, unrelated failure is not blamed on this one. */
-static void key_drain_errors(const char *what)
+void crypto__drain_errors(const char *what)
 {
 	char buf[256];
 	unsigned long e = ERR_get_error();
@@ -89,7 +90,7 @@ EVP_PKEY *key_generate(enum key_type t)
 		return NULL;
 	}
 	if (!key)
-		key_drain_errors("key generation failed");
+		crypto__drain_errors("key generation failed");
 	return key;
 }
 
@@ -108,7 +109,7 @@ char *key_to_pem(EVP_PKEY *key, size_t *len)
 	/* PEM_write_bio_PrivateKey writes PKCS#8 ("BEGIN PRIVATE KEY") in
 	 * OpenSSL 3 for every key type. */
 	if (!PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL)) {
-		key_drain_errors("key to pem failed");
+		crypto__drain_errors("key to pem failed");
 		goto out;
 	}
 	n = BIO_get_mem_data(bio, &data);
@@ -149,7 +150,7 @@ EVP_PKEY *key_from_pem(const char *pem, size_t len)
 		goto out;
 	key = PEM_read_bio_PrivateKey(bio, NULL, key_no_passphrase, NULL);
 	if (!key)
-		key_drain_errors("key from pem failed");
+		crypto__drain_errors("key from pem failed");
 out:
 	BIO_free(bio);
 	return key;

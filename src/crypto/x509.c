@@ -23,22 +23,11 @@
 #include <openssl/x509v3.h>
 
 #include "crypto/crypto.h"
+#include "crypto/crypto_internal.h"
 #include "util/util.h"
 
 /* A chain of more than this many certificates is not one a CA sends. */
 #define X509_CHAIN_MAX 16
-
-static void x509_drain_errors(const char *what)
-{
-	char buf[256];
-	unsigned long e = ERR_get_error();
-
-	if (e) {
-		ERR_error_string_n(e, buf, sizeof(buf));
-		log_debug("crypto", NULL, "%s: %s", what, buf);
-	}
-	ERR_clear_error();
-}
 
 static BIO *x509_bio(const char *pem, size_t len)
 {
@@ -57,7 +46,7 @@ X509 *x509_from_pem(const char *pem, size_t len)
 		goto out;
 	cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
 	if (!cert)
-		x509_drain_errors("certificate from pem failed");
+		crypto__drain_errors("certificate from pem failed");
 out:
 	BIO_free(bio);
 	return cert;
@@ -214,7 +203,7 @@ int x509_inspect(X509 *cert, struct x509_info *info)
 			  sizeof(info->subject_cn));
 out:
 	if (rc < 0) {
-		x509_drain_errors("certificate inspection failed");
+		crypto__drain_errors("certificate inspection failed");
 		x509_info_free(info);
 	}
 	return rc;
@@ -242,7 +231,7 @@ int x509_key_matches(X509 *cert, EVP_PKEY *key)
 		return -EINVAL;
 	pub = X509_get0_pubkey(cert);
 	if (!pub) {
-		x509_drain_errors("certificate public key unreadable");
+		crypto__drain_errors("certificate public key unreadable");
 		return -EINVAL;
 	}
 	r = EVP_PKEY_eq(pub, key);
@@ -255,7 +244,7 @@ int x509_key_matches(X509 *cert, EVP_PKEY *key)
 		ERR_clear_error();
 		return 0;
 	}
-	x509_drain_errors("key comparison unsupported");
+	crypto__drain_errors("key comparison unsupported");
 	return -EINVAL;
 }
 
@@ -318,7 +307,7 @@ static int x509_parse_chain(const char *pem, size_t len, STACK_OF(X509) * *out)
 	rc = 0;
 out:
 	if (rc < 0)
-		x509_drain_errors("certificate chain does not parse");
+		crypto__drain_errors("certificate chain does not parse");
 	X509_free(cert);
 	OPENSSL_free(name);
 	OPENSSL_free(header);

@@ -31,15 +31,21 @@ struct engine_http {
 	struct xfer *xfers; /* doubly linked, for cancellation on free */
 };
 
+/* A response buffer that refuses to grow past max (a CA's bytes are
+ * bounded like any peer's). */
+struct rbuf {
+	char *p;
+	size_t len, cap, max;
+	int too_large;
+};
+
 /* One exchange in flight. */
 struct xfer {
 	struct engine_http *h;
 	CURL *easy;
 	struct curl_slist *hdrs;
 	char *body_out;          /* request body (curl reads it in place) */
-	char *resp_hdrs, *resp_body;
-	size_t hdr_len, body_len, hdr_cap, body_cap;
-	int too_large;
+	struct rbuf hdrs_in, body_in;
 	char errbuf[CURL_ERROR_SIZE];
 	engine_http_cb cb;
 	void *ctx;
@@ -53,50 +59,32 @@ struct sock {
 	struct engine_http *h;
 };
 
-static int grow_append(char **buf, size_t *len, size_t *cap, const char *p,
-		       size_t n, size_t max)
+/* libcurl's header and write callbacks: append or fail the transfer. */
+static size_t on_data(char *p, size_t size, size_t n, void *ud)
 {
-	if (*len + n > max)
-		return -EFBIG;
-	if (*len + n + 1 > *cap) {
-		size_t nc = *cap ? *cap : 1024;
-		char *nb;
-		while (nc < *len + n + 1)
+	struct rbuf *b = ud;
+	size_t add = size * n;
+
+	if (b->len + add > b->max)
+		goto refuse;
+	if (b->len + add + 1 > b->cap) {
+		size_t nc = b->cap ? b->cap : 1024;
+		char *np;
+		while (nc < b->len + add + 1)
 			nc *= 2;
-		nb = realloc(*buf, nc);
-		if (!nb)
-			return -ENOMEM;
-		*buf = nb;
-		*cap = nc;
+		np = realloc(b->p, nc);
+		if (!np)
+			goto refuse;
+		b->p = np;
+		b->cap = nc;
 	}
-	memcpy(*buf + *len, p, n);
-	*len += n;
-	(*buf)[*len] = '\0';
+	memcpy(b->p + b->len, p, add);
+	b->len += add;
+	b->p[b->len] = '\0';
+	return add;
+refuse:
+	b->too_large = 1;
 	return 0;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *ud)
-{
-	struct xfer *x = ud;
-
-	if (grow_append(&x->resp_hdrs, &x->hdr_len, &x->hdr_cap, p, size * n,
-			ACME_MAX_HEADERS) < 0) {
-		x->too_large = 1;
-		return 0;
-	}
-	return size * n;
-}
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-	struct xfer *x = ud;
-
-	if (grow_append(&x->resp_body, &x->body_len, &x->body_cap, p, size * n,
-			ACME_MAX_BODY) < 0) {
-		x->too_large = 1;
-		return 0;
-	}
-	return size * n;
 }
 
 static void xfer_free(struct xfer *x)
@@ -113,8 +101,8 @@ static void xfer_free(struct xfer *x)
 	curl_easy_cleanup(x->easy);
 	curl_slist_free_all(x->hdrs);
 	free(x->body_out);
-	free(x->resp_hdrs);
-	free(x->resp_body);
+	free(x->hdrs_in.p);
+	free(x->body_in.p);
 	free(x);
 	h->active--;
 }
@@ -132,17 +120,19 @@ static void collect_done(struct engine_http *h)
 		if (m->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-		if (m->data.result == CURLE_OK && !x->too_large) {
+		int too_large = x->hdrs_in.too_large || x->body_in.too_large;
+
+		if (m->data.result == CURLE_OK && !too_large) {
 			curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE,
 					  &res.status);
-			res.headers = x->resp_hdrs ? x->resp_hdrs : "";
-			res.headers_len = x->hdr_len;
-			res.body = x->resp_body ? x->resp_body : "";
-			res.body_len = x->body_len;
+			res.headers = x->hdrs_in.p ? x->hdrs_in.p : "";
+			res.headers_len = x->hdrs_in.len;
+			res.body = x->body_in.p ? x->body_in.p : "";
+			res.body_len = x->body_in.len;
 		} else {
 			res.status = 0;
 			snprintf(why, sizeof(why), "%s",
-				 x->too_large ? "response too large"
+				 too_large ? "response too large"
 				 : x->errbuf[0]
 					 ? x->errbuf
 					 : curl_easy_strerror(m->data.result));
@@ -294,10 +284,12 @@ int engine_http_send(struct engine_http *h, const struct acme_request *req,
 	curl_easy_setopt(x->easy, CURLOPT_URL, req->url);
 	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
 	curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, x->errbuf);
-	curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, x);
-	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
+	x->hdrs_in.max = ACME_MAX_HEADERS;
+	x->body_in.max = ACME_MAX_BODY;
+	curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, on_data);
+	curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, &x->hdrs_in);
+	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, &x->body_in);
 	curl_easy_setopt(x->easy, CURLOPT_USERAGENT, h->user_agent);
 	curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
 	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, h->timeout_ms);
