@@ -34,7 +34,7 @@ struct job {
 	uv_work_t work;
 	char *chain;     /* downloaded PEM chain, for WRITE */
 	int rc;          /* result of the thread-pool stage */
-	char why[256];
+	char why[4400];
 };
 
 struct run {
@@ -94,42 +94,79 @@ static void job_finish(struct job *j, const char *error)
 
 /* ---- WRITE: live/<name>/{cert,chain,fullchain,privkey}.pem ------------ */
 
+/*
+ * The four files change together: all are staged (written and fsynced to
+ * temp names) first, then renamed in a row and the directory synced once.
+ * A failure before the renames leaves the old files untouched (and no
+ * directory for a first issuance); a crash between renames can at worst
+ * pair an old chain file with the new leaf, never a key with the wrong
+ * certificate, because privkey and cert are renamed back to back.
+ */
+static const char *const live_files[] = {"privkey", "cert", "chain",
+					 "fullchain"};
+
 static int write_live(const char *out_dir, const char *name, EVP_PKEY *key,
 		      const char *chain, char *why, size_t whysz)
 {
 	char dir[4096], path[4200];
-	char *leaf = NULL, *rest = NULL, *pem = NULL;
-	size_t pem_len;
-	int rc;
+	char *leaf = NULL, *rest = NULL, *pem = NULL, *tmp[4] = {0};
+	const char *data[4];
+	size_t pem_len, i;
+	X509 *x = NULL;
+	int rc, created;
 
 	snprintf(dir, sizeof(dir), "%s/live/%s", out_dir, name);
-	rc = fsio_mkdirs(dir, 0755);
-	if (rc < 0)
-		goto out;
-	rc = x509_split_chain(chain, strlen(chain), &leaf, &rest);
-	if (rc < 0)
-		goto out;
-	pem = key_to_pem(key, &pem_len);
-	if (!pem) {
-		rc = -ENOMEM;
+	/* The CA could hand back a certificate for another key (a bug, or
+	 * an attacker): never install a pair nginx would refuse. */
+	x = x509_from_pem(chain, strlen(chain));
+	if (!x || x509_key_matches(x, key) != 1) {
+		snprintf(why, whysz,
+			 "the CA's certificate for %s does not match its key",
+			 name);
+		rc = -EINVAL;
 		goto out;
 	}
-	/* The key first: a reader that sees the new cert finds its key. */
-	snprintf(path, sizeof(path), "%s/privkey.pem", dir);
-	if ((rc = fsio_write_atomic(path, pem, pem_len, 0600)) < 0)
+	rc = x509_split_chain(chain, strlen(chain), &leaf, &rest);
+	pem = rc == 0 ? key_to_pem(key, &pem_len) : NULL;
+	if (rc < 0 || !pem) {
+		snprintf(why, whysz, "cannot prepare the files for %s", name);
+		rc = rc < 0 ? rc : -ENOMEM;
 		goto out;
-	snprintf(path, sizeof(path), "%s/cert.pem", dir);
-	if ((rc = fsio_write_atomic(path, leaf, strlen(leaf), 0644)) < 0)
-		goto out;
-	snprintf(path, sizeof(path), "%s/chain.pem", dir);
-	if ((rc = fsio_write_atomic(path, rest, strlen(rest), 0644)) < 0)
-		goto out;
-	snprintf(path, sizeof(path), "%s/fullchain.pem", dir);
-	rc = fsio_write_atomic(path, chain, strlen(chain), 0644);
-out:
+	}
+	created = access(dir, F_OK) != 0;
+	if ((rc = fsio_mkdirs(dir, 0755)) < 0)
+		goto io;
+	data[0] = pem;
+	data[1] = leaf;
+	data[2] = rest;
+	data[3] = chain;
+	for (i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "%s/%s.pem", dir, live_files[i]);
+		rc = fsio_stage(path, data[i], strlen(data[i]),
+				i == 0 ? 0600 : 0644, &tmp[i]);
+		if (rc < 0)
+			break;
+	}
+	if (rc < 0) {
+		for (i = 0; i < 4; i++)
+			fsio_discard(tmp[i]);
+		if (created)
+			rmdir(dir);
+		goto io;
+	}
+	for (i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "%s/%s.pem", dir, live_files[i]);
+		int r = fsio_commit(tmp[i], path, i == 3);
+		if (r < 0 && rc == 0)
+			rc = r;
+	}
 	if (rc < 0)
-		snprintf(why, whysz, "cannot write %s/live/%s: %s", out_dir,
-			 name, strerror(-rc));
+		goto io;
+	goto out;
+io:
+	snprintf(why, whysz, "cannot write %s: %s", dir, strerror(-rc));
+out:
+	X509_free(x);
 	if (pem)
 		OPENSSL_cleanse(pem, pem_len);
 	free(pem);

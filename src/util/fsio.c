@@ -71,8 +71,8 @@ out:
 	return rc;
 }
 
-int fsio_write_atomic(const char *path, const void *data, size_t len,
-		      unsigned mode)
+int fsio_stage(const char *path, const void *data, size_t len, unsigned mode,
+	       char **tmp_out)
 {
 	static const char suffix[] = ".tmp.XXXXXX";
 	char *tmp = NULL;
@@ -80,6 +80,7 @@ int fsio_write_atomic(const char *path, const void *data, size_t len,
 	int fd = -1;
 	int rc;
 
+	*tmp_out = NULL;
 	if (!path || !*path || (!data && len > 0)) {
 		rc = -EINVAL;
 		goto out;
@@ -120,16 +121,9 @@ int fsio_write_atomic(const char *path, const void *data, size_t len,
 		goto out;
 	}
 	fd = -1;
-	if (rename(tmp, path) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	free(tmp);
+	*tmp_out = tmp;
 	tmp = NULL;
-	/* The new contents are in place; a failure here only means the
-	 * rename may not survive a crash, which the caller should still
-	 * hear about. */
-	rc = fsync_parent(path);
+	rc = 0;
 out:
 	if (fd >= 0)
 		close(fd);
@@ -138,6 +132,40 @@ out:
 		free(tmp);
 	}
 	return rc;
+}
+
+int fsio_commit(char *tmp, const char *path, int sync_dir)
+{
+	int rc = 0;
+
+	if (rename(tmp, path) < 0) {
+		rc = -errno;
+		unlink(tmp);
+	}
+	free(tmp);
+	/* The new contents are in place; a failure to sync the directory
+	 * only means the rename may not survive a crash, which the caller
+	 * should still hear about. */
+	if (rc == 0 && sync_dir)
+		rc = fsync_parent(path);
+	return rc;
+}
+
+void fsio_discard(char *tmp)
+{
+	if (!tmp)
+		return;
+	unlink(tmp);
+	free(tmp);
+}
+
+int fsio_write_atomic(const char *path, const void *data, size_t len,
+		      unsigned mode)
+{
+	char *tmp;
+	int rc = fsio_stage(path, data, len, mode, &tmp);
+
+	return rc < 0 ? rc : fsio_commit(tmp, path, 1);
 }
 
 int fsio_mkdirs(const char *path, unsigned mode)

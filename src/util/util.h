@@ -81,6 +81,18 @@ unsigned char *b64url_decode(const char *s, size_t len, size_t *outlen);
  */
 int fsio_write_atomic(const char *path, const void *data, size_t len,
 		      unsigned mode);
+/*
+ * The two halves of fsio_write_atomic, for writing a set of files that
+ * should change together: fsio_stage writes and fsyncs data to a temp file
+ * next to path (mode as given) and hands its malloc'd name to *tmp_out;
+ * fsio_commit renames it over path (then fsyncs the directory if sync_dir)
+ * and frees tmp, removing the temp on failure; fsio_discard removes and
+ * frees a staged temp (NULL ok). 0 or negative errno.
+ */
+int fsio_stage(const char *path, const void *data, size_t len, unsigned mode,
+	       char **tmp_out);
+int fsio_commit(char *tmp, const char *path, int sync_dir);
+void fsio_discard(char *tmp);
 /* mkdir -p with mode for each created component; 0 or negative errno. */
 int fsio_mkdirs(const char *path, unsigned mode);
 /* Read a whole file of at most max bytes; malloc'd (NUL-terminated, caller
