@@ -14,22 +14,19 @@
 #include "store/store_internal.h"
 
 const char *const store_domain_status_names[STORE_DOMAIN__MAX] = {
-	[STORE_DOMAIN_PENDING] = "pending",
-	[STORE_DOMAIN_DNS_PENDING] = "dns-pending",
-	[STORE_DOMAIN_ISSUING] = "issuing",
-	[STORE_DOMAIN_VALID] = "valid",
-	[STORE_DOMAIN_RENEWING] = "renewing",
-	[STORE_DOMAIN_FAILED] = "failed",
-	[STORE_DOMAIN_REMOVED] = "removed",
+    [STORE_DOMAIN_PENDING] = "pending",
+    [STORE_DOMAIN_DNS_PENDING] = "dns-pending",
+    [STORE_DOMAIN_ISSUING] = "issuing",
+    [STORE_DOMAIN_VALID] = "valid",
+    [STORE_DOMAIN_RENEWING] = "renewing",
+    [STORE_DOMAIN_FAILED] = "failed",
+    [STORE_DOMAIN_REMOVED] = "removed",
 };
 
 const char *const store_order_state_names[STORE_ORDER__MAX] = {
-	[STORE_ORDER_PENDING] = "pending",
-	[STORE_ORDER_READY] = "ready",
-	[STORE_ORDER_PROCESSING] = "processing",
-	[STORE_ORDER_VALID] = "valid",
-	[STORE_ORDER_INVALID] = "invalid",
-	[STORE_ORDER_DONE] = "done",
+    [STORE_ORDER_PENDING] = "pending",	     [STORE_ORDER_READY] = "ready",
+    [STORE_ORDER_PROCESSING] = "processing", [STORE_ORDER_VALID] = "valid",
+    [STORE_ORDER_INVALID] = "invalid",	     [STORE_ORDER_DONE] = "done",
 };
 
 int store_domain_status_parse(const char *s, enum store_domain_status *out)
@@ -116,10 +113,10 @@ int store__copy(char *dst, size_t dstsz, const char *src, size_t len)
 
 char *store__problem_to_json(const struct store_problem *p)
 {
-	json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:I}", "type", p->type,
-			      "detail", p->detail, "status", p->status, "step",
-			      p->step, "retry_after_ms",
-			      (json_int_t)p->retry_after_ms);
+	json_t *o =
+	    json_pack("{s:s, s:s, s:i, s:s, s:I}", "type", p->type, "detail",
+		      p->detail, "status", p->status, "step", p->step,
+		      "retry_after_ms", (json_int_t)p->retry_after_ms);
 	char *s = NULL;
 
 	if (o)
@@ -130,8 +127,7 @@ char *store__problem_to_json(const struct store_problem *p)
 
 /* The column is ours, but a database can be edited by hand or restored
  * from elsewhere: check every member's type and length. */
-int store__problem_from_json(const char *s, size_t len,
-			     struct store_problem *p)
+int store__problem_from_json(const char *s, size_t len, struct store_problem *p)
 {
 	json_t *o = json_loadb(s, len, JSON_REJECT_DUPLICATES, NULL);
 	const char *type, *detail, *step;
@@ -219,7 +215,7 @@ void store_account_clear(struct store_account *a)
 static int chall_ok(const char *c)
 {
 	return !strcmp(c, "http-01") || !strcmp(c, "dns-01") ||
-			       !strcmp(c, "tls-alpn-01")
+		       !strcmp(c, "tls-alpn-01")
 		   ? 0
 		   : -EINVAL;
 }
@@ -262,7 +258,8 @@ int store_domain_list(struct store *st, const struct store_domain_filter *f,
 	    (f->status_mask >> STORE_DOMAIN__MAX) != 0)
 		return -EINVAL;
 	/* a prefix is any start of a name; the cursor is a whole name */
-	if (f->prefix && f->prefix[0] && store__str_ok(f->prefix, STORE_NAME_MAX))
+	if (f->prefix && f->prefix[0] &&
+	    store__str_ok(f->prefix, STORE_NAME_MAX))
 		return -EINVAL;
 	if (f->after && f->after[0] && store__name_ok(f->after))
 		return -EINVAL;
@@ -385,8 +382,8 @@ int store_cert_insert(struct store *st, const struct store_cert *c,
 		      int64_t *id)
 {
 	if (!st || !c || cert_info_ok(&c->info) || pem_ok(c->chain_pem) ||
-	    pem_ok(c->key_pem) || order_id < 0 ||
-	    renew_at_ms < STORE_NO_TIME || now_ms < 0)
+	    pem_ok(c->key_pem) || order_id < 0 || renew_at_ms < STORE_NO_TIME ||
+	    now_ms < 0)
 		return -EINVAL;
 	return st->ops->cert_insert(st, c, order_id, renew_at_ms, now_ms, id);
 }
@@ -438,11 +435,10 @@ static int token_ok(const char *t)
 	if (!t || !t[0])
 		return -EINVAL;
 	for (i = 0; t[i]; i++)
-		if (i >= STORE_TOKEN_MAX ||
-		    !((t[i] >= 'a' && t[i] <= 'z') ||
-		      (t[i] >= 'A' && t[i] <= 'Z') ||
-		      (t[i] >= '0' && t[i] <= '9') || t[i] == '-' ||
-		      t[i] == '_'))
+		if (i >= STORE_TOKEN_MAX || !((t[i] >= 'a' && t[i] <= 'z') ||
+					      (t[i] >= 'A' && t[i] <= 'Z') ||
+					      (t[i] >= '0' && t[i] <= '9') ||
+					      t[i] == '-' || t[i] == '_'))
 			return -EINVAL;
 	return 0;
 }

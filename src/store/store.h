@@ -39,13 +39,13 @@
 #define STORE_NO_TIME (-1)
 
 /* Bounds on what goes in and what we accept back. */
-#define STORE_NAME_MAX 253            /* = NAME_MAX_LEN in util.h */
-#define STORE_URL_MAX 2048            /* ACME URLs */
-#define STORE_PEM_MAX (256u << 10)    /* chain or key PEM */
-#define STORE_TOKEN_MAX 128           /* ACME challenge token */
-#define STORE_KEYAUTH_MAX 256         /* token "." thumbprint */
-#define STORE_BUCKET_KEY_MAX 300      /* e.g. "certs/<registered domain>" */
-#define STORE_EVENTS_PER_DOMAIN 50    /* history kept per domain */
+#define STORE_NAME_MAX		253	     /* = NAME_MAX_LEN in util.h */
+#define STORE_URL_MAX		2048	     /* ACME URLs */
+#define STORE_PEM_MAX		(256u << 10) /* chain or key PEM */
+#define STORE_TOKEN_MAX		128	     /* ACME challenge token */
+#define STORE_KEYAUTH_MAX	256	     /* token "." thumbprint */
+#define STORE_BUCKET_KEY_MAX	300 /* e.g. "certs/<registered domain>" */
+#define STORE_EVENTS_PER_DOMAIN 50  /* history kept per domain */
 
 struct store;
 
@@ -72,7 +72,7 @@ int store_schema_version(void);
 struct store_account {
 	char *directory_url; /* CA directory URL: the key of the row */
 	char *account_url;   /* "kid"; NULL until registered */
-	char *key_pem;       /* private key PEM */
+	char *key_pem;	     /* private key PEM */
 	int64_t created_ms;
 };
 /* Insert or replace the account for a->directory_url. Borrows a. */
@@ -89,11 +89,11 @@ void store_account_clear(struct store_account *a); /* NULL ok */
 enum store_domain_status {
 	STORE_DOMAIN_PENDING = 0, /* registered, no certificate yet */
 	STORE_DOMAIN_DNS_PENDING, /* pre-flight: DNS not pointing at us */
-	STORE_DOMAIN_ISSUING,     /* an order is in flight, no cert yet */
-	STORE_DOMAIN_VALID,       /* current certificate, nothing running */
-	STORE_DOMAIN_RENEWING,    /* current certificate, new order running */
-	STORE_DOMAIN_FAILED,      /* permanent error; needs a human/renew */
-	STORE_DOMAIN_REMOVED,     /* deleted by the platform; kept for history */
+	STORE_DOMAIN_ISSUING,	  /* an order is in flight, no cert yet */
+	STORE_DOMAIN_VALID,	  /* current certificate, nothing running */
+	STORE_DOMAIN_RENEWING,	  /* current certificate, new order running */
+	STORE_DOMAIN_FAILED,	  /* permanent error; needs a human/renew */
+	STORE_DOMAIN_REMOVED, /* deleted by the platform; kept for history */
 	STORE_DOMAIN__MAX
 };
 extern const char *const store_domain_status_names[STORE_DOMAIN__MAX];
@@ -102,22 +102,22 @@ int store_domain_status_parse(const char *s, enum store_domain_status *out);
 
 /* The last error, kept as data (stored as a JSON problem document). */
 struct store_problem {
-	char type[128];    /* ACME problem type without URN prefix, or ours */
+	char type[128]; /* ACME problem type without URN prefix, or ours */
 	char detail[1024];
-	int status;        /* HTTP status, 0 if none */
-	char step[32];     /* "newOrder", "finalize", "preflight", ... */
+	int status;		/* HTTP status, 0 if none */
+	char step[32];		/* "newOrder", "finalize", "preflight", ... */
 	int64_t retry_after_ms; /* absolute time, STORE_NO_TIME if none */
 };
 
 struct store_domain {
 	char name[STORE_NAME_MAX + 1];
 	enum store_domain_status status;
-	char challenge[16];       /* "http-01", "dns-01", "tls-alpn-01" */
+	char challenge[16]; /* "http-01", "dns-01", "tls-alpn-01" */
 	int64_t added_ms;
 	int64_t updated_ms;
-	int64_t next_attempt_ms;  /* STORE_NO_TIME: not scheduled */
-	uint32_t failures;        /* consecutive */
-	int has_error;            /* last_error is set */
+	int64_t next_attempt_ms; /* STORE_NO_TIME: not scheduled */
+	uint32_t failures;	 /* consecutive */
+	int has_error;		 /* last_error is set */
 	struct store_problem last_error;
 };
 
@@ -169,9 +169,9 @@ int store_domain_due(struct store *st, int64_t now_ms,
 /* Job state written after each attempt. */
 struct store_job {
 	enum store_domain_status status;
-	int64_t next_attempt_ms;            /* STORE_NO_TIME: unschedule */
+	int64_t next_attempt_ms; /* STORE_NO_TIME: unschedule */
 	uint32_t failures;
-	const struct store_problem *error;  /* NULL clears last_error */
+	const struct store_problem *error; /* NULL clears last_error */
 };
 /* Update name's job state. Borrows job. -ENOENT if unknown. */
 int store_domain_set_job(struct store *st, const char *name,
@@ -181,11 +181,11 @@ int store_domain_set_job(struct store *st, const char *name,
 
 enum store_order_state {
 	STORE_ORDER_PENDING = 0, /* created at the CA, authorizations to do */
-	STORE_ORDER_READY,       /* authorizations valid, finalize next */
-	STORE_ORDER_PROCESSING,  /* finalized, waiting for the certificate */
-	STORE_ORDER_VALID,       /* certificate ready to download */
-	STORE_ORDER_INVALID,     /* terminal: the CA gave up */
-	STORE_ORDER_DONE,        /* terminal: certificate stored */
+	STORE_ORDER_READY,	 /* authorizations valid, finalize next */
+	STORE_ORDER_PROCESSING,	 /* finalized, waiting for the certificate */
+	STORE_ORDER_VALID,	 /* certificate ready to download */
+	STORE_ORDER_INVALID,	 /* terminal: the CA gave up */
+	STORE_ORDER_DONE,	 /* terminal: certificate stored */
 	STORE_ORDER__MAX
 };
 extern const char *const store_order_state_names[STORE_ORDER__MAX];
@@ -228,10 +228,10 @@ struct store_cert_info {
 	char domain[STORE_NAME_MAX + 1];
 	char serial[80];
 	char issuer[256];
-	char profile[64];         /* "" if none */
+	char profile[64]; /* "" if none */
 	int64_t not_before_ms;
 	int64_t not_after_ms;
-	int64_t ari_start_ms;     /* STORE_NO_TIME if no ARI window known */
+	int64_t ari_start_ms; /* STORE_NO_TIME if no ARI window known */
 	int64_t ari_end_ms;
 	int64_t created_ms;
 	int current;
@@ -298,7 +298,7 @@ int store_bucket_load(struct store *st, const char *key,
 struct store_event {
 	int64_t id;
 	int64_t ts_ms;
-	char kind[32];    /* "added", "issued", "failed", ... */
+	char kind[32];	  /* "added", "issued", "failed", ... */
 	char detail[512]; /* human-readable; truncated on append if longer */
 };
 /* Append; the oldest beyond STORE_EVENTS_PER_DOMAIN are dropped in the

@@ -158,7 +158,7 @@ static int schema_step(sqlite3 *db, char *err, size_t errsz)
 		snprintf(err, errsz, "cannot read database header: %s",
 			 sqlite3_errmsg(db));
 		ret = (sqlite3_errcode(db) & 0xff) == SQLITE_NOTADB ? -EBADMSG
-								 : -EIO;
+								    : -EIO;
 		goto out;
 	}
 	if ((app != 0 && app != SCHEMA_APP_ID) || (ver == 0 && tables > 0)) {
@@ -184,15 +184,18 @@ static int schema_step(sqlite3 *db, char *err, size_t errsz)
 	if (sqlite3_exec(db, schema_steps[ver], NULL, NULL, NULL) !=
 		SQLITE_OK ||
 	    sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
-		snprintf(err, errsz, "schema migration to version %d failed: %s",
-			 ver + 1, sqlite3_errmsg(db));
+		snprintf(err, errsz,
+			 "schema migration to version %d failed: %s", ver + 1,
+			 sqlite3_errmsg(db));
 		ret = (sqlite3_errcode(db) & 0xff) == SQLITE_FULL ? -ENOSPC
-								 : -EIO;
+								  : -EIO;
 		goto out;
 	}
 	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		snprintf(err, errsz, "schema migration to version %d: commit "
-			 "failed: %s", ver + 1, sqlite3_errmsg(db));
+		snprintf(err, errsz,
+			 "schema migration to version %d: commit "
+			 "failed: %s",
+			 ver + 1, sqlite3_errmsg(db));
 		goto out;
 	}
 	return 1;

@@ -101,12 +101,14 @@ int store__sq_begin(struct sq *sq, int durable)
 	int rc;
 
 	if (durable) {
-		rc = store__sq_exec(sq, store__sq_prep(sq, SQ_SYNC_FULL,
-						       "PRAGMA synchronous=FULL"));
+		rc = store__sq_exec(sq,
+				    store__sq_prep(sq, SQ_SYNC_FULL,
+						   "PRAGMA synchronous=FULL"));
 		if (rc < 0)
 			return rc;
 	}
-	rc = store__sq_exec(sq, store__sq_prep(sq, SQ_BEGIN, "BEGIN IMMEDIATE"));
+	rc =
+	    store__sq_exec(sq, store__sq_prep(sq, SQ_BEGIN, "BEGIN IMMEDIATE"));
 	if (rc < 0 && durable)
 		store__sq_exec(sq, store__sq_prep(sq, SQ_SYNC_NORMAL,
 						  "PRAGMA synchronous=NORMAL"));
@@ -135,7 +137,8 @@ int store__sq_text(sqlite3_stmt *s, int col, char *dst, size_t dstsz)
 {
 	const char *t = (const char *)sqlite3_column_text(s, col);
 
-	return store__copy(dst, dstsz, t, t ? (size_t)sqlite3_column_bytes(s, col) : 0);
+	return store__copy(dst, dstsz, t,
+			   t ? (size_t)sqlite3_column_bytes(s, col) : 0);
 }
 
 int store__sq_dup(sqlite3_stmt *s, int col, size_t max, char **out)
@@ -180,32 +183,32 @@ static void sq_close(struct store *st)
 }
 
 static const struct store_ops sq_ops = {
-	.name = "sqlite",
-	.close = sq_close,
-	.account_put = store__sq_account_put,
-	.account_get = store__sq_account_get,
-	.domain_add = store__sq_domain_add,
-	.domain_remove = store__sq_domain_remove,
-	.domain_get = store__sq_domain_get,
-	.domain_list = store__sq_domain_list,
-	.domain_count = store__sq_domain_count,
-	.domain_due = store__sq_domain_due,
-	.domain_set_job = store__sq_domain_set_job,
-	.order_begin = store__sq_order_begin,
-	.order_update = store__sq_order_update,
-	.order_list_pending = store__sq_order_list_pending,
-	.cert_insert = store__sq_cert_insert,
-	.cert_current = store__sq_cert_current,
-	.cert_expiring = store__sq_cert_expiring,
-	.cert_set_ari = store__sq_cert_set_ari,
-	.challenge_put = store__sq_challenge_put,
-	.challenge_get = store__sq_challenge_get,
-	.challenge_delete = store__sq_challenge_delete,
-	.challenge_expire = store__sq_challenge_expire,
-	.bucket_save = store__sq_bucket_save,
-	.bucket_load = store__sq_bucket_load,
-	.event_append = store__sq_event_append,
-	.event_list = store__sq_event_list,
+    .name = "sqlite",
+    .close = sq_close,
+    .account_put = store__sq_account_put,
+    .account_get = store__sq_account_get,
+    .domain_add = store__sq_domain_add,
+    .domain_remove = store__sq_domain_remove,
+    .domain_get = store__sq_domain_get,
+    .domain_list = store__sq_domain_list,
+    .domain_count = store__sq_domain_count,
+    .domain_due = store__sq_domain_due,
+    .domain_set_job = store__sq_domain_set_job,
+    .order_begin = store__sq_order_begin,
+    .order_update = store__sq_order_update,
+    .order_list_pending = store__sq_order_list_pending,
+    .cert_insert = store__sq_cert_insert,
+    .cert_current = store__sq_cert_current,
+    .cert_expiring = store__sq_cert_expiring,
+    .cert_set_ari = store__sq_cert_set_ari,
+    .challenge_put = store__sq_challenge_put,
+    .challenge_get = store__sq_challenge_get,
+    .challenge_delete = store__sq_challenge_delete,
+    .challenge_expire = store__sq_challenge_expire,
+    .bucket_save = store__sq_bucket_save,
+    .bucket_load = store__sq_bucket_load,
+    .event_append = store__sq_event_append,
+    .event_list = store__sq_event_list,
 };
 
 /*
@@ -228,7 +231,8 @@ static int sq_prepare_files(const char *dir, const char *path, char *err,
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		rc = -errno;
-		snprintf(err, errsz, "cannot open %s: %s", path, strerror(errno));
+		snprintf(err, errsz, "cannot open %s: %s", path,
+			 strerror(errno));
 		return rc;
 	}
 	/* an existing file readable by others holds keys: tighten it */

@@ -88,8 +88,7 @@ int store__schema_migrate(sqlite3 *db, char *err, size_t errsz);
 
 /* Ops implemented in store_sqlite_*.c */
 int store__sq_account_put(struct store *, const struct store_account *);
-int store__sq_account_get(struct store *, const char *,
-			  struct store_account *);
+int store__sq_account_get(struct store *, const char *, struct store_account *);
 int store__sq_domain_add(struct store *, const char *, const char *, int64_t);
 int store__sq_domain_remove(struct store *, const char *, int64_t);
 int store__sq_domain_get(struct store *, const char *, struct store_domain *);

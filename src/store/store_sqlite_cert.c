@@ -16,9 +16,8 @@
 
 /* ---- orders ---------------------------------------------------------- */
 
-int store__sq_order_begin(struct store *st, const char *domain,
-			  const char *url, const char *key_pem, int64_t now_ms,
-			  int64_t *id)
+int store__sq_order_begin(struct store *st, const char *domain, const char *url,
+			  const char *key_pem, int64_t now_ms, int64_t *id)
 {
 	struct sq *sq = sq_of(st);
 	sqlite3_stmt *s = store__sq_prep(
@@ -48,11 +47,11 @@ int store__sq_order_update(struct store *st, int64_t id,
 {
 	struct sq *sq = sq_of(st);
 	/* key_pem = CASE ...: a terminal order forgets its CSR key */
-	sqlite3_stmt *s = store__sq_prep(
-	    sq, SQ_ORDER_UPDATE,
-	    "UPDATE orders SET state = ?2, updated_ms = ?3,"
-	    " key_pem = CASE WHEN ?4 THEN NULL ELSE key_pem END"
-	    " WHERE id = ?1 AND state NOT IN (4,5)");
+	sqlite3_stmt *s =
+	    store__sq_prep(sq, SQ_ORDER_UPDATE,
+			   "UPDATE orders SET state = ?2, updated_ms = ?3,"
+			   " key_pem = CASE WHEN ?4 THEN NULL ELSE key_pem END"
+			   " WHERE id = ?1 AND state NOT IN (4,5)");
 	int rc;
 
 	if (!s)
@@ -123,8 +122,8 @@ int store__sq_order_list_pending(struct store *st, int64_t after_id,
 
 /* ---- certificates ---------------------------------------------------- */
 
-#define CERT_COLS                                                            \
-	"id, domain, serial, issuer, profile, not_before_ms, not_after_ms,"  \
+#define CERT_COLS                                                              \
+	"id, domain, serial, issuer, profile, not_before_ms, not_after_ms,"    \
 	" ari_start_ms, ari_end_ms, created_ms, current"
 
 static int cert_row(sqlite3_stmt *s, struct store_cert_info *i)
@@ -151,14 +150,13 @@ static int cert_row(sqlite3_stmt *s, struct store_cert_info *i)
 
 /* The steps of store_cert_insert, inside its transaction. */
 static int cert_insert_tx(struct sq *sq, const struct store_cert *c,
-			  int64_t order_id, int64_t renew_at_ms,
-			  int64_t now_ms, int64_t *id)
+			  int64_t order_id, int64_t renew_at_ms, int64_t now_ms,
+			  int64_t *id)
 {
 	const struct store_cert_info *i = &c->info;
-	sqlite3_stmt *un = store__sq_prep(
-	    sq, SQ_CERT_UNCURRENT,
-	    "UPDATE certificates SET current = 0"
-	    " WHERE domain = ?1 AND current = 1");
+	sqlite3_stmt *un = store__sq_prep(sq, SQ_CERT_UNCURRENT,
+					  "UPDATE certificates SET current = 0"
+					  " WHERE domain = ?1 AND current = 1");
 	sqlite3_stmt *ins = store__sq_prep(
 	    sq, SQ_CERT_INSERT,
 	    "INSERT INTO certificates (domain, chain_pem, key_pem, serial,"
@@ -270,11 +268,11 @@ int store__sq_cert_expiring(struct store *st, int64_t before_ms,
 			    struct store_cert_info *out, size_t max, size_t *n)
 {
 	struct sq *sq = sq_of(st);
-	sqlite3_stmt *s = store__sq_prep(
-	    sq, SQ_CERT_EXPIRING,
-	    "SELECT " CERT_COLS " FROM certificates"
-	    " WHERE current = 1 AND not_after_ms < ?1"
-	    " ORDER BY not_after_ms, domain LIMIT ?2");
+	sqlite3_stmt *s =
+	    store__sq_prep(sq, SQ_CERT_EXPIRING,
+			   "SELECT " CERT_COLS " FROM certificates"
+			   " WHERE current = 1 AND not_after_ms < ?1"
+			   " ORDER BY not_after_ms, domain LIMIT ?2");
 	int rc = 0;
 
 	if (!s)

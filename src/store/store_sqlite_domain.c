@@ -72,8 +72,8 @@ int store__sq_account_get(struct store *st, const char *url,
 
 /* ---- domains --------------------------------------------------------- */
 
-#define DOMAIN_COLS                                                          \
-	"name, status, challenge, added_ms, updated_ms, next_attempt_ms,"    \
+#define DOMAIN_COLS                                                            \
+	"name, status, challenge, added_ms, updated_ms, next_attempt_ms,"      \
 	" failures, last_error"
 
 /* Read a row selected with DOMAIN_COLS starting at column 0. */
@@ -100,9 +100,8 @@ static int domain_row(sqlite3_stmt *s, struct store_domain *d)
 	d->failures = (uint32_t)failures;
 	if (err) {
 		d->has_error = 1;
-		rc = store__problem_from_json(err,
-					      (size_t)sqlite3_column_bytes(s, 7),
-					      &d->last_error);
+		rc = store__problem_from_json(
+		    err, (size_t)sqlite3_column_bytes(s, 7), &d->last_error);
 	}
 	return rc;
 }
@@ -173,9 +172,9 @@ int store__sq_domain_get(struct store *st, const char *name,
 			 struct store_domain *out)
 {
 	struct sq *sq = sq_of(st);
-	sqlite3_stmt *s = store__sq_prep(
-	    sq, SQ_DOMAIN_GET,
-	    "SELECT " DOMAIN_COLS " FROM domains WHERE name = ?1");
+	sqlite3_stmt *s = store__sq_prep(sq, SQ_DOMAIN_GET,
+					 "SELECT " DOMAIN_COLS
+					 " FROM domains WHERE name = ?1");
 	int rc;
 
 	if (!s)
@@ -249,9 +248,8 @@ int store__sq_domain_count(struct store *st, uint64_t *counts)
 	return rc;
 }
 
-int store__sq_domain_due(struct store *st, int64_t now_ms,
-			 const unsigned *rank, struct store_due *out,
-			 size_t max, size_t *n)
+int store__sq_domain_due(struct store *st, int64_t now_ms, const unsigned *rank,
+			 struct store_due *out, size_t max, size_t *n)
 {
 	struct sq *sq = sq_of(st);
 	/* ?2..?8 are rank[0..6]: one slot per status value */

@@ -32,8 +32,8 @@ int store__sq_challenge_put(struct store *st, const struct store_challenge *c)
 	return store__sq_end(sq, rc, 0);
 }
 
-int store__sq_challenge_get(struct store *st, const char *token,
-			    int64_t now_ms, struct store_challenge *out)
+int store__sq_challenge_get(struct store *st, const char *token, int64_t now_ms,
+			    struct store_challenge *out)
 {
 	struct sq *sq = sq_of(st);
 	sqlite3_stmt *s = store__sq_prep(
@@ -83,9 +83,9 @@ int store__sq_challenge_delete(struct store *st, const char *token)
 int store__sq_challenge_expire(struct store *st, int64_t now_ms)
 {
 	struct sq *sq = sq_of(st);
-	sqlite3_stmt *s = store__sq_prep(
-	    sq, SQ_CHALL_EXPIRE,
-	    "DELETE FROM challenges WHERE expires_ms <= ?1");
+	sqlite3_stmt *s =
+	    store__sq_prep(sq, SQ_CHALL_EXPIRE,
+			   "DELETE FROM challenges WHERE expires_ms <= ?1");
 	int rc, n = 0;
 
 	if (!s)
@@ -152,14 +152,14 @@ int store__sq_bucket_load(struct store *st, const char *key,
 
 /* ---- events ---------------------------------------------------------- */
 
-int store__sq_event_append(struct store *st, const char *domain,
-			   int64_t ts_ms, const char *kind, const char *detail)
+int store__sq_event_append(struct store *st, const char *domain, int64_t ts_ms,
+			   const char *kind, const char *detail)
 {
 	struct sq *sq = sq_of(st);
-	sqlite3_stmt *ins = store__sq_prep(
-	    sq, SQ_EVENT_APPEND,
-	    "INSERT INTO events (domain, ts_ms, kind, detail)"
-	    " VALUES (?1, ?2, ?3, ?4)");
+	sqlite3_stmt *ins =
+	    store__sq_prep(sq, SQ_EVENT_APPEND,
+			   "INSERT INTO events (domain, ts_ms, kind, detail)"
+			   " VALUES (?1, ?2, ?3, ?4)");
 	/* keep the newest ?2 rows of this domain; uses events_domain */
 	sqlite3_stmt *trim = store__sq_prep(
 	    sq, SQ_EVENT_TRIM,

@@ -117,7 +117,8 @@ static void test_open_modes_and_version(void **state)
 	assert_int_equal(stat(fx->db, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0600);
 	/* the WAL copies the database file's mode */
-	assert_int_equal(store_domain_add(fx->st, "a.example.com", NULL, T0), 1);
+	assert_int_equal(store_domain_add(fx->st, "a.example.com", NULL, T0),
+			 1);
 	snprintf(wal, sizeof(wal), "%s-wal", fx->db);
 	assert_int_equal(stat(wal, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0600);
@@ -134,8 +135,8 @@ static void test_reopen_keeps_data(void **state)
 	struct store_domain d;
 
 	assert_int_equal(store_account_put(fx->st, &a), 0);
-	assert_int_equal(store_domain_add(fx->st, "a.example.com", "dns-01", T0),
-			 1);
+	assert_int_equal(
+	    store_domain_add(fx->st, "a.example.com", "dns-01", T0), 1);
 	reopen(fx);
 	assert_int_equal(store_domain_get(fx->st, "a.example.com", &d), 0);
 	assert_string_equal(d.challenge, "dns-01");
@@ -191,24 +192,27 @@ static void test_domain_add_idempotent(void **state)
 	struct fx *fx = *state;
 	struct store_domain d;
 
-	assert_int_equal(store_domain_add(fx->st, "a.example.com", NULL, T0), 1);
-	assert_int_equal(store_domain_add(fx->st, "a.example.com", NULL, T0 + 5),
-			 0);
+	assert_int_equal(store_domain_add(fx->st, "a.example.com", NULL, T0),
+			 1);
+	assert_int_equal(
+	    store_domain_add(fx->st, "a.example.com", NULL, T0 + 5), 0);
 	assert_int_equal(store_domain_get(fx->st, "a.example.com", &d), 0);
 	assert_int_equal(d.added_ms, T0);
-	assert_int_equal(store_domain_remove(fx->st, "a.example.com", T0 + 9), 0);
+	assert_int_equal(store_domain_remove(fx->st, "a.example.com", T0 + 9),
+			 0);
 	assert_int_equal(store_domain_get(fx->st, "a.example.com", &d), 0);
 	assert_int_equal(d.status, STORE_DOMAIN_REMOVED);
 	assert_int_equal(d.next_attempt_ms, STORE_NO_TIME);
 	/* adding a removed name brings it back as new */
-	assert_int_equal(store_domain_add(fx->st, "a.example.com", NULL, T0 + 10),
-			 1);
+	assert_int_equal(
+	    store_domain_add(fx->st, "a.example.com", NULL, T0 + 10), 1);
 	assert_int_equal(store_domain_get(fx->st, "a.example.com", &d), 0);
 	assert_int_equal(d.status, STORE_DOMAIN_PENDING);
 	assert_int_equal(d.next_attempt_ms, T0 + 10);
 	assert_int_equal(store_domain_remove(fx->st, "b.example.com", T0),
 			 -ENOENT);
-	assert_int_equal(store_domain_get(fx->st, "b.example.com", &d), -ENOENT);
+	assert_int_equal(store_domain_get(fx->st, "b.example.com", &d),
+			 -ENOENT);
 }
 
 static void test_domain_list_pages_and_filters(void **state)
@@ -229,11 +233,13 @@ static void test_domain_list_pages_and_filters(void **state)
 			assert_int_equal(
 			    store_domain_set_job(fx->st, name, &job, T0), 0);
 	}
-	assert_int_equal(store_domain_add(fx->st, "b.example.org", NULL, T0), 1);
+	assert_int_equal(store_domain_add(fx->st, "b.example.org", NULL, T0),
+			 1);
 	/* pages of 10 by cursor, in name order, nothing twice */
 	do {
 		f.after = last[0] ? last : NULL;
-		assert_int_equal(store_domain_list(fx->st, &f, page, 10, &n), 0);
+		assert_int_equal(store_domain_list(fx->st, &f, page, 10, &n),
+				 0);
 		if (n) {
 			assert_true(strcmp(page[0].name, last) > 0);
 			strcpy(last, page[n - 1].name);
@@ -267,8 +273,8 @@ static void test_due_order_and_job_state(void **state)
 	struct fx *fx = *state;
 	/* renewals first, then new names, the rest after */
 	const unsigned rank[STORE_DOMAIN__MAX] = {
-	    [STORE_DOMAIN_PENDING] = 1, [STORE_DOMAIN_DNS_PENDING] = 2,
-	    [STORE_DOMAIN_ISSUING] = 3, [STORE_DOMAIN_VALID] = 0,
+	    [STORE_DOMAIN_PENDING] = 1,	 [STORE_DOMAIN_DNS_PENDING] = 2,
+	    [STORE_DOMAIN_ISSUING] = 3,	 [STORE_DOMAIN_VALID] = 0,
 	    [STORE_DOMAIN_RENEWING] = 0, [STORE_DOMAIN_FAILED] = 4,
 	    [STORE_DOMAIN_REMOVED] = 5};
 	struct store_problem p = {.status = 429, .retry_after_ms = T0 + 3600};
@@ -277,13 +283,20 @@ static void test_due_order_and_job_state(void **state)
 	struct store_domain d;
 	size_t n;
 
-	assert_int_equal(store_domain_add(fx->st, "new1.example.com", NULL, T0 - 5), 1);
-	assert_int_equal(store_domain_add(fx->st, "new2.example.com", NULL, T0 - 50), 1);
-	assert_int_equal(store_domain_add(fx->st, "later.example.com", NULL, T0 + 1), 1);
-	assert_int_equal(store_domain_add(fx->st, "renew.example.com", NULL, T0), 1);
-	assert_int_equal(store_domain_add(fx->st, "gone.example.com", NULL, T0 - 99), 1);
-	assert_int_equal(store_domain_set_job(fx->st, "renew.example.com", &job, T0), 0);
-	assert_int_equal(store_domain_remove(fx->st, "gone.example.com", T0), 0);
+	assert_int_equal(
+	    store_domain_add(fx->st, "new1.example.com", NULL, T0 - 5), 1);
+	assert_int_equal(
+	    store_domain_add(fx->st, "new2.example.com", NULL, T0 - 50), 1);
+	assert_int_equal(
+	    store_domain_add(fx->st, "later.example.com", NULL, T0 + 1), 1);
+	assert_int_equal(
+	    store_domain_add(fx->st, "renew.example.com", NULL, T0), 1);
+	assert_int_equal(
+	    store_domain_add(fx->st, "gone.example.com", NULL, T0 - 99), 1);
+	assert_int_equal(
+	    store_domain_set_job(fx->st, "renew.example.com", &job, T0), 0);
+	assert_int_equal(store_domain_remove(fx->st, "gone.example.com", T0),
+			 0);
 
 	assert_int_equal(store_domain_due(fx->st, T0, rank, due, 8, &n), 0);
 	assert_int_equal(n, 3);
@@ -302,7 +315,8 @@ static void test_due_order_and_job_state(void **state)
 	job.next_attempt_ms = T0 + 3600;
 	job.failures = 3;
 	job.error = &p;
-	assert_int_equal(store_domain_set_job(fx->st, "new1.example.com", &job, T0), 0);
+	assert_int_equal(
+	    store_domain_set_job(fx->st, "new1.example.com", &job, T0), 0);
 	reopen(fx);
 	assert_int_equal(store_domain_get(fx->st, "new1.example.com", &d), 0);
 	assert_int_equal(d.failures, 3);
@@ -313,11 +327,13 @@ static void test_due_order_and_job_state(void **state)
 	assert_int_equal(d.last_error.status, 429);
 	assert_int_equal(d.last_error.retry_after_ms, T0 + 3600);
 	job.error = NULL;
-	assert_int_equal(store_domain_set_job(fx->st, "new1.example.com", &job, T0), 0);
+	assert_int_equal(
+	    store_domain_set_job(fx->st, "new1.example.com", &job, T0), 0);
 	assert_int_equal(store_domain_get(fx->st, "new1.example.com", &d), 0);
 	assert_false(d.has_error);
-	assert_int_equal(store_domain_set_job(fx->st, "none.example.com", &job, T0),
-			 -ENOENT);
+	assert_int_equal(
+	    store_domain_set_job(fx->st, "none.example.com", &job, T0),
+	    -ENOENT);
 }
 
 static void test_order_resume_after_crash(void **state)
@@ -327,23 +343,29 @@ static void test_order_resume_after_crash(void **state)
 	int64_t id, id2;
 	size_t n;
 
-	assert_int_equal(store_domain_add(fx->st, "a.example.com", NULL, T0), 1);
-	assert_int_equal(store_domain_add(fx->st, "b.example.com", NULL, T0), 1);
+	assert_int_equal(store_domain_add(fx->st, "a.example.com", NULL, T0),
+			 1);
+	assert_int_equal(store_domain_add(fx->st, "b.example.com", NULL, T0),
+			 1);
 	assert_int_equal(store_order_begin(fx->st, "a.example.com",
 					   "https://ca.test/order/1", "KEY-A",
-					   T0, &id), 0);
+					   T0, &id),
+			 0);
 	/* one order in flight per domain */
 	assert_int_equal(store_order_begin(fx->st, "a.example.com",
 					   "https://ca.test/order/2", "KEY-X",
-					   T0, &id2), -EEXIST);
+					   T0, &id2),
+			 -EEXIST);
 	assert_int_equal(store_order_begin(fx->st, "zz.example.com",
 					   "https://ca.test/order/3", "KEY-X",
-					   T0, &id2), -ENOENT);
+					   T0, &id2),
+			 -ENOENT);
 	assert_int_equal(store_order_begin(fx->st, "b.example.com",
 					   "https://ca.test/order/4", "KEY-B",
-					   T0, &id2), 0);
-	assert_int_equal(store_order_update(fx->st, id, STORE_ORDER_PROCESSING,
-					    T0 + 1), 0);
+					   T0, &id2),
+			 0);
+	assert_int_equal(
+	    store_order_update(fx->st, id, STORE_ORDER_PROCESSING, T0 + 1), 0);
 	/* "crash": close without finishing anything, then restart */
 	reopen(fx);
 	assert_int_equal(store_order_list_pending(fx->st, 0, o, 4, &n), 0);
@@ -362,21 +384,23 @@ static void test_order_resume_after_crash(void **state)
 	assert_int_equal(n, 1);
 	store_order_clear(&o[0]);
 
-	assert_int_equal(store_order_finish(fx->st, id, STORE_ORDER_INVALID,
-					    T0 + 2), 0);
+	assert_int_equal(
+	    store_order_finish(fx->st, id, STORE_ORDER_INVALID, T0 + 2), 0);
 	assert_int_equal(store_order_update(fx->st, id, STORE_ORDER_READY, T0),
 			 -ENOENT);
 	assert_int_equal(store_order_finish(fx->st, id, STORE_ORDER_READY, T0),
 			 -EINVAL);
 	assert_int_equal(raw_int(fx, "SELECT count(*) FROM orders"
-				     " WHERE key_pem IS NULL"), 1);
+				     " WHERE key_pem IS NULL"),
+			 1);
 	assert_int_equal(store_order_list_pending(fx->st, 0, o, 4, &n), 0);
 	assert_int_equal(n, 1);
 	store_order_clear(&o[0]);
 	/* a finished order frees the domain for a new one */
 	assert_int_equal(store_order_begin(fx->st, "a.example.com",
 					   "https://ca.test/order/5", "KEY-A2",
-					   T0, &id2), 0);
+					   T0, &id2),
+			 0);
 }
 
 static struct store_cert mk_cert(const char *domain, const char *serial,
@@ -407,16 +431,21 @@ static void test_cert_current_switch(void **state)
 	int64_t oid, id1, id2, id3;
 	size_t n;
 
-	assert_int_equal(store_domain_add(fx->st, "a.example.com", NULL, T0), 1);
-	assert_int_equal(store_domain_add(fx->st, "b.example.com", NULL, T0), 1);
+	assert_int_equal(store_domain_add(fx->st, "a.example.com", NULL, T0),
+			 1);
+	assert_int_equal(store_domain_add(fx->st, "b.example.com", NULL, T0),
+			 1);
 	assert_int_equal(store_cert_current(fx->st, "a.example.com", &got),
 			 -ENOENT);
 	assert_int_equal(store_order_begin(fx->st, "a.example.com",
-					   "https://ca.test/o/1", "K", T0, &oid), 0);
-	assert_int_equal(store_cert_insert(fx->st, &c1, oid, T0 + 60000, T0,
-					   &id1), 0);
+					   "https://ca.test/o/1", "K", T0,
+					   &oid),
+			 0);
+	assert_int_equal(
+	    store_cert_insert(fx->st, &c1, oid, T0 + 60000, T0, &id1), 0);
 	/* the order was finished in the certificate's transaction */
-	assert_int_equal(raw_int(fx, "SELECT state FROM orders"), STORE_ORDER_DONE);
+	assert_int_equal(raw_int(fx, "SELECT state FROM orders"),
+			 STORE_ORDER_DONE);
 	assert_int_equal(store_domain_get(fx->st, "a.example.com", &d), 0);
 	assert_int_equal(d.status, STORE_DOMAIN_VALID);
 	assert_int_equal(d.next_attempt_ms, T0 + 60000);
@@ -430,8 +459,8 @@ static void test_cert_current_switch(void **state)
 
 	c2.chain_pem = (char *)"CHAIN2";
 	strcpy(c2.info.profile, "shortlived");
-	assert_int_equal(store_cert_insert(fx->st, &c2, 0, T0 + 120000, T0 + 5,
-					   &id2), 0);
+	assert_int_equal(
+	    store_cert_insert(fx->st, &c2, 0, T0 + 120000, T0 + 5, &id2), 0);
 	assert_int_equal(store_cert_current(fx->st, "a.example.com", &got), 0);
 	assert_int_equal(got.info.id, id2);
 	assert_string_equal(got.chain_pem, "CHAIN2");
@@ -441,16 +470,19 @@ static void test_cert_current_switch(void **state)
 	assert_true(got.info.current);
 	store_cert_clear(&got);
 	assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates"
-				     " WHERE current = 1"), 1);
+				     " WHERE current = 1"),
+			 1);
 	assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates"), 2);
 
 	c1 = mk_cert("b.example.com", "03", T0, T0 + 100000);
-	assert_int_equal(store_cert_insert(fx->st, &c1, 0, STORE_NO_TIME, T0,
-					   NULL), 0);
-	assert_int_equal(store_cert_expiring(fx->st, T0 + 150000, exp, 4, &n), 0);
+	assert_int_equal(
+	    store_cert_insert(fx->st, &c1, 0, STORE_NO_TIME, T0, NULL), 0);
+	assert_int_equal(store_cert_expiring(fx->st, T0 + 150000, exp, 4, &n),
+			 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(exp[0].domain, "b.example.com");
-	assert_int_equal(store_cert_expiring(fx->st, T0 + 999999, exp, 4, &n), 0);
+	assert_int_equal(store_cert_expiring(fx->st, T0 + 999999, exp, 4, &n),
+			 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(exp[1].id, id2);
 
@@ -473,7 +505,8 @@ static void test_challenges(void **state)
 	struct store_challenge got;
 
 	assert_int_equal(store_challenge_put(fx->st, &c), -ENOENT);
-	assert_int_equal(store_domain_add(fx->st, "a.example.com", NULL, T0), 1);
+	assert_int_equal(store_domain_add(fx->st, "a.example.com", NULL, T0),
+			 1);
 	assert_int_equal(store_challenge_put(fx->st, &c), 0);
 	strcpy(c.token, "tokB");
 	c.expires_ms = T0 + 5000;
@@ -482,8 +515,8 @@ static void test_challenges(void **state)
 	assert_string_equal(got.key_authorization, "tok_A-1.thumb");
 	assert_string_equal(got.domain, "a.example.com");
 	/* expired counts as absent even before expire() runs */
-	assert_int_equal(store_challenge_get(fx->st, "tok_A-1", T0 + 1000, &got),
-			 -ENOENT);
+	assert_int_equal(
+	    store_challenge_get(fx->st, "tok_A-1", T0 + 1000, &got), -ENOENT);
 	assert_int_equal(store_challenge_expire(fx->st, T0 + 1000), 1);
 	assert_int_equal(store_challenge_expire(fx->st, T0 + 1000), 0);
 	assert_int_equal(store_challenge_delete(fx->st, "tokB"), 0);
@@ -518,34 +551,41 @@ static void test_event_cap(void **state)
 	size_t n;
 	int i;
 
-	assert_int_equal(store_domain_add(fx->st, "a.example.com", NULL, T0), 1);
-	assert_int_equal(store_domain_add(fx->st, "b.example.com", NULL, T0), 1);
-	assert_int_equal(store_event_append(fx->st, "b.example.com", T0, "added",
-					    NULL), 0);
+	assert_int_equal(store_domain_add(fx->st, "a.example.com", NULL, T0),
+			 1);
+	assert_int_equal(store_domain_add(fx->st, "b.example.com", NULL, T0),
+			 1);
+	assert_int_equal(
+	    store_event_append(fx->st, "b.example.com", T0, "added", NULL), 0);
 	for (i = 0; i < STORE_EVENTS_PER_DOMAIN + 10; i++) {
 		snprintf(msg, sizeof(msg), "attempt %d", i);
 		assert_int_equal(store_event_append(fx->st, "a.example.com",
-						    T0 + i, "failed", msg), 0);
+						    T0 + i, "failed", msg),
+				 0);
 	}
 	assert_int_equal(store_event_list(fx->st, "a.example.com", ev,
-					  STORE_EVENTS_PER_DOMAIN + 10, &n), 0);
+					  STORE_EVENTS_PER_DOMAIN + 10, &n),
+			 0);
 	assert_int_equal(n, STORE_EVENTS_PER_DOMAIN);
 	assert_string_equal(ev[0].detail, "attempt 59");
 	assert_int_equal(ev[0].ts_ms, T0 + 59);
 	assert_string_equal(ev[n - 1].detail, "attempt 10");
 	/* the other domain's history is untouched */
-	assert_int_equal(store_event_list(fx->st, "b.example.com", ev, 4, &n), 0);
+	assert_int_equal(store_event_list(fx->st, "b.example.com", ev, 4, &n),
+			 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(ev[0].kind, "added");
 	/* long details are cut, not refused */
 	memset(detail, 'x', sizeof(detail) - 1);
 	detail[sizeof(detail) - 1] = 0;
-	assert_int_equal(store_event_append(fx->st, "b.example.com", T0, "note",
-					    detail), 0);
-	assert_int_equal(store_event_list(fx->st, "b.example.com", ev, 1, &n), 0);
+	assert_int_equal(
+	    store_event_append(fx->st, "b.example.com", T0, "note", detail), 0);
+	assert_int_equal(store_event_list(fx->st, "b.example.com", ev, 1, &n),
+			 0);
 	assert_int_equal(strlen(ev[0].detail), sizeof(ev[0].detail) - 1);
-	assert_int_equal(store_event_append(fx->st, "zz.example.com", T0, "x",
-					    NULL), -ENOENT);
+	assert_int_equal(
+	    store_event_append(fx->st, "zz.example.com", T0, "x", NULL),
+	    -ENOENT);
 }
 
 /* Rows edited behind the store's back are refused, not trusted. */
@@ -555,22 +595,30 @@ static void test_bad_rows(void **state)
 	struct store_domain d;
 	char big[400], sql[600];
 
-	assert_int_equal(store_domain_add(fx->st, "a.example.com", NULL, T0), 1);
-	assert_int_equal(store_domain_add(fx->st, "b.example.com", NULL, T0), 1);
-	assert_int_equal(store_domain_add(fx->st, "c.example.com", NULL, T0), 1);
-	raw_sql(fx, "PRAGMA foreign_keys=OFF;"
-		    "UPDATE domains SET status = 99 WHERE name = 'a.example.com';"
-		    "UPDATE domains SET last_error = '{not json'"
-		    " WHERE name = 'b.example.com'");
+	assert_int_equal(store_domain_add(fx->st, "a.example.com", NULL, T0),
+			 1);
+	assert_int_equal(store_domain_add(fx->st, "b.example.com", NULL, T0),
+			 1);
+	assert_int_equal(store_domain_add(fx->st, "c.example.com", NULL, T0),
+			 1);
+	raw_sql(fx,
+		"PRAGMA foreign_keys=OFF;"
+		"UPDATE domains SET status = 99 WHERE name = 'a.example.com';"
+		"UPDATE domains SET last_error = '{not json'"
+		" WHERE name = 'b.example.com'");
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = 0;
 	snprintf(sql, sizeof(sql),
 		 "UPDATE domains SET challenge = '%s' WHERE name = "
-		 "'c.example.com'", big);
+		 "'c.example.com'",
+		 big);
 	raw_sql(fx, sql);
-	assert_int_equal(store_domain_get(fx->st, "a.example.com", &d), -EBADMSG);
-	assert_int_equal(store_domain_get(fx->st, "b.example.com", &d), -EBADMSG);
-	assert_int_equal(store_domain_get(fx->st, "c.example.com", &d), -EBADMSG);
+	assert_int_equal(store_domain_get(fx->st, "a.example.com", &d),
+			 -EBADMSG);
+	assert_int_equal(store_domain_get(fx->st, "b.example.com", &d),
+			 -EBADMSG);
+	assert_int_equal(store_domain_get(fx->st, "c.example.com", &d),
+			 -EBADMSG);
 }
 
 static void test_bad_input(void **state)
@@ -594,42 +642,53 @@ static void test_bad_input(void **state)
 
 	assert_int_equal(store_open(NULL, &st2, NULL, 0), -EINVAL);
 	assert_int_equal(store_open("/tmp", NULL, NULL, 0), -EINVAL);
-	assert_int_equal(store_domain_add(NULL, "a.example.com", NULL, T0), -EINVAL);
+	assert_int_equal(store_domain_add(NULL, "a.example.com", NULL, T0),
+			 -EINVAL);
 	assert_int_equal(store_domain_add(fx->st, NULL, NULL, T0), -EINVAL);
 	assert_int_equal(store_domain_add(fx->st, "", NULL, T0), -EINVAL);
-	assert_int_equal(store_domain_add(fx->st, "A.example.com", NULL, T0), -EINVAL);
-	assert_int_equal(store_domain_add(fx->st, "a.example.com.", NULL, T0), -EINVAL);
-	assert_int_equal(store_domain_add(fx->st, "a..example.com", NULL, T0), -EINVAL);
+	assert_int_equal(store_domain_add(fx->st, "A.example.com", NULL, T0),
+			 -EINVAL);
+	assert_int_equal(store_domain_add(fx->st, "a.example.com.", NULL, T0),
+			 -EINVAL);
+	assert_int_equal(store_domain_add(fx->st, "a..example.com", NULL, T0),
+			 -EINVAL);
 	assert_int_equal(store_domain_add(fx->st, "../etc", NULL, T0), -EINVAL);
-	assert_int_equal(store_domain_add(fx->st, "a/b.com", NULL, T0), -EINVAL);
+	assert_int_equal(store_domain_add(fx->st, "a/b.com", NULL, T0),
+			 -EINVAL);
 	assert_int_equal(store_domain_add(fx->st, longname, NULL, T0), -EINVAL);
 	assert_int_equal(store_domain_add(fx->st, label, NULL, T0), -EINVAL);
-	assert_int_equal(store_domain_add(fx->st, "a.example.com", "http-02", T0),
+	assert_int_equal(
+	    store_domain_add(fx->st, "a.example.com", "http-02", T0), -EINVAL);
+	assert_int_equal(store_domain_add(fx->st, "*.example.com", NULL, T0),
+			 1);
+	assert_int_equal(store_domain_get(fx->st, "a.example.com", NULL),
 			 -EINVAL);
-	assert_int_equal(store_domain_add(fx->st, "*.example.com", NULL, T0), 1);
-	assert_int_equal(store_domain_get(fx->st, "a.example.com", NULL), -EINVAL);
 	assert_int_equal(store_domain_list(fx->st, &f, &d, 0, &n), -EINVAL);
 	f.status_mask = 1u << STORE_DOMAIN__MAX;
 	assert_int_equal(store_domain_list(fx->st, &f, &d, 1, &n), -EINVAL);
 	f.status_mask = 0;
 	f.prefix = longname;
 	assert_int_equal(store_domain_list(fx->st, &f, &d, 1, &n), -EINVAL);
-	assert_int_equal(store_domain_set_job(fx->st, "*.example.com", &job, T0),
-			 -EINVAL);
-	assert_int_equal(store_order_begin(fx->st, "*.example.com", "", "K", T0,
-					   &id), -EINVAL);
-	assert_int_equal(store_order_begin(fx->st, "*.example.com", "u\n", "K",
-					   T0, &id), -EINVAL);
-	assert_int_equal(store_order_begin(fx->st, "*.example.com", "u", NULL,
-					   T0, &id), -EINVAL);
+	assert_int_equal(
+	    store_domain_set_job(fx->st, "*.example.com", &job, T0), -EINVAL);
+	assert_int_equal(
+	    store_order_begin(fx->st, "*.example.com", "", "K", T0, &id),
+	    -EINVAL);
+	assert_int_equal(
+	    store_order_begin(fx->st, "*.example.com", "u\n", "K", T0, &id),
+	    -EINVAL);
+	assert_int_equal(
+	    store_order_begin(fx->st, "*.example.com", "u", NULL, T0, &id),
+	    -EINVAL);
 	assert_int_equal(store_order_update(fx->st, 1, STORE_ORDER_DONE, T0),
 			 -EINVAL);
 	c.token[0] = 0;
 	assert_int_equal(store_challenge_put(fx->st, &c), -EINVAL);
 	strcpy(c.token, "to/k");
 	assert_int_equal(store_challenge_put(fx->st, &c), -EINVAL);
-	assert_int_equal(store_event_append(fx->st, "*.example.com", T0, NULL,
-					    "x"), -EINVAL);
+	assert_int_equal(
+	    store_event_append(fx->st, "*.example.com", T0, NULL, "x"),
+	    -EINVAL);
 	assert_int_equal(store_bucket_load(fx->st, "", NULL), -EINVAL);
 	store_close(NULL);
 	store_cert_clear(NULL);

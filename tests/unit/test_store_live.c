@@ -47,9 +47,9 @@ static X509 *cert_new(EVP_PKEY *key, const char *cn, X509 *issuer,
 	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(c), 86400));
 	assert_true(X509_set_pubkey(c, key));
 	name = X509_get_subject_name(c);
-	assert_true(X509_NAME_add_entry_by_NID(
-	    name, NID_commonName, MBSTRING_ASC, (const unsigned char *)cn, -1,
-	    -1, 0));
+	assert_true(
+	    X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_ASC,
+				       (const unsigned char *)cn, -1, -1, 0));
 	assert_true(X509_set_issuer_name(
 	    c, issuer ? X509_get_subject_name(issuer) : name));
 	assert_true(X509_sign(c, sign_key, EVP_sha256()));
@@ -107,8 +107,8 @@ static void test_live_layout(void **state)
 	assert_non_null(key_pem);
 	snprintf(both, sizeof(both), "%s%s", leaf_pem, ca_pem);
 
-	assert_int_equal(store_live_write(live, "www.example.com", both,
-					  key_pem), 0);
+	assert_int_equal(
+	    store_live_write(live, "www.example.com", both, key_pem), 0);
 	snprintf(dom, sizeof(dom), "%s/www.example.com", live);
 	assert_int_equal(stat(dom, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0755);
@@ -129,8 +129,8 @@ static void test_live_layout(void **state)
 	free(s);
 
 	/* a second write replaces the files in place */
-	assert_int_equal(store_live_write(live, "www.example.com", leaf_pem,
-					  key_pem), 0);
+	assert_int_equal(
+	    store_live_write(live, "www.example.com", leaf_pem, key_pem), 0);
 	s = slurp(dom, "fullchain.pem", &mode);
 	assert_string_equal(s, leaf_pem);
 	free(s);
@@ -147,14 +147,15 @@ static void test_live_layout(void **state)
 	/* bad names and bad chains write nothing */
 	assert_int_equal(store_live_write(live, "../evil.com", both, key_pem),
 			 -EINVAL);
-	assert_int_equal(store_live_write(live, "Bad.example.com", both,
-					  key_pem), -EINVAL);
-	assert_int_equal(store_live_write(live, "x.example.com", "garbage",
-					  key_pem), -EINVAL);
+	assert_int_equal(
+	    store_live_write(live, "Bad.example.com", both, key_pem), -EINVAL);
+	assert_int_equal(
+	    store_live_write(live, "x.example.com", "garbage", key_pem),
+	    -EINVAL);
 	assert_int_equal(store_live_write(live, "x.example.com", both, NULL),
 			 -EINVAL);
-	assert_int_equal(store_live_write(NULL, "x.example.com", both,
-					  key_pem), -EINVAL);
+	assert_int_equal(store_live_write(NULL, "x.example.com", both, key_pem),
+			 -EINVAL);
 	snprintf(dom, sizeof(dom), "%s/x.example.com", live);
 	assert_int_equal(stat(dom, &sb), -1);
 
