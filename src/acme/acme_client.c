@@ -55,6 +55,7 @@ struct acme_client {
 	char *kid;
 	struct acme_directory dir;
 	int have_dir;
+	int https;      /* the directory is https: so must every URL be */
 	char *nonces[ACME__NONCE_POOL];
 	size_t n_nonces;
 	int badnonce_retries;
@@ -96,6 +97,7 @@ struct acme_client *acme_client_new(EVP_PKEY *account_key,
 	c->directory_url = strdup(opts->directory_url);
 	if (!c->directory_url)
 		goto fail;
+	c->https = strncmp(c->directory_url, "https://", 8) == 0;
 	if (opts->email && !(c->email = strdup(opts->email)))
 		goto fail;
 	if (opts->account_url && !(c->kid = strdup(opts->account_url)))
@@ -377,15 +379,18 @@ json_t *acme__json_body(const struct acme_response *res, const char *step,
 	return j;
 }
 
-int acme__url_ok(const char *s)
+int acme__url_ok(const struct acme_client *c, const char *s)
 {
 	size_t len;
 
 	if (!s)
 		return 0;
 	len = strlen(s);
+	/* Once the directory is https, every URL must be: a plain-http URL
+	 * would carry signed requests and certificates in clear text. */
 	if (len > ACME__URL_MAX ||
-	    (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0))
+	    (strncmp(s, "https://", 8) != 0 &&
+	     (c->https || strncmp(s, "http://", 7) != 0)))
 		return 0;
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f)
@@ -393,22 +398,37 @@ int acme__url_ok(const char *s)
 	return 1;
 }
 
-char *acme__json_url(json_t *obj, const char *key)
+char *acme__json_url(const struct acme_client *c, json_t *obj,
+		     const char *key)
 {
 	const char *s = json_string_value(json_object_get(obj, key));
 
-	return acme__url_ok(s) ? strdup(s) : NULL;
+	return acme__url_ok(c, s) ? strdup(s) : NULL;
 }
 
-char *acme__header_url(const struct acme_response *res, const char *name)
+char *acme__header_url(const struct acme_client *c,
+		       const struct acme_response *res, const char *name)
 {
 	char *v = acme__header(res, name, 0);
 
-	if (v && !acme__url_ok(v)) {
+	if (v && !acme__url_ok(c, v)) {
 		free(v);
 		v = NULL;
 	}
 	return v;
+}
+
+/* Every URL of the directory passes acme__url_ok (no https -> http). */
+static int dir_urls_ok(const struct acme_client *c)
+{
+	const char *const u[] = {c->dir.new_nonce, c->dir.new_account,
+				 c->dir.new_order, c->dir.revoke_cert,
+				 c->dir.key_change, c->dir.renewal_info};
+
+	for (size_t i = 0; i < sizeof(u) / sizeof(u[0]); i++)
+		if (u[i] && !acme__url_ok(c, u[i]))
+			return 0;
+	return 1;
 }
 
 /* newAccount payload: contact, ToS, EAB (RFC 8555 §7.3, §7.3.4). */
@@ -530,6 +550,14 @@ int acme_client_feed(struct acme_client *c, const struct acme_response *res,
 					c->directory_url, err);
 			goto fail;
 		}
+		if (!dir_urls_ok(c)) {
+			acme__error_set(&c->err, ACME_E_PROTOCOL, "directory",
+					NULL,
+					"the https directory at %s lists a "
+					"plain-http URL",
+					c->directory_url);
+			goto fail;
+		}
 		c->have_dir = 1;
 		if (c->dir.eab_required && !c->eab_kid) {
 			acme__error_set(&c->err, ACME_E_PROTOCOL, "directory",
@@ -566,7 +594,7 @@ int acme_client_feed(struct acme_client *c, const struct acme_response *res,
 						  now_ms);
 			goto fail;
 		}
-		kid = acme__header_url(res, "Location");
+		kid = acme__header_url(c, res, "Location");
 		if (!kid) {
 			acme__error_set(&c->err, ACME_E_PROTOCOL, "newAccount",
 					NULL, "the CA sent no account URL");

@@ -51,12 +51,14 @@ int acme__is_transient(const struct acme_response *res);
 json_t *acme__json_body(const struct acme_response *res, const char *step,
 			struct acme_error *e);
 /* 1 if s is an http(s) URL we accept from a CA: bounded length, no
- * spaces or control characters. */
-int acme__url_ok(const char *s);
+ * spaces or control characters, and https when the directory is. */
+int acme__url_ok(const struct acme_client *c, const char *s);
 /* The first header name as a URL we accept (malloc'd), or NULL. */
-char *acme__header_url(const struct acme_response *res, const char *name);
+char *acme__header_url(const struct acme_client *c,
+		       const struct acme_response *res, const char *name);
 /* Copy a string member that must be a URL; NULL if absent or invalid. */
-char *acme__json_url(json_t *obj, const char *key);
+char *acme__json_url(const struct acme_client *c, json_t *obj,
+		     const char *key);
 /* Copy a header value (malloc'd) or NULL. */
 char *acme__header(const struct acme_response *res, const char *name,
 		   int idx);

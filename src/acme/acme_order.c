@@ -506,7 +506,7 @@ static void on_authz(struct acme_order *o, json_t *j)
 	}
 	free(a->chall_url);
 	free(a->token);
-	a->chall_url = acme__json_url(pick, "url");
+	a->chall_url = acme__json_url(o->c, pick, "url");
 	a->token = dup_or_null(json_string_value(json_object_get(pick, "token")));
 	if (!a->chall_url || !a->token || acme_token_valid(a->token) < 0) {
 		fail_with(o, ACME_E_PROTOCOL,
@@ -585,7 +585,7 @@ static void on_order(struct acme_order *o, json_t *j,
 		fail_with(o, ACME_E_PROTOCOL, "order has no status");
 		return;
 	}
-	if (!o->finalize_url && !(o->finalize_url = acme__json_url(j, "finalize"))) {
+	if (!o->finalize_url && !(o->finalize_url = acme__json_url(o->c, j, "finalize"))) {
 		fail_with(o, ACME_E_PROTOCOL, "order has no valid finalize URL");
 		return;
 	}
@@ -606,7 +606,7 @@ static void on_order(struct acme_order *o, json_t *j,
 		json_array_foreach(az, i, v) {
 			const char *s = json_string_value(v);
 			json_t *tmp = json_pack("{s:s?}", "u", s);
-			o->authz[i].url = tmp ? acme__json_url(tmp, "u") : NULL;
+			o->authz[i].url = tmp ? acme__json_url(o->c, tmp, "u") : NULL;
 			json_decref(tmp);
 			if (!o->authz[i].url) {
 				fail_with(o, ACME_E_PROTOCOL,
@@ -623,7 +623,7 @@ static void on_order(struct acme_order *o, json_t *j,
 		poll_later(o, res, now_ms);
 	} else if (strcmp(status, "valid") == 0) {
 		free(o->cert_url);
-		o->cert_url = acme__json_url(j, "certificate");
+		o->cert_url = acme__json_url(o->c, j, "certificate");
 		if (!o->cert_url) {
 			fail_with(o, ACME_E_PROTOCOL,
 				  "valid order has no certificate URL");
@@ -658,7 +658,7 @@ static void collect_alternate(void *ctx, const char *url, const char *rel)
 	if (strcmp(rel, "alternate") != 0 || o->n_alt == MAX_ALTERNATES)
 		return;
 	tmp = json_pack("{s:s}", "u", url);
-	if (tmp && (o->alt_urls[o->n_alt] = acme__json_url(tmp, "u")))
+	if (tmp && (o->alt_urls[o->n_alt] = acme__json_url(o->c, tmp, "u")))
 		o->n_alt++;
 	json_decref(tmp);
 }
@@ -811,7 +811,7 @@ int acme_order_feed(struct acme_order *o, const struct acme_response *res,
 	}
 	switch (st) {
 	case ACME_ORDER_NEW:
-		if (!o->url && !(o->url = acme__header_url(res, "Location"))) {
+		if (!o->url && !(o->url = acme__header_url(o->c, res, "Location"))) {
 			fail_with(o, ACME_E_PROTOCOL,
 				  "the CA sent no valid order URL");
 			break;

@@ -5,6 +5,7 @@
  * names from arguments and files with normalization.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,17 +130,55 @@ void cli__account_clear(struct cli_account *a)
 	a->hmac = NULL;
 }
 
+/* FNV-1a; the set only needs to spread names, not resist attackers (the
+ * names come from the operator's own files). */
+static size_t name_hash(const char *s)
+{
+	size_t h = 1469598103934665603u;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211u;
+	return h;
+}
+
+/* Open-addressing set of indexes into ns->v, kept at most half full, so a
+ * million names de-duplicate in linear time. */
+static int set_grow(struct cli_names *ns)
+{
+	size_t nc = ns->set_cap ? ns->set_cap * 2 : 128;
+	size_t *ns_set = malloc(nc * sizeof(*ns_set));
+
+	if (!ns_set)
+		return -ENOMEM;
+	for (size_t i = 0; i < nc; i++)
+		ns_set[i] = SIZE_MAX;
+	for (size_t i = 0; i < ns->n; i++) {
+		size_t k = name_hash(ns->v[i]) & (nc - 1);
+		while (ns_set[k] != SIZE_MAX)
+			k = (k + 1) & (nc - 1);
+		ns_set[k] = i;
+	}
+	free(ns->set);
+	ns->set = ns_set;
+	ns->set_cap = nc;
+	return 0;
+}
+
 int cli__names_add(struct cli_names *ns, const char *cmd, const char *raw)
 {
 	char norm[NAME_MAX_LEN + 1], why[512];
+	size_t k;
 
 	if (name_normalize(raw, 0, norm, sizeof(norm), why, sizeof(why)) < 0) {
 		fprintf(stderr, "certherd %s: %s\n", cmd, why);
 		ns->bad++;
 		return 0;
 	}
-	for (size_t i = 0; i < ns->n; i++)
-		if (strcmp(ns->v[i], norm) == 0)
+	if ((ns->n + 1) * 2 > ns->set_cap && set_grow(ns) < 0)
+		return -ENOMEM;
+	for (k = name_hash(norm) & (ns->set_cap - 1); ns->set[k] != SIZE_MAX;
+	     k = (k + 1) & (ns->set_cap - 1))
+		if (strcmp(ns->v[ns->set[k]], norm) == 0)
 			return 0; /* a duplicate is harmless: one order */
 	if (ns->n == ns->cap) {
 		size_t nc = ns->cap ? ns->cap * 2 : 64;
@@ -151,7 +190,7 @@ int cli__names_add(struct cli_names *ns, const char *cmd, const char *raw)
 	}
 	if (!(ns->v[ns->n] = strdup(norm)))
 		return -ENOMEM;
-	ns->n++;
+	ns->set[k] = ns->n++;
 	return 0;
 }
 
@@ -194,6 +233,7 @@ void cli__names_clear(struct cli_names *ns)
 	for (size_t i = 0; i < ns->n; i++)
 		free(ns->v[i]);
 	free(ns->v);
+	free(ns->set);
 	memset(ns, 0, sizeof(*ns));
 }
 

@@ -54,6 +54,8 @@ struct cli_names {
 	char **v;
 	size_t n, cap;
 	int bad;
+	size_t *set;    /* hash set of indexes into v (private) */
+	size_t set_cap;
 };
 int cli__names_add(struct cli_names *ns, const char *cmd, const char *raw);
 int cli__names_file(struct cli_names *ns, const char *cmd, const char *path);

@@ -521,6 +521,11 @@ static void test_bad_directory(void **state)
 	     "\"detail\":\"Page not found\",\"status\":404}",
 	     "Page not found"},
 	    {404, "<html>404</html>", "404"},
+	    /* an https directory may not send us to plain http */
+	    {200,
+	     "{\"newNonce\":\"http://ca.example/n\",\"newAccount\":\""
+	     NEW_ACCT_URL "\",\"newOrder\":\"" LE "/o\"}",
+	     "plain-http URL"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
