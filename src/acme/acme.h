@@ -230,6 +230,8 @@ struct acme_client_opts {
 	const unsigned char *eab_hmac;
 	size_t eab_hmac_len;
 	const char *account_url;    /* known kid from a previous run, or NULL */
+	int only_existing;          /* newAccount with onlyReturnExisting:
+				       find the key's account, never create */
 };
 
 /* account_key: a reference is taken (EVP_PKEY_up_ref). NULL on failure. */

@@ -49,6 +49,7 @@ struct acme_client {
 	char *directory_url;
 	char *email;
 	int agree_tos;
+	int only_existing;
 	char *eab_kid;
 	unsigned char *eab_hmac;
 	size_t eab_hmac_len;
@@ -111,6 +112,7 @@ struct acme_client *acme_client_new(EVP_PKEY *account_key,
 		c->eab_hmac_len = opts->eab_hmac_len;
 	}
 	c->agree_tos = opts->agree_tos;
+	c->only_existing = opts->only_existing;
 	if (acme__client_set_key(c, account_key) < 0)
 		goto fail;
 	return c;
@@ -439,6 +441,10 @@ static char *account_payload(struct acme_client *c)
 
 	if (!p)
 		return NULL;
+	if (c->only_existing) { /* RFC 8555 §7.3.1: look up, never create */
+		json_object_set_new(p, "onlyReturnExisting", json_true());
+		goto dump;
+	}
 	if (c->email) {
 		char mailto[512];
 		snprintf(mailto, sizeof(mailto), "mailto:%s", c->email);
@@ -454,6 +460,7 @@ static char *account_payload(struct acme_client *c)
 			goto out;
 		json_object_set_new(p, "externalAccountBinding", eab);
 	}
+dump:
 	out = json_dumps(p, JSON_COMPACT);
 out:
 	json_decref(p);

@@ -34,6 +34,57 @@ static int account_dir(const char *out_dir, const char *url, char *path,
 	return fsio_mkdirs(path, 0700);
 }
 
+static enum acme_step run_task(struct engine_session *s,
+			       struct engine_task *t);
+
+/*
+ * A rollover interrupted after the CA switched keys but before
+ * account-key.pem.new was renamed leaves the account reachable only with
+ * the .new key. Ask the CA whether it knows that key (onlyReturnExisting,
+ * which never creates an account): if so, finish the rename and use it;
+ * if not, the CA never switched and the .new key is dropped. Returns 0
+ * when s->client is ready with the recovered key, -ENOENT otherwise.
+ */
+static int finish_rollover(struct engine_session *s,
+			   const struct acme_client_opts *co)
+{
+	struct acme_client_opts probe = *co;
+	struct engine_task t = {0};
+	char next[sizeof(s->key_path) + 8];
+	EVP_PKEY *nk;
+
+	snprintf(next, sizeof(next), "%s.new", s->key_path);
+	if (access(next, F_OK) != 0)
+		return -ENOENT;
+	nk = key_load(next);
+	probe.only_existing = 1;
+	probe.eab_kid = NULL; /* an existing account needs no binding */
+	probe.eab_hmac = NULL;
+	s->client = nk ? acme_client_new(nk, &probe) : NULL;
+	if (s->client) {
+		engine_task_client(&t, s->client);
+		if (run_task(s, &t) == ACME_STEP_DONE &&
+		    rename(next, s->key_path) == 0) {
+			log_warn("acme", NULL,
+				 "finished an interrupted key rollover: %s "
+				 "is now the account key",
+				 s->key_path);
+			EVP_PKEY_free(s->account_key);
+			s->account_key = nk;
+			return 0;
+		}
+	}
+	log_warn("acme", NULL,
+		 "discarding %s: the CA does not know it (the rollover it "
+		 "was made for never happened)",
+		 next);
+	acme_client_free(s->client);
+	s->client = NULL;
+	EVP_PKEY_free(nk);
+	unlink(next);
+	return -ENOENT;
+}
+
 int engine_session_open(struct engine_session *s,
 			const struct engine_account_opts *o, int ready,
 			char *err, size_t errsz)
@@ -75,8 +126,14 @@ int engine_session_open(struct engine_session *s,
 	}
 	s->loop_open = 1;
 	s->http = engine_http_new(&s->loop, &ho);
+	if (!s->http) {
+		snprintf(err, errsz, "cannot set up the HTTP client");
+		return -ENOMEM;
+	}
+	if (ready && finish_rollover(s, &co) == 0)
+		return 0;
 	s->client = acme_client_new(s->account_key, &co);
-	if (!s->http || !s->client) {
+	if (!s->client) {
 		snprintf(err, errsz, "cannot set up the ACME client");
 		return -ENOMEM;
 	}

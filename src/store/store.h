@@ -313,13 +313,12 @@ int store_event_list(struct store *st, const char *domain,
 
 /*
  * Write live_dir/<domain>/{cert,chain,fullchain,privkey}.pem from a PEM
- * chain (leaf first) and its private key, each file atomically (temp +
- * fsync + rename): directories 0755, privkey.pem 0600, others 0644.
- * The chain is re-encoded (x509_split_chain) so only certificates reach
- * the files. Borrows everything. A reader may briefly see a new cert.pem
- * next to the old privkey.pem; privkey.pem is written first and a key is
- * never reused across orders, so servers should read fullchain+privkey
- * on reload, not mid-write.
+ * chain (leaf first) and its private key: directories 0755, privkey.pem
+ * 0600, the others 0644. The chain is re-encoded (x509_split_chain) so
+ * only certificates reach the files; a key that is not the leaf's is
+ * refused (-EINVAL). All four are staged (written, fsynced) before any is
+ * renamed into place, so a failure leaves the old set whole. Wildcards
+ * use the base name. Borrows everything; 0 or negative errno.
  */
 int store_live_write(const char *live_dir, const char *domain,
 		     const char *chain_pem, const char *key_pem);

@@ -7,13 +7,12 @@
  *                     fullchain.pem  leaf + intermediates    0644
  *                     privkey.pem    private key             0600
  *
- * Each file is replaced atomically (fsio_write_atomic: temp, fsync,
- * rename, fsync dir), so a reader never sees half a file. The four files
- * are not swapped as one unit; the daemon reloads nginx only after
- * store_live_write returned, so nginx never loads a mixed set. privkey.pem
- * goes first: a crash in between leaves an old certificate with a new key
- * at worst, which the restart rewrites from the store (the database is
- * the source of truth, these files are a copy).
+ * The key must match the leaf. All four files are staged (written and
+ * fsynced under temp names) before any is renamed, then renamed in a row
+ * with one directory fsync: a reader never sees half a file, and a failure
+ * while staging leaves the old set whole. Only a crash between the renames
+ * can leave a mixed set; the daemon reloads nginx after this returns, and
+ * the database stays the source of truth, so a restart rewrites them.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,24 +23,35 @@
 #include "store/store_internal.h"
 #include "util/util.h"
 
-static int live_file(const char *dir, const char *file, const char *data,
-		     unsigned mode)
-{
-	char path[4400];
+#define LIVE_FILES 4
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, file) >=
-	    sizeof(path))
-		return -ENAMETOOLONG;
-	return fsio_write_atomic(path, data, strlen(data), mode);
+/* Refuse a key that is not the leaf's: installed together they would make
+ * every handshake fail. */
+static int live_key_matches(const char *leaf, const char *key_pem,
+			    size_t key_len)
+{
+	X509 *cert = x509_from_pem(leaf, strlen(leaf));
+	EVP_PKEY *key = key_from_pem(key_pem, key_len);
+	int rc = -EINVAL;
+
+	if (cert && key && x509_key_matches(cert, key) == 1)
+		rc = 0;
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	return rc;
 }
 
 int store_live_write(const char *live_dir, const char *domain,
 		     const char *chain_pem, const char *key_pem)
 {
-	char dir[4300];
+	static const char *const names[LIVE_FILES] = {
+	    "privkey.pem", "cert.pem", "chain.pem", "fullchain.pem"};
+	char dir[4300], path[LIVE_FILES][4400];
+	char *tmp[LIVE_FILES] = {NULL};
+	const char *data[LIVE_FILES];
 	char *leaf = NULL, *rest = NULL, *full = NULL;
 	size_t chain_len, key_len, ll, rl;
-	int rc = -EINVAL;
+	int rc = -EINVAL, i;
 
 	/* the name becomes a path component: store__name_ok rules out "/",
 	 * ".." and empty labels; wildcards get certbot's plain name */
@@ -58,6 +68,9 @@ int store_live_write(const char *live_dir, const char *domain,
 	rc = x509_split_chain(chain_pem, chain_len, &leaf, &rest);
 	if (rc < 0)
 		goto out;
+	rc = live_key_matches(leaf, key_pem, key_len);
+	if (rc < 0)
+		goto out;
 	ll = strlen(leaf);
 	rl = strlen(rest);
 	rc = -ENOMEM;
@@ -66,21 +79,29 @@ int store_live_write(const char *live_dir, const char *domain,
 		goto out;
 	memcpy(full, leaf, ll);
 	memcpy(full + ll, rest, rl + 1);
+	data[0] = key_pem;
+	data[1] = leaf;
+	data[2] = rest;
+	data[3] = full;
 	snprintf(dir, sizeof(dir), "%s/%s", live_dir, domain);
 	rc = fsio_mkdirs(dir, 0755);
-	if (rc < 0)
-		goto out;
-	rc = live_file(dir, "privkey.pem", key_pem, 0600);
-	if (rc == 0)
-		rc = live_file(dir, "cert.pem", leaf, 0644);
-	if (rc == 0)
-		rc = live_file(dir, "chain.pem", rest, 0644);
-	if (rc == 0)
-		rc = live_file(dir, "fullchain.pem", full, 0644);
+	/* stage all four (written and fsynced), then rename them in a row:
+	 * a failure while staging leaves the old set untouched */
+	for (i = 0; rc == 0 && i < LIVE_FILES; i++) {
+		snprintf(path[i], sizeof(path[i]), "%s/%s", dir, names[i]);
+		rc = fsio_stage(path[i], data[i], strlen(data[i]),
+				i == 0 ? 0600 : 0644, &tmp[i]);
+	}
+	for (i = 0; rc == 0 && i < LIVE_FILES; i++) {
+		rc = fsio_commit(tmp[i], path[i], i == LIVE_FILES - 1);
+		tmp[i] = NULL; /* commit frees it, on failure too */
+	}
 	if (rc < 0)
 		log_warn("store", domain, "cannot write live/ files in %s: %s",
 			 dir, strerror(-rc));
 out:
+	for (i = 0; i < LIVE_FILES; i++)
+		fsio_discard(tmp[i]);
 	free(leaf);
 	free(rest);
 	free(full);

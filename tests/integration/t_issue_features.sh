@@ -68,6 +68,23 @@ check "no .new key left" test ! -e "$key.new"
 url_after=$(issue --out "$OUT" k2.example.com 2>&1 | grep -o 'account [^ ]*' | head -1)
 check "same account after rollover ($url_after)" test "$url_before" = "$url_after" -a -n "$url_after"
 check "issuing with the rolled key works" verify_cert "$OUT" k2.example.com
+
+# A crash after the CA switched keys but before the rename: the new key is
+# still account-key.pem.new and the file holds the old key.
+cp "$key" "$TEST_TMP/k2.pem"
+# shellcheck disable=SC2046
+"$CERTHERD" account rollover $(acct) --out "$OUT" >/dev/null 2>&1
+mv "$key" "$key.new"
+cp "$TEST_TMP/k2.pem" "$key"
+issue --out "$OUT" k3.example.com >"$TEST_TMP/recover.log" 2>&1
+check "interrupted rollover is finished on the next run" grep -q 'finished an interrupted key rollover' "$TEST_TMP/recover.log"
+check "and the account is the same ($url_before)" grep -qF "$url_before" "$TEST_TMP/recover.log"
+check "no .new key left after recovery" test ! -e "$key.new"
+# A .new key the CA never saw (crash before the CA answered) is dropped.
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$key.new" 2>/dev/null
+issue --out "$OUT" k4.example.com >"$TEST_TMP/discard.log" 2>&1
+check "unknown .new key discarded, same account kept" \
+	bash -c "grep -q 'discarding' '$TEST_TMP/discard.log' && grep -qF '$url_before' '$TEST_TMP/discard.log' && test ! -e '$key.new'"
 ca_stop
 
 # --- alternate chains: --preferred-issuer picks one ----------------------------
