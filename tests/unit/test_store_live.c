@@ -154,6 +154,18 @@ static void test_live_layout(void **state)
 	    -EINVAL);
 	assert_int_equal(store_live_write(live, "x.example.com", both, NULL),
 			 -EINVAL);
+	/* a key that is not the leaf's is refused */
+	{
+		EVP_PKEY *other = key_generate(KEY_ECDSA_P256);
+		size_t olen;
+		char *opem = key_to_pem(other, &olen);
+
+		assert_int_equal(
+		    store_live_write(live, "x.example.com", both, opem),
+		    -EINVAL);
+		free(opem);
+		EVP_PKEY_free(other);
+	}
 	assert_int_equal(store_live_write(NULL, "x.example.com", both, key_pem),
 			 -EINVAL);
 	snprintf(dom, sizeof(dom), "%s/x.example.com", live);
