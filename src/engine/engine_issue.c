@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "store/store.h"
 #include "util/util.h"
 
 struct run;
@@ -94,84 +95,31 @@ static void job_finish(struct job *j, const char *error)
 
 /* ---- WRITE: live/<name>/{cert,chain,fullchain,privkey}.pem ------------ */
 
-/*
- * The four files change together: all are staged (written and fsynced to
- * temp names) first, then renamed in a row and the directory synced once.
- * A failure before the renames leaves the old files untouched (and no
- * directory for a first issuance); a crash between renames can at worst
- * pair an old chain file with the new leaf, never a key with the wrong
- * certificate, because privkey and cert are renamed back to back.
- */
-static const char *const live_files[] = {"privkey", "cert", "chain",
-					 "fullchain"};
-
+/* The CA could hand back a certificate for another key (a bug, or an
+ * attacker): store_live_write refuses a pair nginx would refuse, and
+ * stages all four files before renaming any. */
 static int write_live(const char *out_dir, const char *name, EVP_PKEY *key,
 		      const char *chain, char *why, size_t whysz)
 {
-	char dir[4096], path[4200];
-	char *leaf = NULL, *rest = NULL, *pem = NULL, *tmp[4] = {0};
-	const char *data[4];
-	size_t pem_len, i;
-	X509 *x = NULL;
-	int rc, created;
+	char dir[4096];
+	size_t pem_len;
+	char *pem = key_to_pem(key, &pem_len);
+	int rc = -ENOMEM;
 
-	snprintf(dir, sizeof(dir), "%s/live/%s", out_dir, name);
-	/* The CA could hand back a certificate for another key (a bug, or
-	 * an attacker): never install a pair nginx would refuse. */
-	x = x509_from_pem(chain, strlen(chain));
-	if (!x || x509_key_matches(x, key) != 1) {
+	snprintf(dir, sizeof(dir), "%s/live", out_dir);
+	if (pem)
+		rc = store_live_write(dir, name, chain, pem);
+	if (rc == -EINVAL)
 		snprintf(why, whysz,
-			 "the CA's certificate for %s does not match its key",
+			 "the CA's certificate for %s does not parse or does "
+			 "not match its key",
 			 name);
-		rc = -EINVAL;
-		goto out;
-	}
-	rc = x509_split_chain(chain, strlen(chain), &leaf, &rest);
-	pem = rc == 0 ? key_to_pem(key, &pem_len) : NULL;
-	if (rc < 0 || !pem) {
-		snprintf(why, whysz, "cannot prepare the files for %s", name);
-		rc = rc < 0 ? rc : -ENOMEM;
-		goto out;
-	}
-	created = access(dir, F_OK) != 0;
-	if ((rc = fsio_mkdirs(dir, 0755)) < 0)
-		goto io;
-	data[0] = pem;
-	data[1] = leaf;
-	data[2] = rest;
-	data[3] = chain;
-	for (i = 0; i < 4; i++) {
-		snprintf(path, sizeof(path), "%s/%s.pem", dir, live_files[i]);
-		rc = fsio_stage(path, data[i], strlen(data[i]),
-				i == 0 ? 0600 : 0644, &tmp[i]);
-		if (rc < 0)
-			break;
-	}
-	if (rc < 0) {
-		for (i = 0; i < 4; i++)
-			fsio_discard(tmp[i]);
-		if (created)
-			rmdir(dir);
-		goto io;
-	}
-	for (i = 0; i < 4; i++) {
-		snprintf(path, sizeof(path), "%s/%s.pem", dir, live_files[i]);
-		int r = fsio_commit(tmp[i], path, i == 3);
-		if (r < 0 && rc == 0)
-			rc = r;
-	}
-	if (rc < 0)
-		goto io;
-	goto out;
-io:
-	snprintf(why, whysz, "cannot write %s: %s", dir, strerror(-rc));
-out:
-	X509_free(x);
+	else if (rc < 0)
+		snprintf(why, whysz, "cannot write %s/%s: %s", dir, name,
+			 strerror(-rc));
 	if (pem)
 		OPENSSL_cleanse(pem, pem_len);
 	free(pem);
-	free(leaf);
-	free(rest);
 	return rc;
 }
 
