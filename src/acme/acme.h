@@ -36,7 +36,10 @@
 /* Bounds on what a CA may send us. */
 #define ACME_MAX_BODY (1u << 20)     /* JSON and certificate chains */
 #define ACME_MAX_HEADERS (64u << 10) /* all header lines of a response */
-#define ACME_MAX_BADNONCE_RETRIES 10
+/* A badNonce costs one round trip and CAs reject valid nonces at random
+ * (Pebble's chaos mode: half of them); 20 in a row at 50% happens once in
+ * a million requests, so only a CA that rejects everything exhausts it. */
+#define ACME_MAX_BADNONCE_RETRIES 20
 
 /* ---- HTTP exchange types (driver <-> core) --------------------------- */
 
