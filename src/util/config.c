@@ -1025,6 +1025,7 @@ int config_load_string(struct config *cfg, const char *text, const char *name,
 		/* inih's own complaint: a line that is neither a section
 		 * header, a key = value pair nor a comment */
 		ld->line = rc;
+		ld->err_line = 0; /* this one came first: it wins */
 		load_fail(ld, -EINVAL, "syntax error: expected [section], "
 				       "key = value or a comment");
 		rc = -EINVAL;
@@ -1504,7 +1505,7 @@ int config_dump(const struct config *cfg, FILE *out)
 		default:
 			break;
 		}
-		fprintf(out, "%s = %s\n", k->name, buf);
+		fprintf(out, "%s =%s%s\n", k->name, *buf ? " " : "", buf);
 	}
 	return ferror(out) ? -EIO : 0;
 }
