@@ -188,4 +188,294 @@ int engine_issue(const char *const *names, size_t n,
 		 struct engine_issue_result **results, char *err, size_t errsz);
 void engine_issue_results_free(struct engine_issue_result *r, size_t n);
 
+/* ---- scheduling: pure policy (engine_renew.c, engine_limits.c,
+ *      engine_queue.c) ------------------------------------------------------
+ *
+ * Everything in this section is pure: no I/O, no clock reads, no
+ * randomness. Time comes in as now_ms, wall-clock milliseconds since the
+ * epoch (the unit of the store's *_ms columns and of acme_error's
+ * retry_after_ms), and randomness as a uint64_t rnd the caller draws from
+ * its own generator (any value is valid; equal inputs give equal outputs).
+ * See docs/scheduling.md for the rules and why.
+ */
+
+/* "Never": no time at all (stop retrying, nothing to wait for). */
+#define ENGINE_NEVER INT64_MAX
+
+#define ENGINE_MIN_MS  ((int64_t)60 * 1000)
+#define ENGINE_HOUR_MS ((int64_t)3600 * 1000)
+#define ENGINE_DAY_MS  ((int64_t)86400 * 1000)
+
+/* Classes of work, in priority order (smaller is served first). */
+enum engine_class {
+	ENGINE_CLASS_URGENT = 0, /* renewal with < 1/5 of the lifetime left */
+	ENGINE_CLASS_NEW,        /* a domain without a certificate */
+	ENGINE_CLASS_EARLY,      /* renewal that is due but not yet urgent */
+	ENGINE_CLASS__MAX
+};
+extern const char *const engine_class_names[ENGINE_CLASS__MAX];
+
+/* A suggested window from the CA's renewalInfo (RFC 9773 §4.2). */
+struct engine_ari_window {
+	int64_t start_ms;
+	int64_t end_ms;
+};
+
+/* Jitter on the lifetime rule: +-2 % of the lifetime. */
+#define ENGINE_RENEW_JITTER_PCT 2
+/* Certificates shorter than this renew at 1/2 instead of 2/3. */
+#define ENGINE_RENEW_SHORT_MS (10 * ENGINE_DAY_MS)
+
+/*
+ * When to renew a certificate valid from not_before_ms to not_after_ms.
+ *  - ari non-NULL and valid (end > start): a uniform point of [start, end)
+ *    chosen by rnd (RFC 9773 §4.2); if that point is in the past, now_ms.
+ *    An invalid window (end <= start) is treated as absent (§4.2).
+ *  - otherwise: not_before + 2/3 of the lifetime (1/2 when the lifetime is
+ *    under ENGINE_RENEW_SHORT_MS), moved by rnd within +-2 % of the
+ *    lifetime.
+ * Either way the result is never later than not_after minus the safety
+ * margin (engine_renew_margin) and never earlier than not_before. A
+ * certificate with not_after <= not_before gives now_ms. The result may
+ * lie in the past: the caller then renews at once.
+ */
+int64_t engine_renew_at(int64_t not_before_ms, int64_t not_after_ms,
+			const struct engine_ari_window *ari, int64_t now_ms,
+			uint64_t rnd);
+/* Safety margin: 1/10 of the lifetime, at least one minute. */
+int64_t engine_renew_margin(int64_t not_before_ms, int64_t not_after_ms);
+/* From this time on a renewal is ENGINE_CLASS_URGENT: not_after minus
+ * 1/5 of the lifetime (twice the margin). */
+int64_t engine_renew_urgent_at(int64_t not_before_ms, int64_t not_after_ms);
+/* ENGINE_CLASS_URGENT at or after engine_renew_urgent_at, else EARLY. */
+enum engine_class engine_renew_class(int64_t not_before_ms,
+				     int64_t not_after_ms, int64_t now_ms);
+
+/* Bounds on the CA's Retry-After for renewalInfo polling, and the interval
+ * used when the CA sent none or the fetch failed for good. */
+#define ENGINE_ARI_MIN_MS     ENGINE_HOUR_MS
+#define ENGINE_ARI_MAX_MS     ENGINE_DAY_MS
+#define ENGINE_ARI_DEFAULT_MS (6 * ENGINE_HOUR_MS)
+/*
+ * When to fetch renewalInfo next: now + retry_after_ms (relative, -1 when
+ * the CA sent none: ENGINE_ARI_DEFAULT_MS) clamped to [ENGINE_ARI_MIN_MS,
+ * ENGINE_ARI_MAX_MS]. ENGINE_NEVER once that time is at or past
+ * not_after_ms (RFC 9773 §4.3: stop checking an expired certificate).
+ */
+int64_t engine_renew_ari_next(int64_t now_ms, int64_t retry_after_ms,
+			      int64_t not_after_ms);
+
+/* Failure backoff: 1 min doubling per consecutive failure up to 24 h,
+ * each delay multiplied by a factor in [0.9, 1.1) from rnd. */
+#define ENGINE_BACKOFF_BASE_MS ENGINE_MIN_MS
+#define ENGINE_BACKOFF_CAP_MS  ENGINE_DAY_MS
+/* Jitter added after a rateLimited Retry-After: [0, 1 min). */
+#define ENGINE_BACKOFF_RL_JITTER_MS ENGINE_MIN_MS
+
+/*
+ * When to try again after the failures-th consecutive failure (1 for the
+ * first; 0 is taken as 1) whose error is e (may be NULL: a failure without
+ * details, backed off like a transient one).
+ *  - permanent (acme_problem_is_permanent(e->type), or a compound problem
+ *    whose every subproblem is permanent): ENGINE_NEVER.
+ *  - rateLimited with a Retry-After: now + retry_after + [0, 1 min) jitter,
+ *    whatever failures says (the CA told us exactly when).
+ *  - otherwise: the exponential delay above, or now + Retry-After when the
+ *    CA gave one that is longer.
+ * *why (may be NULL) gets a static string naming the rule applied:
+ * "permanent", "rate-limited", "retry-after" or "backoff".
+ */
+int64_t engine_renew_backoff(unsigned failures, const struct acme_error *e,
+			     int64_t now_ms, uint64_t rnd, const char **why);
+
+/* ---- rate-limit ledger (engine_limits.c) --------------------------------
+ *
+ * Token buckets with continuous refill: capacity C tokens, refilling at
+ * C per period_ms, so tokens(t) = min(C, tokens + (t - updated) * C / P).
+ * A bucket's whole state is (tokens, updated_ms), persisted as is. A
+ * bucket never seen is full. One struct engine_limits per CA account.
+ */
+enum engine_limit {
+	ENGINE_LIMIT_ORDERS = 0,   /* new orders per account; key "" */
+	ENGINE_LIMIT_REGDOMAIN,    /* certificates per registered domain;
+				      key engine_limits_regdomain() */
+	ENGINE_LIMIT_IDENTICAL,    /* certificates per identical set of
+				      names; key engine_limits_setkey() */
+	ENGINE_LIMIT_FAILED_AUTHZ, /* failed authorizations per identifier
+				      per account; key the name */
+	ENGINE_LIMIT__MAX
+};
+extern const char *const engine_limit_names[ENGINE_LIMIT__MAX];
+
+struct engine_limit_def {
+	double capacity;    /* tokens; <= 0 disables the limit */
+	int64_t period_ms;  /* time to refill from 0 to capacity, > 0 */
+	int renewal_exempt; /* renewals are not charged (CA policy) */
+};
+/* Let's Encrypt's published limits (2025), the default table. */
+extern const struct engine_limit_def
+	engine_limits_letsencrypt[ENGINE_LIMIT__MAX];
+
+/* A bucket's persisted state. */
+struct engine_bucket {
+	double tokens;
+	int64_t updated_ms;
+};
+
+/* Pure bucket math on one (def, bucket). A disabled def (capacity <= 0)
+ * always allows and never charges. */
+double engine_limits_level(const struct engine_limit_def *d,
+			   const struct engine_bucket *b, int64_t now_ms);
+/* Earliest time >= now_ms at which k tokens are there; ENGINE_NEVER when k
+ * exceeds the capacity. */
+int64_t engine_limits_bucket_when(const struct engine_limit_def *d,
+				  const struct engine_bucket *b, double k,
+				  int64_t now_ms);
+/* Take k tokens: 0, or -EAGAIN with b unchanged when fewer are there. */
+int engine_limits_bucket_take(const struct engine_limit_def *d,
+			      struct engine_bucket *b, double k,
+			      int64_t now_ms);
+
+struct engine_limits;
+
+/* New ledger with the definitions defs (copied; NULL = Let's Encrypt).
+ * NULL on allocation failure. */
+struct engine_limits *engine_limits_new(const struct engine_limit_def *defs);
+void engine_limits_free(struct engine_limits *l); /* NULL ok */
+/* Override one limit (config, per CA). Existing buckets keep their tokens,
+ * capped at the new capacity. 0 or -EINVAL (bad kind or period). */
+int engine_limits_set(struct engine_limits *l, enum engine_limit kind,
+		      const struct engine_limit_def *d);
+const struct engine_limit_def *engine_limits_def(const struct engine_limits *l,
+						 enum engine_limit kind);
+/* 1 when k tokens can be taken now from (kind, key), else 0. key borrowed. */
+int engine_limits_can(const struct engine_limits *l, enum engine_limit kind,
+		      const char *key, double k, int64_t now_ms);
+/* engine_limits_bucket_when for (kind, key). */
+int64_t engine_limits_when(const struct engine_limits *l,
+			   enum engine_limit kind, const char *key, double k,
+			   int64_t now_ms);
+/* Take k tokens: 0, -EAGAIN (not enough, nothing taken), -ENOMEM. */
+int engine_limits_take(struct engine_limits *l, enum engine_limit kind,
+		       const char *key, double k, int64_t now_ms);
+/* Give k tokens back (a reservation not used), capped at capacity. */
+int engine_limits_give(struct engine_limits *l, enum engine_limit kind,
+		       const char *key, double k, int64_t now_ms);
+/* Put a persisted bucket back, replacing any state of (kind, key). Tokens
+ * are clamped to [0, capacity]; an updated_ms later than a read's now_ms
+ * (the wall clock stepped back) refills nothing until now passes it.
+ * 0, -EINVAL, -ENOMEM. */
+int engine_limits_restore(struct engine_limits *l, enum engine_limit kind,
+			  const char *key, const struct engine_bucket *b);
+/* Call cb for every stored bucket (for persisting); stops at and returns
+ * cb's first non-zero value. key is valid during the call only. */
+int engine_limits_foreach(const struct engine_limits *l,
+			  int (*cb)(void *ctx, enum engine_limit kind,
+				    const char *key,
+				    const struct engine_bucket *b),
+			  void *ctx);
+/* Forget buckets that are full again at now_ms (equal to absent). Returns
+ * the number dropped. */
+size_t engine_limits_gc(struct engine_limits *l, int64_t now_ms);
+size_t engine_limits_count(const struct engine_limits *l);
+
+/* What the status page shows for one bucket. */
+struct engine_headroom {
+	double tokens;      /* available now */
+	double capacity;
+	int64_t full_at_ms; /* when it is full again (now_ms if full) */
+};
+int engine_limits_headroom(const struct engine_limits *l,
+			   enum engine_limit kind, const char *key,
+			   int64_t now_ms, struct engine_headroom *out);
+
+/* Registered domain of a normalized name for ENGINE_LIMIT_REGDOMAIN, from
+ * libpsl's built-in public suffix list (ICANN and private sections, as
+ * Let's Encrypt uses): "a.b.example.co.uk" -> "example.co.uk". A name that
+ * is itself a public suffix is its own key. 0, or -EINVAL / -ENOSPC. */
+int engine_limits_regdomain(const char *name, char *out, size_t outsz);
+/* Key of an identical set: names lower-cased, sorted, de-duplicated and
+ * joined with ','. 0, -EINVAL (n == 0), -ENOSPC, -ENOMEM. */
+int engine_limits_setkey(const char *const *names, size_t n, char *out,
+			 size_t outsz);
+
+/* ---- work queue (engine_queue.c) ----------------------------------------
+ *
+ * Domain work items keyed by name, one per name, ordered by (class,
+ * due_ms, name): one binary heap per class plus a heap of pending
+ * promotions (EARLY -> URGENT at promote_ms) and a name index. push,
+ * pop, update and remove are O(log n); about 64 bytes per item plus the
+ * name (see docs/scheduling.md).
+ */
+struct engine_queue;
+
+struct engine_queue_item {
+	const char *name;   /* borrowed from the queue: valid until the item
+			       is changed or removed */
+	enum engine_class cls;
+	int64_t due_ms;     /* not started before this */
+	int64_t promote_ms; /* EARLY only: becomes URGENT here; ENGINE_NEVER
+			       for none */
+};
+
+struct engine_queue *engine_queue_new(void); /* NULL on ENOMEM */
+void engine_queue_free(struct engine_queue *q); /* NULL ok */
+size_t engine_queue_size(const struct engine_queue *q);
+/*
+ * Insert name (copied, at most NAME_MAX_LEN bytes) or, when it is already
+ * queued, replace its class and times (update). 0, -EINVAL (bad class,
+ * empty or long name), -ENOMEM.
+ */
+int engine_queue_push(struct engine_queue *q, const char *name,
+		      enum engine_class cls, int64_t due_ms,
+		      int64_t promote_ms);
+/* 0 and *out filled, or -ENOENT. */
+int engine_queue_get(const struct engine_queue *q, const char *name,
+		     struct engine_queue_item *out);
+/* 0, or -ENOENT. */
+int engine_queue_remove(struct engine_queue *q, const char *name);
+/* The smallest item by (class, due, name) regardless of now; 0 or
+ * -ENOENT when empty. */
+int engine_queue_peek(const struct engine_queue *q,
+		      struct engine_queue_item *out);
+/* Remove the smallest item, copying its name into name (namesz >
+ * NAME_MAX_LEN); 0 or -ENOENT. */
+int engine_queue_pop(struct engine_queue *q, char *name, size_t namesz,
+		     struct engine_queue_item *out);
+/* Move every EARLY item whose promote_ms <= now_ms to URGENT; returns how
+ * many moved. */
+size_t engine_queue_promote(struct engine_queue *q, int64_t now_ms);
+
+/* Share of the ORDERS bucket early renewals may not touch. */
+#define ENGINE_QUEUE_EARLY_RESERVE 0.5
+
+/*
+ * Pick the next item allowed to start at now_ms, with the ledger l (NULL:
+ * no limits). The rule (docs/scheduling.md):
+ *  1. promote EARLY items whose promote_ms has come (engine_queue_promote);
+ *  2. classes are tried in order URGENT, NEW, EARLY; a class is considered
+ *     only if its earliest item is due (due_ms <= now_ms);
+ *  3. a class is skipped when the account's ORDERS bucket cannot give it a
+ *     token: URGENT and NEW may take the last token, EARLY only while more
+ *     than ENGINE_QUEUE_EARLY_RESERVE of the capacity would remain, so
+ *     early renewals never use up what onboarding and urgent renewals need;
+ *  4. within a class, an item whose own buckets are empty (REGDOMAIN
+ *     unless renewal_exempt for renewals, IDENTICAL, FAILED_AUTHZ, keyed
+ *     by its name) is deferred: its due_ms becomes the time those buckets
+ *     refill and the next item of the class is tried; one domain at its
+ *     limit never blocks the others.
+ * The chosen item is removed, its name copied into name (namesz >
+ * NAME_MAX_LEN), and one token taken from ORDERS, REGDOMAIN (unless
+ * exempt) and IDENTICAL: a reservation the caller gives back with
+ * engine_limits_give if no order was created. FAILED_AUTHZ is only
+ * checked; the caller takes from it when an authorization fails.
+ * Returns 1 with *out (name points into the caller's buffer), 0 when
+ * nothing may start now, or a negative errno. *wake_at (may be NULL)
+ * gets the earliest time calling again may yield an item (ENGINE_NEVER if
+ * the queue is empty); with 1 it is now_ms.
+ */
+int engine_queue_next(struct engine_queue *q, struct engine_limits *l,
+		      int64_t now_ms, char *name, size_t namesz,
+		      struct engine_queue_item *out, int64_t *wake_at);
+
 #endif
