@@ -472,24 +472,29 @@ __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls,
 static struct MHD_Daemon *start_mhd(struct api_listener *l, unsigned flags,
 				    int fd, const struct sockaddr *sa)
 {
-	/* one internal thread per listener; the connection memory limit
-	 * bounds headers, bodies are bounded by max_body above */
+	/*
+	 * One internal thread per listener; the connection memory limit
+	 * bounds headers, bodies are bounded by max_body above
+
+	 * (the logger must come first to catch messages about the rest)
+	 */
 	if (fd >= 0)
 		return MHD_start_daemon(
-		    flags, 0, NULL, NULL, answer, l, MHD_OPTION_LISTEN_SOCKET,
-		    (MHD_socket)fd, MHD_OPTION_NOTIFY_COMPLETED, completed,
-		    NULL, MHD_OPTION_CONNECTION_TIMEOUT,
-		    (unsigned)API_CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
-		    (unsigned)API_CONN_LIMIT,
+		    flags, 0, NULL, NULL, answer, l,
+		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+		    MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
+		    MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONN_LIMIT,
 		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
-		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+		    MHD_OPTION_END);
 	return MHD_start_daemon(
-	    flags, 0, NULL, NULL, answer, l, MHD_OPTION_SOCK_ADDR, sa,
+	    flags, 0, NULL, NULL, answer, l, MHD_OPTION_EXTERNAL_LOGGER,
+	    mhd_log, NULL, MHD_OPTION_SOCK_ADDR, sa,
 	    MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONN_LIMIT,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_END);
 }
 
 /* Parse "ADDR:PORT", "[V6]:PORT" or ":PORT" (port 0 = pick one). */
