@@ -454,10 +454,18 @@ void cli_print_problem(const struct cli_response *r)
 			const char *n = json_string_value(json_object_get(it, "name"));
 			const char *why =
 				json_string_value(json_object_get(it, "reason"));
-			fprintf(stderr, "certherd: %s: %s\n",
-				cli_fmt_text(n ? n : "?", 0, name, sizeof(name)),
-				cli_fmt_text(why ? why : "invalid", 0, text,
-					     sizeof(text)));
+			if (!why)
+				why = "invalid";
+			if (detail && strstr(detail, why))
+				continue; /* the detail said it already */
+			cli_fmt_text(why, 0, text, sizeof(text));
+			if (n && strstr(why, n)) /* the reason names it */
+				fprintf(stderr, "certherd: %s\n", text);
+			else
+				fprintf(stderr, "certherd: %s: %s\n",
+					cli_fmt_text(n ? n : "?", 0, name,
+						     sizeof(name)),
+					text);
 		}
 	}
 	json_decref(doc);

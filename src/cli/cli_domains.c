@@ -35,16 +35,19 @@
 
 /* ---- text for terminals ---------------------------------------------- */
 
-/* Length (1..4) of the well-formed UTF-8 character at s, or 0 when s
- * starts none or starts a C1 control (U+0080..U+009F): both are shown as
- * '?', so nothing a peer sends can drive the terminal. */
-static size_t utf8_char(const unsigned char *s)
+/* Bytes (1..4) of the character at s; *ok is 0 when it is no well-formed
+ * UTF-8, a C0 or C1 control or DEL: such a character is shown as one '?',
+ * so nothing a peer sends can drive the terminal. */
+static size_t utf8_char(const unsigned char *s, int *ok)
 {
 	unsigned cp;
 	size_t n;
 
-	if (s[0] < 0x80)
+	*ok = 0;
+	if (s[0] < 0x80) {
+		*ok = s[0] >= 0x20 && s[0] != 0x7f;
 		return 1;
+	}
 	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
 		n = 2;
 		cp = s[0] & 0x1fu;
@@ -55,26 +58,28 @@ static size_t utf8_char(const unsigned char *s)
 		n = 4;
 		cp = s[0] & 0x07u;
 	} else {
-		return 0;
+		return 1;
 	}
 	for (size_t i = 1; i < n; i++) {
 		if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
-			return 0;
+			return 1;
 		cp = cp << 6 | (s[i] & 0x3fu);
 	}
 	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp <= 0x9f))
-		return 0;
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 1;
+	*ok = !(cp >= 0x80 && cp <= 0x9f);
 	return n;
 }
 
 static size_t text_cols(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	size_t cols = 0, n;
+	size_t cols = 0;
+	int ok;
 
-	for (; *p; p += n ? n : 1, cols++)
-		n = utf8_char(p);
+	for (; *p; cols++)
+		p += utf8_char(p, &ok);
 	return cols;
 }
 
@@ -82,25 +87,24 @@ char *cli_fmt_text(const char *s, size_t maxcols, char *out, size_t cap)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t keep = text_cols(s), o = 0, dots = 0;
+	int ok;
 
 	if (maxcols && keep > maxcols) {
 		dots = maxcols < 3 ? maxcols : 3;
 		keep = maxcols - dots;
 	}
 	for (size_t i = 0; i < keep && *p; i++) {
-		size_t n = utf8_char(p);
-		if (o + (n ? n : 1) + 4 > cap) { /* room for "..." and NUL */
+		size_t n = utf8_char(p, &ok);
+		if (o + (ok ? n : 1) + 4 > cap) { /* room for "..." and NUL */
 			dots = 3;
 			break;
 		}
-		if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7f))) {
-			out[o++] = '?';
-			p++;
-		} else {
+		if (ok)
 			memcpy(out + o, p, n);
-			o += n;
-			p += n;
-		}
+		else
+			out[o] = '?';
+		o += ok ? n : 1;
+		p += n;
 	}
 	while (dots-- > 0 && o + 1 < cap)
 		out[o++] = '.';
