@@ -33,15 +33,15 @@
 #include "util/util.h"
 
 const char *const config_key_type_names[CONFIG_KEY__MAX + 1] = {
-	"ecdsa-p256", "ecdsa-p384", "rsa2048", "rsa3072", "rsa4096", NULL};
+    "ecdsa-p256", "ecdsa-p384", "rsa2048", "rsa3072", "rsa4096", NULL};
 const char *const config_backend_names[CONFIG_BACKEND__MAX + 1] = {
-	"sqlite", "postgresql", NULL};
+    "sqlite", "postgresql", NULL};
 const char *const config_redirect_names[CONFIG_REDIRECT__MAX + 1] = {
-	"redirect", "404", NULL};
+    "redirect", "404", NULL};
 const char *const config_log_level_names[CONFIG_LOG__MAX + 1] = {
-	"debug", "info", "warn", "error", NULL};
+    "debug", "info", "warn", "error", NULL};
 const char *const config_nginx_strategy_names[CONFIG_NGINX__MAX + 1] = {
-	"server-blocks", "sni-variable", NULL};
+    "server-blocks", "sni-variable", NULL};
 
 enum ktype {
 	T_STRING = 0,
@@ -58,8 +58,8 @@ enum ktype {
 	T__MAX
 };
 static const char *const ktype_names[T__MAX] = {
-	"string", "command", "path", "url", "email", "bool",
-	"int", "duration", "enum", "address", "address list"};
+    "string", "command",  "path", "url",     "email",	    "bool",
+    "int",    "duration", "enum", "address", "address list"};
 
 /* Key flags beyond the address flags of config.h (which use bits 0-4). */
 enum {
@@ -74,161 +74,168 @@ struct key {
 	size_t off;
 	const char *def;
 	const char *doc;
-	int64_t min, max;		/* T_INT, T_DURATION */
-	const char *const *names;	/* T_ENUM */
+	int64_t min, max;	  /* T_INT, T_DURATION */
+	const char *const *names; /* T_ENUM */
 	unsigned flags;
 };
 
-#define F(field) offsetof(struct config, field)
+#define F(field)  offsetof(struct config, field)
 #define AF_LISTEN 0
-#define AF_PEER (CONFIG_AF_HOST_REQUIRED)
-#define DAY (24 * 3600)
+#define AF_PEER	  (CONFIG_AF_HOST_REQUIRED)
+#define DAY	  (24 * 3600)
 
 /* Keep docs/config.md in step: test_config checks every key is there. */
 static const struct key keys[] = {
-	{"acme", "directory", T_URL, F(acme.directory),
-	 "https://acme-v02.api.letsencrypt.org/directory",
-	 "ACME directory URL of the CA", 0, 0, NULL, K_REQUIRED},
-	{"acme", "ca_bundle", T_PATH, F(acme.ca_bundle), "",
-	 "PEM file of CA roots trusted for the ACME server (empty: system store)",
-	 0, 0, NULL, 0},
-	{"acme", "email", T_EMAIL, F(acme.email), "",
-	 "contact address registered with the account (empty: none)", 0, 0,
-	 NULL, 0},
-	{"acme", "eab_kid", T_STRING, F(acme.eab_kid), "",
-	 "external account binding key id (with eab_hmac_key_file)", 0, 0,
-	 NULL, 0},
-	{"acme", "eab_hmac_key_file", T_PATH, F(acme.eab_hmac_key_file), "",
-	 "file holding the base64url EAB HMAC key, mode 0600", 0, 0, NULL, 0},
-	{"acme", "key_type", T_ENUM, F(acme.key_type), "ecdsa-p256",
-	 "certificate key type", 0, 0, config_key_type_names, 0},
-	{"acme", "profile", T_STRING, F(acme.profile), "",
-	 "certificate profile asked of the CA (empty: the CA's default)", 0, 0,
-	 NULL, 0},
-	{"acme", "preferred_issuer", T_STRING, F(acme.preferred_issuer), "",
-	 "common name of the root of the preferred alternate chain", 0, 0, NULL,
-	 0},
-	{"acme", "concurrency", T_INT, F(acme.concurrency), "100",
-	 "orders in flight at once", 1, 10000, NULL, 0},
-	{"acme", "ca_connections", T_INT, F(acme.ca_connections), "8",
-	 "HTTP connections to the CA", 1, 256, NULL, 0},
+    {"acme", "directory", T_URL, F(acme.directory),
+     "https://acme-v02.api.letsencrypt.org/directory",
+     "ACME directory URL of the CA", 0, 0, NULL, K_REQUIRED},
+    {"acme", "ca_bundle", T_PATH, F(acme.ca_bundle), "",
+     "PEM file of CA roots trusted for the ACME server (empty: system store)",
+     0, 0, NULL, 0},
+    {"acme", "email", T_EMAIL, F(acme.email), "",
+     "contact address registered with the account (empty: none)", 0, 0, NULL,
+     0},
+    {"acme", "eab_kid", T_STRING, F(acme.eab_kid), "",
+     "external account binding key id (with eab_hmac_key_file)", 0, 0, NULL, 0},
+    {"acme", "eab_hmac_key_file", T_PATH, F(acme.eab_hmac_key_file), "",
+     "file holding the base64url EAB HMAC key, mode 0600", 0, 0, NULL, 0},
+    {"acme", "key_type", T_ENUM, F(acme.key_type), "ecdsa-p256",
+     "certificate key type", 0, 0, config_key_type_names, 0},
+    {"acme", "profile", T_STRING, F(acme.profile), "",
+     "certificate profile asked of the CA (empty: the CA's default)", 0, 0,
+     NULL, 0},
+    {"acme", "preferred_issuer", T_STRING, F(acme.preferred_issuer), "",
+     "common name of the root of the preferred alternate chain", 0, 0, NULL, 0},
+    {"acme", "concurrency", T_INT, F(acme.concurrency), "100",
+     "orders in flight at once", 1, 10000, NULL, 0},
+    {"acme", "ca_connections", T_INT, F(acme.ca_connections), "8",
+     "HTTP connections to the CA", 1, 256, NULL, 0},
 
-	{"store", "state_dir", T_PATH, F(store.state_dir), "/var/lib/certherd",
-	 "directory of the database, keys and sockets", 0, 0, NULL, K_REQUIRED},
-	{"store", "backend", T_ENUM, F(store.backend), "sqlite",
-	 "where state lives", 0, 0, config_backend_names, 0},
-	{"store", "conninfo", T_STRING, F(store.conninfo), "",
-	 "PostgreSQL connection string (backend = postgresql)", 0, 0, NULL,
-	 K_REDACT},
-	{"store", "live_dir", T_PATH, F(store.live_dir), "",
-	 "certbot-style live/<domain>/ tree (empty: state_dir/live)", 0, 0,
-	 NULL, 0},
-	{"store", "write_live", T_BOOL, F(store.write_live), "true",
-	 "write each certificate to live_dir", 0, 0, NULL, 0},
-	{"store", "keep_removed", T_DURATION, F(store.keep_removed), "30d",
-	 "how long files of a removed domain are kept", 0, 3650LL * DAY, NULL,
-	 0},
+    {"store", "state_dir", T_PATH, F(store.state_dir), "/var/lib/certherd",
+     "directory of the database, keys and sockets", 0, 0, NULL, K_REQUIRED},
+    {"store", "backend", T_ENUM, F(store.backend), "sqlite",
+     "where state lives", 0, 0, config_backend_names, 0},
+    {"store", "conninfo", T_STRING, F(store.conninfo), "",
+     "PostgreSQL connection string (backend = postgresql)", 0, 0, NULL,
+     K_REDACT},
+    {"store", "live_dir", T_PATH, F(store.live_dir), "",
+     "certbot-style live/<domain>/ tree (empty: state_dir/live)", 0, 0, NULL,
+     0},
+    {"store", "write_live", T_BOOL, F(store.write_live), "true",
+     "write each certificate to live_dir", 0, 0, NULL, 0},
+    {"store", "keep_removed", T_DURATION, F(store.keep_removed), "30d",
+     "how long files of a removed domain are kept", 0, 3650LL * DAY, NULL, 0},
 
-	{"http", "listen", T_ADDR, F(http.listen), ":80",
-	 "HTTP-01 challenge listener (and redirect to https)", 0, 0, NULL,
-	 AF_LISTEN},
-	{"http", "redirect", T_ENUM, F(http.redirect), "redirect",
-	 "answer to other requests: 308 to https, or 404", 0, 0,
-	 config_redirect_names, 0},
+    {"http", "listen", T_ADDR, F(http.listen), ":80",
+     "HTTP-01 challenge listener (and redirect to https)", 0, 0, NULL,
+     AF_LISTEN},
+    {"http", "redirect", T_ENUM, F(http.redirect), "redirect",
+     "answer to other requests: 308 to https, or 404", 0, 0,
+     config_redirect_names, 0},
 
-	{"api", "socket", T_PATH, F(api.socket), "",
-	 "control API unix socket (empty: state_dir/api.sock)", 0, 0, NULL, 0},
-	{"api", "listen", T_ADDR, F(api.listen), "",
-	 "control API TCP address, bearer token required (empty: off)", 0, 0,
-	 NULL, CONFIG_AF_EMPTY_OK},
-	{"api", "token_file", T_PATH, F(api.token_file), "",
-	 "file holding the API bearer token, mode 0600", 0, 0, NULL, 0},
+    {"api", "socket", T_PATH, F(api.socket), "",
+     "control API unix socket (empty: state_dir/api.sock)", 0, 0, NULL, 0},
+    {"api", "listen", T_ADDR, F(api.listen), "",
+     "control API TCP address, bearer token required (empty: off)", 0, 0, NULL,
+     CONFIG_AF_EMPTY_OK},
+    {"api", "token_file", T_PATH, F(api.token_file), "",
+     "file holding the API bearer token, mode 0600", 0, 0, NULL, 0},
 
-	{"preflight", "enabled", T_BOOL, F(preflight.enabled), "true",
-	 "check a domain's DNS before ordering", 0, 0, NULL, 0},
-	{"preflight", "resolver", T_ADDR, F(preflight.resolver), "system",
-	 "DNS server: system (resolv.conf) or ADDR:PORT", 0, 0, NULL,
-	 AF_PEER | CONFIG_AF_SYSTEM_OK},
-	{"preflight", "addresses", T_IP_LIST, F(preflight.addresses), "",
-	 "our public IPs, comma-separated (empty: only check the name resolves)",
-	 0, 0, NULL, CONFIG_AF_NO_PORT | CONFIG_AF_EMPTY_OK},
+    {"preflight", "enabled", T_BOOL, F(preflight.enabled), "true",
+     "check a domain's DNS before ordering", 0, 0, NULL, 0},
+    {"preflight", "resolver", T_ADDR, F(preflight.resolver), "system",
+     "DNS server: system (resolv.conf) or ADDR:PORT", 0, 0, NULL,
+     AF_PEER | CONFIG_AF_SYSTEM_OK},
+    {"preflight", "addresses", T_IP_LIST, F(preflight.addresses), "",
+     "our public IPs, comma-separated (empty: only check the name resolves)", 0,
+     0, NULL, CONFIG_AF_NO_PORT | CONFIG_AF_EMPTY_OK},
 
-	{"renew", "ari", T_BOOL, F(renew.ari), "true",
-	 "follow the CA's renewal windows (ARI) when offered", 0, 0, NULL, 0},
-	{"renew", "backoff_max", T_DURATION, F(renew.backoff_max), "1d",
-	 "longest wait between retries of a failing domain", 60, 30LL * DAY,
-	 NULL, 0},
+    {"renew", "ari", T_BOOL, F(renew.ari), "true",
+     "follow the CA's renewal windows (ARI) when offered", 0, 0, NULL, 0},
+    {"renew", "backoff_max", T_DURATION, F(renew.backoff_max), "1d",
+     "longest wait between retries of a failing domain", 60, 30LL * DAY, NULL,
+     0},
 
-	{"hooks", "deploy", T_COMMAND, F(hooks.deploy), "",
-	 "command run (sh -c) after certificates changed (empty: none)", 0, 0,
-	 NULL, 0},
-	{"hooks", "webhook", T_URL, F(hooks.webhook), "",
-	 "URL POSTed a JSON list of changed domains (empty: none)", 0, 0, NULL,
-	 0},
-	{"hooks", "batch", T_DURATION, F(hooks.batch), "30s",
-	 "changes within this time make one hook run", 0, DAY, NULL, 0},
+    {"hooks", "deploy", T_COMMAND, F(hooks.deploy), "",
+     "command run (sh -c) after certificates changed (empty: none)", 0, 0, NULL,
+     0},
+    {"hooks", "webhook", T_URL, F(hooks.webhook), "",
+     "URL POSTed a JSON list of changed domains (empty: none)", 0, 0, NULL, 0},
+    {"hooks", "batch", T_DURATION, F(hooks.batch), "30s",
+     "changes within this time make one hook run", 0, DAY, NULL, 0},
 
-	{"log", "level", T_ENUM, F(log.level), "info", "least level logged",
-	 0, 0, config_log_level_names, 0},
+    {"log", "level", T_ENUM, F(log.level), "info", "least level logged", 0, 0,
+     config_log_level_names, 0},
 
-	{"front", "enabled", T_BOOL, F(front.enabled), "false",
-	 "front mode: terminate TLS on listen for every domain", 0, 0, NULL, 0},
-	{"front", "listen", T_ADDR, F(front.listen), ":443",
-	 "TLS listener", 0, 0, NULL, AF_LISTEN},
-	{"front", "upstream", T_ADDR, F(front.upstream), "",
-	 "web server behind: ADDR:PORT or unix:/path", 0, 0, NULL,
-	 AF_PEER | CONFIG_AF_UNIX_OK | CONFIG_AF_EMPTY_OK},
-	{"front", "upstream_h2c", T_ADDR, F(front.upstream_h2c), "",
-	 "cleartext HTTP/2 upstream; enables h2 for clients (empty: off)", 0, 0,
-	 NULL, AF_PEER | CONFIG_AF_UNIX_OK | CONFIG_AF_EMPTY_OK},
-	{"front", "proxy_protocol", T_BOOL, F(front.proxy_protocol), "true",
-	 "send a PROXY protocol v2 header upstream", 0, 0, NULL, 0},
-	{"front", "workers", T_INT, F(front.workers), "0",
-	 "TLS worker threads (0: one per core)", 0, 1024, NULL, 0},
-	{"front", "cache_size", T_INT, F(front.cache_size), "10000",
-	 "parsed certificates kept in memory", 16, 10000000, NULL, 0},
+    {"front", "enabled", T_BOOL, F(front.enabled), "false",
+     "front mode: terminate TLS on listen for every domain", 0, 0, NULL, 0},
+    {"front", "listen", T_ADDR, F(front.listen), ":443", "TLS listener", 0, 0,
+     NULL, AF_LISTEN},
+    {"front", "upstream", T_ADDR, F(front.upstream), "",
+     "web server behind: ADDR:PORT or unix:/path", 0, 0, NULL,
+     AF_PEER | CONFIG_AF_UNIX_OK | CONFIG_AF_EMPTY_OK},
+    {"front", "upstream_h2c", T_ADDR, F(front.upstream_h2c), "",
+     "cleartext HTTP/2 upstream; enables h2 for clients (empty: off)", 0, 0,
+     NULL, AF_PEER | CONFIG_AF_UNIX_OK | CONFIG_AF_EMPTY_OK},
+    {"front", "proxy_protocol", T_BOOL, F(front.proxy_protocol), "true",
+     "send a PROXY protocol v2 header upstream", 0, 0, NULL, 0},
+    {"front", "workers", T_INT, F(front.workers), "0",
+     "TLS worker threads (0: one per core)", 0, 1024, NULL, 0},
+    {"front", "cache_size", T_INT, F(front.cache_size), "10000",
+     "parsed certificates kept in memory", 16, 10000000, NULL, 0},
 
-	{"on_demand", "enabled", T_BOOL, F(on_demand.enabled), "false",
-	 "issue for an unknown SNI name at its first handshake if allowed", 0,
-	 0, NULL, 0},
-	{"on_demand", "ask", T_URL, F(on_demand.ask), "",
-	 "URL asked GET ?domain=NAME, 2xx allows (empty: registered names only)",
-	 0, 0, NULL, 0},
-	{"on_demand", "budget_per_hour", T_INT, F(on_demand.budget_per_hour),
-	 "100", "on-demand orders per hour, all names together", 0, 1000000,
-	 NULL, 0},
+    {"on_demand", "enabled", T_BOOL, F(on_demand.enabled), "false",
+     "issue for an unknown SNI name at its first handshake if allowed", 0, 0,
+     NULL, 0},
+    {"on_demand", "ask", T_URL, F(on_demand.ask), "",
+     "URL asked GET ?domain=NAME, 2xx allows (empty: registered names only)", 0,
+     0, NULL, 0},
+    {"on_demand", "budget_per_hour", T_INT, F(on_demand.budget_per_hour), "100",
+     "on-demand orders per hour, all names together", 0, 1000000, NULL, 0},
 
-	{"nginx", "enabled", T_BOOL, F(nginx.enabled), "false",
-	 "nginx mode: maintain an nginx include and reload nginx", 0, 0, NULL,
-	 0},
-	{"nginx", "strategy", T_ENUM, F(nginx.strategy), "server-blocks",
-	 "one server block per domain, or one using $ssl_server_name", 0, 0,
-	 config_nginx_strategy_names, 0},
-	{"nginx", "include", T_PATH, F(nginx.include), "",
-	 "include file written (empty: state_dir/nginx/certherd.conf)", 0, 0,
-	 NULL, 0},
-	{"nginx", "template", T_PATH, F(nginx.template_file), "",
-	 "server block template (empty: built-in, proxies to upstream)", 0, 0,
-	 NULL, 0},
-	{"nginx", "nginx", T_COMMAND, F(nginx.nginx), "nginx",
-	 "command that runs this nginx, with its -c/-p flags", 0, 0, NULL,
-	 K_REQUIRED},
-	{"nginx", "upstream", T_ADDR, F(nginx.upstream), "",
-	 "where the built-in template proxies to", 0, 0, NULL,
-	 AF_PEER | CONFIG_AF_UNIX_OK | CONFIG_AF_EMPTY_OK},
-	{"nginx", "reload_interval", T_DURATION, F(nginx.reload_interval), "1m",
-	 "at most one nginx reload per interval", 1, DAY, NULL, 0},
-	{"nginx", "verify", T_BOOL, F(nginx.verify), "true",
-	 "after a reload, check by handshake that nginx serves the new certs",
-	 0, 0, NULL, 0},
+    {"nginx", "enabled", T_BOOL, F(nginx.enabled), "false",
+     "nginx mode: maintain an nginx include and reload nginx", 0, 0, NULL, 0},
+    {"nginx", "strategy", T_ENUM, F(nginx.strategy), "server-blocks",
+     "one server block per domain, or one using $ssl_server_name", 0, 0,
+     config_nginx_strategy_names, 0},
+    {"nginx", "include", T_PATH, F(nginx.include), "",
+     "include file written (empty: state_dir/nginx/certherd.conf)", 0, 0, NULL,
+     0},
+    {"nginx", "template", T_PATH, F(nginx.template_file), "",
+     "server block template (empty: built-in, proxies to upstream)", 0, 0, NULL,
+     0},
+    {"nginx", "nginx", T_COMMAND, F(nginx.nginx), "nginx",
+     "command that runs this nginx, with its -c/-p flags", 0, 0, NULL,
+     K_REQUIRED},
+    {"nginx", "upstream", T_ADDR, F(nginx.upstream), "",
+     "where the built-in template proxies to", 0, 0, NULL,
+     AF_PEER | CONFIG_AF_UNIX_OK | CONFIG_AF_EMPTY_OK},
+    {"nginx", "reload_interval", T_DURATION, F(nginx.reload_interval), "1m",
+     "at most one nginx reload per interval", 1, DAY, NULL, 0},
+    {"nginx", "verify", T_BOOL, F(nginx.verify), "true",
+     "after a reload, check by handshake that nginx serves the new certs", 0, 0,
+     NULL, 0},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
+/* apply() stores enum values through an int pointer */
+_Static_assert(sizeof(enum config_key_type) == sizeof(int) &&
+		   sizeof(enum config_backend) == sizeof(int) &&
+		   sizeof(enum config_redirect) == sizeof(int) &&
+		   sizeof(enum config_log_level) == sizeof(int) &&
+		   sizeof(enum config_nginx_strategy) == sizeof(int),
+	       "enum fields are ints");
+/* callers may cast log.level to enum log_level */
+_Static_assert(CONFIG_LOG_DEBUG == (int)LOG_LVL_DEBUG &&
+		   CONFIG_LOG_INFO == (int)LOG_LVL_INFO &&
+		   CONFIG_LOG_WARN == (int)LOG_LVL_WARN &&
+		   CONFIG_LOG_ERROR == (int)LOG_LVL_ERROR,
+	       "log levels match util.h");
 _Static_assert(NKEYS <= 128, "set_mask holds 128 bits");
 
 /* ---- messages ----------------------------------------------------------- */
 
 static void msgf(char *err, size_t errsz, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void msgf(char *err, size_t errsz, const char *fmt, ...)
 {
 	va_list ap;
@@ -295,11 +302,20 @@ int config_parse_duration(const char *s, int64_t *out)
 		if (!digits)
 			return -EINVAL;
 		switch (*s) {
-		case 's': mul = 1; break;
-		case 'm': mul = 60; break;
-		case 'h': mul = 3600; break;
-		case 'd': mul = DAY; break;
-		default: return -EINVAL;
+		case 's':
+			mul = 1;
+			break;
+		case 'm':
+			mul = 60;
+			break;
+		case 'h':
+			mul = 3600;
+			break;
+		case 'd':
+			mul = DAY;
+			break;
+		default:
+			return -EINVAL;
 		}
 		s++;
 		total += n * mul;
@@ -513,8 +529,8 @@ static int parse_int(const char *s, int64_t *out)
 	long long v;
 
 	/* decimal only: no "0x", no leading '+' or blanks */
-	if (!((*s >= '0' && *s <= '9') || (*s == '-' && s[1] >= '0' &&
-					      s[1] <= '9')))
+	if (!((*s >= '0' && *s <= '9') ||
+	      (*s == '-' && s[1] >= '0' && s[1] <= '9')))
 		return -EINVAL;
 	errno = 0;
 	v = strtoll(s, &end, 10);
@@ -543,8 +559,8 @@ static int check_email(const char *s)
 {
 	const char *at = strchr(s, '@');
 
-	if (!at || at == s || !at[1] || strchr(at + 1, '@') ||
-	    strchr(s, ' ') || strlen(s) > 254 || !strchr(at + 1, '.'))
+	if (!at || at == s || !at[1] || strchr(at + 1, '@') || strchr(s, ' ') ||
+	    strlen(s) > 254 || !strchr(at + 1, '.'))
 		return -EINVAL;
 	return 0;
 }
@@ -594,8 +610,10 @@ static int apply(struct config *cfg, const struct key *k, const char *v,
 
 	full_name(k, kn, sizeof(kn));
 	if (vl > CONFIG_VALUE_MAX) {
-		msgf(msg, msgsz, "%s: value is %zu bytes long, at most %d "
-			       "allowed", kn, vl, CONFIG_VALUE_MAX);
+		msgf(msg, msgsz,
+		     "%s: value is %zu bytes long, at most %d "
+		     "allowed",
+		     kn, vl, CONFIG_VALUE_MAX);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < vl; i++) {
@@ -609,16 +627,18 @@ static int apply(struct config *cfg, const struct key *k, const char *v,
 	}
 	if (vl >= 2 && ((v[0] == '"' && v[vl - 1] == '"') ||
 			(v[0] == '\'' && v[vl - 1] == '\''))) {
-		msgf(msg, msgsz, "%s: %s is quoted; values are taken "
-			       "literally, write it without quotes",
+		msgf(msg, msgsz,
+		     "%s: %s is quoted; values are taken "
+		     "literally, write it without quotes",
 		     kn, show(v, sv, sizeof(sv)));
 		return -EINVAL;
 	}
 	for (size_t i = 1; i < vl; i++) {
 		if (v[i] == ';' && (v[i - 1] == ' ' || v[i - 1] == '\t')) {
-			msgf(msg, msgsz, "%s: %s contains \" ;\", which starts "
-				       "a comment in a file", kn,
-			     show(v, sv, sizeof(sv)));
+			msgf(msg, msgsz,
+			     "%s: %s contains \" ;\", which starts "
+			     "a comment in a file",
+			     kn, show(v, sv, sizeof(sv)));
 			return -EINVAL;
 		}
 	}
@@ -636,15 +656,17 @@ static int apply(struct config *cfg, const struct key *k, const char *v,
 		char **sp = field, *nv;
 
 		if (*v && k->type == T_URL && check_url(v) < 0) {
-			msgf(msg, msgsz, "%s: %s is not an http:// or https:// "
-				       "URL with a host", kn,
-			     show(v, sv, sizeof(sv)));
+			msgf(msg, msgsz,
+			     "%s: %s is not an http:// or https:// "
+			     "URL with a host",
+			     kn, show(v, sv, sizeof(sv)));
 			return -EINVAL;
 		}
 		if (*v && k->type == T_EMAIL && check_email(v) < 0) {
-			msgf(msg, msgsz, "%s: %s is not an e-mail address "
-				       "like admin@example.com", kn,
-			     show(v, sv, sizeof(sv)));
+			msgf(msg, msgsz,
+			     "%s: %s is not an e-mail address "
+			     "like admin@example.com",
+			     kn, show(v, sv, sizeof(sv)));
 			return -EINVAL;
 		}
 		nv = k->type == T_PATH ? resolve_path(v, base) : strdup(v);
@@ -665,8 +687,9 @@ static int apply(struct config *cfg, const struct key *k, const char *v,
 	}
 	case T_BOOL:
 		if (parse_bool(v, field) < 0) {
-			msgf(msg, msgsz, "%s: %s is not a boolean (true, "
-				       "false, yes, no, on, off, 1, 0)",
+			msgf(msg, msgsz,
+			     "%s: %s is not a boolean (true, "
+			     "false, yes, no, on, off, 1, 0)",
 			     kn, show(v, sv, sizeof(sv)));
 			return -EINVAL;
 		}
@@ -676,9 +699,11 @@ static int apply(struct config *cfg, const struct key *k, const char *v,
 		int64_t n;
 
 		if (parse_int(v, &n) < 0 || n < k->min || n > k->max) {
-			msgf(msg, msgsz, "%s: %s is not an integer from %lld "
-				       "to %lld", kn, show(v, sv, sizeof(sv)),
-			     (long long)k->min, (long long)k->max);
+			msgf(msg, msgsz,
+			     "%s: %s is not an integer from %lld "
+			     "to %lld",
+			     kn, show(v, sv, sizeof(sv)), (long long)k->min,
+			     (long long)k->max);
 			return -EINVAL;
 		}
 		*(int64_t *)field = n;
@@ -692,9 +717,10 @@ static int apply(struct config *cfg, const struct key *k, const char *v,
 		    n > k->max) {
 			fmt_duration(k->min, a, sizeof(a));
 			fmt_duration(k->max, b, sizeof(b));
-			msgf(msg, msgsz, "%s: %s is not a duration like 30s, "
-				       "5m, 12h or 7d from %s to %s", kn,
-			     show(v, sv, sizeof(sv)), a, b);
+			msgf(msg, msgsz,
+			     "%s: %s is not a duration like 30s, "
+			     "5m, 12h or 7d from %s to %s",
+			     kn, show(v, sv, sizeof(sv)), a, b);
 			return -EINVAL;
 		}
 		*(int64_t *)field = n;
@@ -711,9 +737,9 @@ static int apply(struct config *cfg, const struct key *k, const char *v,
 				*(int *)field = i;
 				return 0;
 			}
-			o += (size_t)snprintf(list + o, sizeof(list) - o,
-					      "%s%s", i ? ", " : "",
-					      k->names[i]);
+			o +=
+			    (size_t)snprintf(list + o, sizeof(list) - o, "%s%s",
+					     i ? ", " : "", k->names[i]);
 		}
 		msgf(msg, msgsz, "%s: %s is not one of %s", kn,
 		     show(v, sv, sizeof(sv)), list);
@@ -759,7 +785,8 @@ static int apply(struct config *cfg, const struct key *k, const char *v,
 				rc = -EINVAL;
 				break;
 			}
-			if (config_parse_addr(tok, k->flags & ~CONFIG_AF_EMPTY_OK,
+			if (config_parse_addr(tok,
+					      k->flags & ~CONFIG_AF_EMPTY_OK,
 					      &nl.v[nl.n]) < 0) {
 				msgf(msg, msgsz, "%s: %s is not %s", kn,
 				     show(tok, sv, sizeof(sv)),
@@ -884,7 +911,7 @@ struct load {
 };
 
 static void load_fail(struct load *ld, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void load_fail(struct load *ld, int rc, const char *fmt, ...)
 {
 	char m[512];
@@ -987,8 +1014,10 @@ int config_load_string(struct config *cfg, const char *text, const char *name,
 	if (!base_dir) {
 		if (!getcwd(cwd, sizeof(cwd))) {
 			rc = -errno;
-			msgf(err, errsz, "%s: cannot get the current "
-					 "directory: %s", name, strerror(-rc));
+			msgf(err, errsz,
+			     "%s: cannot get the current "
+			     "directory: %s",
+			     name, strerror(-rc));
 			goto out;
 		}
 		base_dir = cwd;
@@ -1026,8 +1055,9 @@ int config_load_string(struct config *cfg, const char *text, const char *name,
 		 * header, a key = value pair nor a comment */
 		ld->line = rc;
 		ld->err_line = 0; /* this one came first: it wins */
-		load_fail(ld, -EINVAL, "syntax error: expected [section], "
-				       "key = value or a comment");
+		load_fail(ld, -EINVAL,
+			  "syntax error: expected [section], "
+			  "key = value or a comment");
 		rc = -EINVAL;
 	} else if (rc < 0) {
 		msgf(err, errsz, "%s: out of memory", name);
@@ -1071,8 +1101,10 @@ int config_load_file(struct config *cfg, const char *path, char *err,
 	} else {
 		if (!getcwd(cwd, sizeof(cwd))) {
 			rc = -errno;
-			msgf(err, errsz, "%s: cannot get the current "
-					 "directory: %s", path, strerror(-rc));
+			msgf(err, errsz,
+			     "%s: cannot get the current "
+			     "directory: %s",
+			     path, strerror(-rc));
 			goto out;
 		}
 		if (asprintf(&base, "%s/%s", cwd, path) < 0)
@@ -1144,8 +1176,10 @@ int config_set(struct config *cfg, const char *assignment, char *err,
 			msgf(err, errsz, "--set: unknown key %s in [%s]",
 			     show(kn, sv, sizeof(sv)), sec);
 		else
-			msgf(err, errsz, "--set: unknown section [%s] (key "
-					 "%s)", sec, show(kn, sv, sizeof(sv)));
+			msgf(err, errsz,
+			     "--set: unknown section [%s] (key "
+			     "%s)",
+			     sec, show(kn, sv, sizeof(sv)));
 		return -EINVAL;
 	}
 	if (!getcwd(cwd, sizeof(cwd))) {
@@ -1217,43 +1251,51 @@ int config_validate(struct config *cfg, char *err, size_t errsz)
 	if (!cfg)
 		return -EINVAL;
 	if (!*cfg->acme.eab_kid != !*cfg->acme.eab_hmac_key_file) {
-		msgf(err, errsz, "acme.eab_kid and acme.eab_hmac_key_file go "
-				 "together: set both or neither");
+		msgf(err, errsz,
+		     "acme.eab_kid and acme.eab_hmac_key_file go "
+		     "together: set both or neither");
 		goto out;
 	}
 	if (cfg->api.listen.kind != CONFIG_ADDR_NONE && !*cfg->api.token_file) {
-		msgf(err, errsz, "api.listen is set but api.token_file is "
-				 "not: the TCP API needs a bearer token");
+		msgf(err, errsz,
+		     "api.listen is set but api.token_file is "
+		     "not: the TCP API needs a bearer token");
 		goto out;
 	}
 	if (cfg->store.backend == CONFIG_BACKEND_POSTGRESQL &&
 	    !*cfg->store.conninfo) {
-		msgf(err, errsz, "store.backend is postgresql but "
-				 "store.conninfo is empty");
+		msgf(err, errsz,
+		     "store.backend is postgresql but "
+		     "store.conninfo is empty");
 		goto out;
 	}
 	if (cfg->front.enabled && cfg->nginx.enabled) {
-		msgf(err, errsz, "front.enabled and nginx.enabled are both "
-				 "true: choose one mode");
+		msgf(err, errsz,
+		     "front.enabled and nginx.enabled are both "
+		     "true: choose one mode");
 		goto out;
 	}
-	if (cfg->front.enabled && cfg->front.upstream.kind == CONFIG_ADDR_NONE) {
-		msgf(err, errsz, "front.enabled is true but front.upstream is "
-				 "empty: say where the web server listens");
+	if (cfg->front.enabled &&
+	    cfg->front.upstream.kind == CONFIG_ADDR_NONE) {
+		msgf(err, errsz,
+		     "front.enabled is true but front.upstream is "
+		     "empty: say where the web server listens");
 		goto out;
 	}
 	if (cfg->on_demand.enabled && !cfg->front.enabled) {
-		msgf(err, errsz, "on_demand.enabled needs front.enabled: "
-				 "names are issued during TLS handshakes");
+		msgf(err, errsz,
+		     "on_demand.enabled needs front.enabled: "
+		     "names are issued during TLS handshakes");
 		goto out;
 	}
 	if (cfg->nginx.enabled &&
 	    cfg->nginx.strategy == CONFIG_NGINX_SERVER_BLOCKS &&
 	    !*cfg->nginx.template_file &&
 	    cfg->nginx.upstream.kind == CONFIG_ADDR_NONE) {
-		msgf(err, errsz, "nginx.strategy is server-blocks with the "
-				 "built-in template but nginx.upstream is "
-				 "empty");
+		msgf(err, errsz,
+		     "nginx.strategy is server-blocks with the "
+		     "built-in template but nginx.upstream is "
+		     "empty");
 		goto out;
 	}
 	l[n] = &cfg->http.listen;
@@ -1288,8 +1330,8 @@ out:
 
 /* ---- secrets ------------------------------------------------------------ */
 
-int config_read_secret(const char *path, const char *key, char **out,
-		       char *err, size_t errsz)
+int config_read_secret(const char *path, const char *key, char **out, char *err,
+		       size_t errsz)
 {
 	char *buf = NULL;
 	struct stat st;
@@ -1318,10 +1360,11 @@ int config_read_secret(const char *path, const char *key, char **out,
 	}
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
 		rc = -EPERM;
-		msgf(err, errsz, "%s: %s has mode %04o; a secret file must "
-				 "not be accessible by group or others "
-				 "(chmod 600 %s)", key, path,
-		     (unsigned)(st.st_mode & 07777), path);
+		msgf(err, errsz,
+		     "%s: %s has mode %04o; a secret file must "
+		     "not be accessible by group or others "
+		     "(chmod 600 %s)",
+		     key, path, (unsigned)(st.st_mode & 07777), path);
 		goto out;
 	}
 	if (st.st_size > CONFIG_SECRET_MAX) {
@@ -1459,7 +1502,8 @@ int config_dump(const struct config *cfg, FILE *out)
 			const char *s = *(char *const *)field;
 
 			snprintf(buf, sizeof(buf), "%s",
-				 (k->flags & K_REDACT) && *s ? "<redacted>" : s);
+				 (k->flags & K_REDACT) && *s ? "<redacted>"
+							     : s);
 			break;
 		}
 		case T_URL:

@@ -68,6 +68,7 @@ enum config_redirect {
 };
 extern const char *const config_redirect_names[CONFIG_REDIRECT__MAX + 1];
 
+/* same order and values as enum log_level of util.h (checked) */
 enum config_log_level {
 	CONFIG_LOG_DEBUG = 0,
 	CONFIG_LOG_INFO,
@@ -87,7 +88,7 @@ extern const char *const config_nginx_strategy_names[CONFIG_NGINX__MAX + 1];
 enum config_addr_kind {
 	CONFIG_ADDR_NONE = 0, /* empty value: off / not configured */
 	CONFIG_ADDR_ANY,      /* ":PORT": every local address */
-	CONFIG_ADDR_IP,       /* "1.2.3.4:PORT", "[::1]:PORT", or an IP alone */
+	CONFIG_ADDR_IP,	      /* "1.2.3.4:PORT", "[::1]:PORT", or an IP alone */
 	CONFIG_ADDR_UNIX,     /* "unix:/path" (only where the key allows it) */
 	CONFIG_ADDR_SYSTEM,   /* "system" (only preflight.resolver) */
 	CONFIG_ADDR__MAX
@@ -246,8 +247,8 @@ int config_load_secrets(struct config *cfg, char *err, size_t errsz);
  * Read one secret file with the checks above into a malloc'd string
  * (*out, caller frees, wipe before free). key names it in messages.
  */
-int config_read_secret(const char *path, const char *key, char **out,
-		       char *err, size_t errsz);
+int config_read_secret(const char *path, const char *key, char **out, char *err,
+		       size_t errsz);
 
 /*
  * Print the effective configuration as an INI file that config_load_file
@@ -283,11 +284,11 @@ int config_key_at(size_t i, struct config_key_info *out);
 int config_parse_duration(const char *s, int64_t *out);
 
 enum config_addr_flags {
-	CONFIG_AF_EMPTY_OK = 1 << 0,   /* "" -> CONFIG_ADDR_NONE */
+	CONFIG_AF_EMPTY_OK = 1 << 0,	  /* "" -> CONFIG_ADDR_NONE */
 	CONFIG_AF_HOST_REQUIRED = 1 << 1, /* reject ":PORT" */
-	CONFIG_AF_UNIX_OK = 1 << 2,    /* accept "unix:/path" */
-	CONFIG_AF_SYSTEM_OK = 1 << 3,  /* accept "system" */
-	CONFIG_AF_NO_PORT = 1 << 4,    /* an IP literal alone, no port */
+	CONFIG_AF_UNIX_OK = 1 << 2,	  /* accept "unix:/path" */
+	CONFIG_AF_SYSTEM_OK = 1 << 3,	  /* accept "system" */
+	CONFIG_AF_NO_PORT = 1 << 4,	  /* an IP literal alone, no port */
 };
 int config_parse_addr(const char *s, unsigned flags, struct config_addr *out);
 

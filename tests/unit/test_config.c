@@ -22,7 +22,6 @@
 #include "util/config.h"
 #include "util/util.h"
 
-
 static char err[1024];
 
 /* --set on fresh defaults; returns rc, message in err */
@@ -103,106 +102,103 @@ struct vcase {
 };
 
 static const struct vcase vcases[] = {
-	/* string / url / email */
-	{"acme.directory=https://localhost:14000/dir", NULL},
-	{"acme.directory=ftp://x/dir",
-	 "--set: acme.directory: \"ftp://x/dir\" is not an http:// or "
-	 "https:// URL with a host"},
-	{"acme.directory=",
-	 "--set: acme.directory: may not be empty"},
-	{"acme.email=ops@example.com", NULL},
-	{"acme.email=", NULL},
-	{"acme.email=ops",
-	 "--set: acme.email: \"ops\" is not an e-mail address like "
-	 "admin@example.com"},
-	{"acme.email=\"ops@example.com\"",
-	 "--set: acme.email: \"\\x22ops@example.com\\x22\" is quoted; values "
-	 "are taken literally, write it without quotes"},
-	{"hooks.deploy=systemctl reload nginx; true", NULL},
-	{"hooks.deploy=a ; b",
-	 "--set: hooks.deploy: \"a ; b\" contains \" ;\", which starts a "
-	 "comment in a file"},
-	{"acme.profile=a\tb",
-	 "--set: acme.profile: \"a\\x09b\" contains a control character"},
-	/* bool */
-	{"store.write_live=no", NULL},
-	{"store.write_live=ON", NULL},
-	{"store.write_live=maybe",
-	 "--set: store.write_live: \"maybe\" is not a boolean (true, false, "
-	 "yes, no, on, off, 1, 0)"},
-	/* int */
-	{"acme.concurrency=1", NULL},
-	{"acme.concurrency=10000", NULL},
-	{"acme.concurrency=0",
-	 "--set: acme.concurrency: \"0\" is not an integer from 1 to 10000"},
-	{"acme.concurrency=10001",
-	 "--set: acme.concurrency: \"10001\" is not an integer from 1 to "
-	 "10000"},
-	{"acme.concurrency=0x10",
-	 "--set: acme.concurrency: \"0x10\" is not an integer from 1 to "
-	 "10000"},
-	{"acme.concurrency=99999999999999999999",
-	 "--set: acme.concurrency: \"99999999999999999999\" is not an integer "
-	 "from 1 to 10000"},
-	/* duration */
-	{"hooks.batch=5m", NULL},
-	{"hooks.batch=0", NULL},
-	{"hooks.batch=2d",
-	 "--set: hooks.batch: \"2d\" is not a duration like 30s, 5m, 12h or "
-	 "7d from 0s to 1d"},
-	{"hooks.batch=30",
-	 "--set: hooks.batch: \"30\" is not a duration like 30s, 5m, 12h or "
-	 "7d from 0s to 1d"},
-	{"nginx.reload_interval=0s",
-	 "--set: nginx.reload_interval: \"0s\" is not a duration like 30s, "
-	 "5m, 12h or 7d from 1s to 1d"},
-	/* enum */
-	{"acme.key_type=rsa3072", NULL},
-	{"acme.key_type=rsa1024",
-	 "--set: acme.key_type: \"rsa1024\" is not one of ecdsa-p256, "
-	 "ecdsa-p384, rsa2048, rsa3072, rsa4096"},
-	{"nginx.strategy=sni-variable", NULL},
-	{"http.redirect=302",
-	 "--set: http.redirect: \"302\" is not one of redirect, 404"},
-	/* address */
-	{"http.listen=127.0.0.1:8080", NULL},
-	{"http.listen=[::1]:8080", NULL},
-	{"http.listen=localhost:80",
-	 "--set: http.listen: \"localhost:80\" is not an address like :80, "
-	 "127.0.0.1:80 or [::1]:80"},
-	{"http.listen=",
-	 "--set: http.listen: \"\" is not an address like :80, 127.0.0.1:80 "
-	 "or [::1]:80"},
-	{"api.listen=", NULL},
-	{"preflight.resolver=127.0.0.1:8053", NULL},
-	{"preflight.resolver=:53",
-	 "--set: preflight.resolver: \":53\" is not system or an address "
-	 "like 127.0.0.1:53 or [::1]:53"},
-	{"front.upstream=unix:/run/nginx.sock", NULL},
-	{"front.upstream=unix:run/nginx.sock",
-	 "--set: front.upstream: \"unix:run/nginx.sock\" is not an address "
-	 "like 127.0.0.1:8080, [::1]:8080 or unix:/path"},
-	{"http.listen=unix:/run/x.sock",
-	 "--set: http.listen: \"unix:/run/x.sock\" is not an address like "
-	 ":80, 127.0.0.1:80 or [::1]:80"},
-	/* address list */
-	{"preflight.addresses=192.0.2.1, 2001:db8::1,[2001:db8::2]", NULL},
-	{"preflight.addresses=", NULL},
-	{"preflight.addresses=192.0.2.1,,192.0.2.2",
-	 "--set: preflight.addresses: \"\" is not IP addresses like "
-	 "192.0.2.1, 2001:db8::1, comma-separated"},
-	{"preflight.addresses=192.0.2.1:80",
-	 "--set: preflight.addresses: \"192.0.2.1:80\" is not IP addresses "
-	 "like 192.0.2.1, 2001:db8::1, comma-separated"},
-	/* syntax of --set itself */
-	{"acme.email", "--set: \"acme.email\" is not section.key=value"},
-	{"email=x", "--set: \"email=x\" is not section.key=value"},
-	{".email=x", "--set: \".email=x\" is not section.key=value"},
-	{"acme.=x", "--set: \"acme.=x\" is not section.key=value"},
-	{"acme.mail=x",
-	 "--set: unknown key \"acme.mail\" in [acme]"},
-	{"acmee.email=x",
-	 "--set: unknown section [acmee] (key \"acmee.email\")"},
+    /* string / url / email */
+    {"acme.directory=https://localhost:14000/dir", NULL},
+    {"acme.directory=ftp://x/dir",
+     "--set: acme.directory: \"ftp://x/dir\" is not an http:// or "
+     "https:// URL with a host"},
+    {"acme.directory=", "--set: acme.directory: may not be empty"},
+    {"acme.email=ops@example.com", NULL},
+    {"acme.email=", NULL},
+    {"acme.email=ops",
+     "--set: acme.email: \"ops\" is not an e-mail address like "
+     "admin@example.com"},
+    {"acme.email=\"ops@example.com\"",
+     "--set: acme.email: \"\\x22ops@example.com\\x22\" is quoted; values "
+     "are taken literally, write it without quotes"},
+    {"hooks.deploy=systemctl reload nginx; true", NULL},
+    {"hooks.deploy=a ; b",
+     "--set: hooks.deploy: \"a ; b\" contains \" ;\", which starts a "
+     "comment in a file"},
+    {"acme.profile=a\tb",
+     "--set: acme.profile: \"a\\x09b\" contains a control character"},
+    /* bool */
+    {"store.write_live=no", NULL},
+    {"store.write_live=ON", NULL},
+    {"store.write_live=maybe",
+     "--set: store.write_live: \"maybe\" is not a boolean (true, false, "
+     "yes, no, on, off, 1, 0)"},
+    /* int */
+    {"acme.concurrency=1", NULL},
+    {"acme.concurrency=10000", NULL},
+    {"acme.concurrency=0",
+     "--set: acme.concurrency: \"0\" is not an integer from 1 to 10000"},
+    {"acme.concurrency=10001",
+     "--set: acme.concurrency: \"10001\" is not an integer from 1 to "
+     "10000"},
+    {"acme.concurrency=0x10",
+     "--set: acme.concurrency: \"0x10\" is not an integer from 1 to "
+     "10000"},
+    {"acme.concurrency=99999999999999999999",
+     "--set: acme.concurrency: \"99999999999999999999\" is not an integer "
+     "from 1 to 10000"},
+    /* duration */
+    {"hooks.batch=5m", NULL},
+    {"hooks.batch=0", NULL},
+    {"hooks.batch=2d",
+     "--set: hooks.batch: \"2d\" is not a duration like 30s, 5m, 12h or "
+     "7d from 0s to 1d"},
+    {"hooks.batch=30",
+     "--set: hooks.batch: \"30\" is not a duration like 30s, 5m, 12h or "
+     "7d from 0s to 1d"},
+    {"nginx.reload_interval=0s",
+     "--set: nginx.reload_interval: \"0s\" is not a duration like 30s, "
+     "5m, 12h or 7d from 1s to 1d"},
+    /* enum */
+    {"acme.key_type=rsa3072", NULL},
+    {"acme.key_type=rsa1024",
+     "--set: acme.key_type: \"rsa1024\" is not one of ecdsa-p256, "
+     "ecdsa-p384, rsa2048, rsa3072, rsa4096"},
+    {"nginx.strategy=sni-variable", NULL},
+    {"http.redirect=302",
+     "--set: http.redirect: \"302\" is not one of redirect, 404"},
+    /* address */
+    {"http.listen=127.0.0.1:8080", NULL},
+    {"http.listen=[::1]:8080", NULL},
+    {"http.listen=localhost:80",
+     "--set: http.listen: \"localhost:80\" is not an address like :80, "
+     "127.0.0.1:80 or [::1]:80"},
+    {"http.listen=",
+     "--set: http.listen: \"\" is not an address like :80, 127.0.0.1:80 "
+     "or [::1]:80"},
+    {"api.listen=", NULL},
+    {"preflight.resolver=127.0.0.1:8053", NULL},
+    {"preflight.resolver=:53",
+     "--set: preflight.resolver: \":53\" is not system or an address "
+     "like 127.0.0.1:53 or [::1]:53"},
+    {"front.upstream=unix:/run/nginx.sock", NULL},
+    {"front.upstream=unix:run/nginx.sock",
+     "--set: front.upstream: \"unix:run/nginx.sock\" is not an address "
+     "like 127.0.0.1:8080, [::1]:8080 or unix:/path"},
+    {"http.listen=unix:/run/x.sock",
+     "--set: http.listen: \"unix:/run/x.sock\" is not an address like "
+     ":80, 127.0.0.1:80 or [::1]:80"},
+    /* address list */
+    {"preflight.addresses=192.0.2.1, 2001:db8::1,[2001:db8::2]", NULL},
+    {"preflight.addresses=", NULL},
+    {"preflight.addresses=192.0.2.1,,192.0.2.2",
+     "--set: preflight.addresses: \"\" is not IP addresses like "
+     "192.0.2.1, 2001:db8::1, comma-separated"},
+    {"preflight.addresses=192.0.2.1:80",
+     "--set: preflight.addresses: \"192.0.2.1:80\" is not IP addresses "
+     "like 192.0.2.1, 2001:db8::1, comma-separated"},
+    /* syntax of --set itself */
+    {"acme.email", "--set: \"acme.email\" is not section.key=value"},
+    {"email=x", "--set: \"email=x\" is not section.key=value"},
+    {".email=x", "--set: \".email=x\" is not section.key=value"},
+    {"acme.=x", "--set: \"acme.=x\" is not section.key=value"},
+    {"acme.mail=x", "--set: unknown key \"acme.mail\" in [acme]"},
+    {"acmee.email=x", "--set: unknown section [acmee] (key \"acmee.email\")"},
 };
 
 static void test_values(void **state)
@@ -233,7 +229,8 @@ static void test_values_stored(void **state)
 	(void)state;
 	assert_int_equal(config_defaults(&c), 0);
 	assert_int_equal(set1(&c, "preflight.addresses= 192.0.2.1 , "
-				  "2001:DB8:0::1 "), 0);
+				  "2001:DB8:0::1 "),
+			 0);
 	assert_int_equal(c.preflight.addresses.n, 2);
 	assert_string_equal(c.preflight.addresses.v[0].host, "192.0.2.1");
 	assert_string_equal(c.preflight.addresses.v[1].host, "2001:db8::1");
@@ -263,13 +260,26 @@ static void test_duration_table(void **state)
 		const char *s;
 		int64_t v; /* -1: refused */
 	} t[] = {
-		{"0", 0},	   {"0s", 0},	     {"30s", 30},
-		{"5m", 300},	   {"12h", 43200},   {"7d", 604800},
-		{"1h30m", 5400},   {"90s", 90},	     {"3650d", 315360000},
-		{"3651d", -1},	   {"", -1},	     {"s", -1},
-		{"5", -1},	   {"5x", -1},	     {"-5s", -1},
-		{"5 m", -1},	   {"1.5h", -1},     {"5M", -1},
-		{"99999999999999999999s", -1},	     {"1h ", -1},
+	    {"0", 0},
+	    {"0s", 0},
+	    {"30s", 30},
+	    {"5m", 300},
+	    {"12h", 43200},
+	    {"7d", 604800},
+	    {"1h30m", 5400},
+	    {"90s", 90},
+	    {"3650d", 315360000},
+	    {"3651d", -1},
+	    {"", -1},
+	    {"s", -1},
+	    {"5", -1},
+	    {"5x", -1},
+	    {"-5s", -1},
+	    {"5 m", -1},
+	    {"1.5h", -1},
+	    {"5M", -1},
+	    {"99999999999999999999s", -1},
+	    {"1h ", -1},
 	};
 
 	(void)state;
@@ -297,35 +307,35 @@ static void test_addr_table(void **state)
 		const char *host;
 		unsigned port;
 	} t[] = {
-		{":80", 0, CONFIG_ADDR_ANY, "", 80},
-		{"0.0.0.0:443", 0, CONFIG_ADDR_IP, "0.0.0.0", 443},
-		{"127.0.0.1:65535", 0, CONFIG_ADDR_IP, "127.0.0.1", 65535},
-		{"[::1]:80", 0, CONFIG_ADDR_IP, "::1", 80},
-		{"[2001:DB8::0:1]:80", 0, CONFIG_ADDR_IP, "2001:db8::1", 80},
-		{"::1:80", 0, -1, NULL, 0},
-		{"[::1]80", 0, -1, NULL, 0},
-		{"[::1]:", 0, -1, NULL, 0},
-		{"[]:80", 0, -1, NULL, 0},
-		{"[127.0.0.1]:80", 0, -1, NULL, 0},
-		{"127.0.0.1:0", 0, -1, NULL, 0},
-		{"127.0.0.1:65536", 0, -1, NULL, 0},
-		{"127.0.0.1:+80", 0, -1, NULL, 0},
-		{"127.0.0.1:080", 0, CONFIG_ADDR_IP, "127.0.0.1", 80},
-		{"127.0.0.1", 0, -1, NULL, 0},
-		{"256.0.0.1:80", 0, -1, NULL, 0},
-		{"example.com:80", 0, -1, NULL, 0},
-		{":80", CONFIG_AF_HOST_REQUIRED, -1, NULL, 0},
-		{"", 0, -1, NULL, 0},
-		{"", CONFIG_AF_EMPTY_OK, CONFIG_ADDR_NONE, "", 0},
-		{"system", 0, -1, NULL, 0},
-		{"system", CONFIG_AF_SYSTEM_OK, CONFIG_ADDR_SYSTEM, "", 0},
-		{"unix:/a", 0, -1, NULL, 0},
-		{"unix:/a", CONFIG_AF_UNIX_OK, CONFIG_ADDR_UNIX, "", 0},
-		{"192.0.2.7", CONFIG_AF_NO_PORT, CONFIG_ADDR_IP, "192.0.2.7", 0},
-		{"[::2]", CONFIG_AF_NO_PORT, CONFIG_ADDR_IP, "::2", 0},
-		{"::ffff:192.0.2.1", CONFIG_AF_NO_PORT, CONFIG_ADDR_IP,
-		 "::ffff:192.0.2.1", 0},
-		{"192.0.2.7:80", CONFIG_AF_NO_PORT, -1, NULL, 0},
+	    {":80", 0, CONFIG_ADDR_ANY, "", 80},
+	    {"0.0.0.0:443", 0, CONFIG_ADDR_IP, "0.0.0.0", 443},
+	    {"127.0.0.1:65535", 0, CONFIG_ADDR_IP, "127.0.0.1", 65535},
+	    {"[::1]:80", 0, CONFIG_ADDR_IP, "::1", 80},
+	    {"[2001:DB8::0:1]:80", 0, CONFIG_ADDR_IP, "2001:db8::1", 80},
+	    {"::1:80", 0, -1, NULL, 0},
+	    {"[::1]80", 0, -1, NULL, 0},
+	    {"[::1]:", 0, -1, NULL, 0},
+	    {"[]:80", 0, -1, NULL, 0},
+	    {"[127.0.0.1]:80", 0, -1, NULL, 0},
+	    {"127.0.0.1:0", 0, -1, NULL, 0},
+	    {"127.0.0.1:65536", 0, -1, NULL, 0},
+	    {"127.0.0.1:+80", 0, -1, NULL, 0},
+	    {"127.0.0.1:080", 0, CONFIG_ADDR_IP, "127.0.0.1", 80},
+	    {"127.0.0.1", 0, -1, NULL, 0},
+	    {"256.0.0.1:80", 0, -1, NULL, 0},
+	    {"example.com:80", 0, -1, NULL, 0},
+	    {":80", CONFIG_AF_HOST_REQUIRED, -1, NULL, 0},
+	    {"", 0, -1, NULL, 0},
+	    {"", CONFIG_AF_EMPTY_OK, CONFIG_ADDR_NONE, "", 0},
+	    {"system", 0, -1, NULL, 0},
+	    {"system", CONFIG_AF_SYSTEM_OK, CONFIG_ADDR_SYSTEM, "", 0},
+	    {"unix:/a", 0, -1, NULL, 0},
+	    {"unix:/a", CONFIG_AF_UNIX_OK, CONFIG_ADDR_UNIX, "", 0},
+	    {"192.0.2.7", CONFIG_AF_NO_PORT, CONFIG_ADDR_IP, "192.0.2.7", 0},
+	    {"[::2]", CONFIG_AF_NO_PORT, CONFIG_ADDR_IP, "::2", 0},
+	    {"::ffff:192.0.2.1", CONFIG_AF_NO_PORT, CONFIG_ADDR_IP,
+	     "::ffff:192.0.2.1", 0},
+	    {"192.0.2.7:80", CONFIG_AF_NO_PORT, -1, NULL, 0},
 	};
 
 	(void)state;
@@ -340,8 +350,9 @@ static void test_addr_table(void **state)
 		}
 		if (rc != 0 || (int)a.kind != t[i].kind ||
 		    strcmp(a.host, t[i].host) != 0 || a.port != t[i].port)
-			fail_msg("address \"%s\": rc %d kind %d host %s port %u",
-				 t[i].s, rc, a.kind, a.host, a.port);
+			fail_msg(
+			    "address \"%s\": rc %d kind %d host %s port %u",
+			    t[i].s, rc, a.kind, a.host, a.port);
 	}
 }
 
@@ -351,35 +362,35 @@ struct fcase {
 };
 
 static const struct fcase fcases[] = {
-	{"[acme]\nemail = a@b.co\nmail = x\n",
-	 "t.conf:3: unknown key \"mail\" in [acme]"},
-	{"; c\n\n[acmee]\nemail = x\n",
-	 "t.conf:4: unknown section [acmee] (key \"email\")"},
-	{"email = a@b.co\n", "t.conf:1: key \"email\" is outside any [section]"},
-	{"[acme]\nemail = a@b.co\n\n[acme]\nemail = c@d.co\n",
-	 "t.conf:5: acme.email is already set on line 2"},
-	{"[acme]\n  key_type = rsa1024\n",
-	 "t.conf:2: acme.key_type: \"rsa1024\" is not one of ecdsa-p256, "
-	 "ecdsa-p384, rsa2048, rsa3072, rsa4096"},
-	{"[acme]\nemail = a@b.co\njunk\n",
-	 "t.conf:3: syntax error: expected [section], key = value or a "
-	 "comment"},
-	{"[acme\nemail = a@b.co\n",
-	 "t.conf:1: syntax error: expected [section], key = value or a "
-	 "comment"},
-	/* the first error wins, wherever it comes from */
-	{"[acme]\nkey_type = x\njunk\n",
-	 "t.conf:2: acme.key_type: \"x\" is not one of ecdsa-p256, "
-	 "ecdsa-p384, rsa2048, rsa3072, rsa4096"},
-	{"[acme]\njunk\nkey_type = x\n",
-	 "t.conf:2: syntax error: expected [section], key = value or a "
-	 "comment"},
-	/* indented lines are keys, never continuations */
-	{"[acme]\nemail = a@b.co\n    profile = x y\n  bogus = 1\n",
-	 "t.conf:4: unknown key \"bogus\" in [acme]"},
-	{"[log]\r\nlevel = loud\r\n",
-	 "t.conf:2: log.level: \"loud\" is not one of debug, info, warn, "
-	 "error"},
+    {"[acme]\nemail = a@b.co\nmail = x\n",
+     "t.conf:3: unknown key \"mail\" in [acme]"},
+    {"; c\n\n[acmee]\nemail = x\n",
+     "t.conf:4: unknown section [acmee] (key \"email\")"},
+    {"email = a@b.co\n", "t.conf:1: key \"email\" is outside any [section]"},
+    {"[acme]\nemail = a@b.co\n\n[acme]\nemail = c@d.co\n",
+     "t.conf:5: acme.email is already set on line 2"},
+    {"[acme]\n  key_type = rsa1024\n",
+     "t.conf:2: acme.key_type: \"rsa1024\" is not one of ecdsa-p256, "
+     "ecdsa-p384, rsa2048, rsa3072, rsa4096"},
+    {"[acme]\nemail = a@b.co\njunk\n",
+     "t.conf:3: syntax error: expected [section], key = value or a "
+     "comment"},
+    {"[acme\nemail = a@b.co\n",
+     "t.conf:1: syntax error: expected [section], key = value or a "
+     "comment"},
+    /* the first error wins, wherever it comes from */
+    {"[acme]\nkey_type = x\njunk\n",
+     "t.conf:2: acme.key_type: \"x\" is not one of ecdsa-p256, "
+     "ecdsa-p384, rsa2048, rsa3072, rsa4096"},
+    {"[acme]\njunk\nkey_type = x\n",
+     "t.conf:2: syntax error: expected [section], key = value or a "
+     "comment"},
+    /* indented lines are keys, never continuations */
+    {"[acme]\nemail = a@b.co\n    profile = x y\n  bogus = 1\n",
+     "t.conf:4: unknown key \"bogus\" in [acme]"},
+    {"[log]\r\nlevel = loud\r\n",
+     "t.conf:2: log.level: \"loud\" is not one of debug, info, warn, "
+     "error"},
 };
 
 static void test_file_errors(void **state)
@@ -444,7 +455,8 @@ static void test_file_then_set(void **state)
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fputs("[acme]\nemail = file@example.com\nca_bundle = ./roots.pem\n"
-	      "[log]\nlevel = warn\n[store]\nstate_dir = state\n", f);
+	      "[log]\nlevel = warn\n[store]\nstate_dir = state\n",
+	      f);
 	fclose(f);
 	assert_int_equal(config_defaults(&c), 0);
 	assert_int_equal(config_load_file(&c, path, err, sizeof(err)), 0);
@@ -466,8 +478,7 @@ static void test_file_then_set(void **state)
 	/* a missing file says so */
 	assert_int_equal(config_defaults(&c), 0);
 	snprintf(path, sizeof(path), "%s/none.conf", dir);
-	assert_int_equal(config_load_file(&c, path, err, sizeof(err)),
-			 -ENOENT);
+	assert_int_equal(config_load_file(&c, path, err, sizeof(err)), -ENOENT);
 	snprintf(rel, sizeof(rel), "%s: cannot read: No such file or directory",
 		 path);
 	assert_string_equal(err, rel);
@@ -483,31 +494,31 @@ static void test_validate(void **state)
 		const char *a, *b;
 		const char *msg;
 	} t[] = {
-		{"acme.eab_kid=kid", NULL,
-		 "acme.eab_kid and acme.eab_hmac_key_file go together: set "
-		 "both or neither"},
-		{"acme.eab_hmac_key_file=/k", NULL,
-		 "acme.eab_kid and acme.eab_hmac_key_file go together: set "
-		 "both or neither"},
-		{"api.listen=127.0.0.1:8555", NULL,
-		 "api.listen is set but api.token_file is not: the TCP API "
-		 "needs a bearer token"},
-		{"store.backend=postgresql", NULL,
-		 "store.backend is postgresql but store.conninfo is empty"},
-		{"front.enabled=true", "nginx.enabled=true",
-		 "front.enabled and nginx.enabled are both true: choose one "
-		 "mode"},
-		{"front.enabled=true", NULL,
-		 "front.enabled is true but front.upstream is empty: say where "
-		 "the web server listens"},
-		{"on_demand.enabled=true", NULL,
-		 "on_demand.enabled needs front.enabled: names are issued "
-		 "during TLS handshakes"},
-		{"nginx.enabled=true", NULL,
-		 "nginx.strategy is server-blocks with the built-in template "
-		 "but nginx.upstream is empty"},
-		{"http.listen=127.0.0.1:443", "front.enabled=true",
-		 "http.listen and front.listen both listen on :443"},
+	    {"acme.eab_kid=kid", NULL,
+	     "acme.eab_kid and acme.eab_hmac_key_file go together: set "
+	     "both or neither"},
+	    {"acme.eab_hmac_key_file=/k", NULL,
+	     "acme.eab_kid and acme.eab_hmac_key_file go together: set "
+	     "both or neither"},
+	    {"api.listen=127.0.0.1:8555", NULL,
+	     "api.listen is set but api.token_file is not: the TCP API "
+	     "needs a bearer token"},
+	    {"store.backend=postgresql", NULL,
+	     "store.backend is postgresql but store.conninfo is empty"},
+	    {"front.enabled=true", "nginx.enabled=true",
+	     "front.enabled and nginx.enabled are both true: choose one "
+	     "mode"},
+	    {"front.enabled=true", NULL,
+	     "front.enabled is true but front.upstream is empty: say where "
+	     "the web server listens"},
+	    {"on_demand.enabled=true", NULL,
+	     "on_demand.enabled needs front.enabled: names are issued "
+	     "during TLS handshakes"},
+	    {"nginx.enabled=true", NULL,
+	     "nginx.strategy is server-blocks with the built-in template "
+	     "but nginx.upstream is empty"},
+	    {"http.listen=127.0.0.1:443", "front.enabled=true",
+	     "http.listen and front.listen both listen on :443"},
 	};
 
 	(void)state;
@@ -541,8 +552,8 @@ static void write_mode(const char *path, const char *text, mode_t mode)
 
 static void test_secrets(void **state)
 {
-	char dir[] = "/tmp/certherd-sec-XXXXXX", tok[256], eab[256],
-	     want[1200], set[300];
+	char dir[] = "/tmp/certherd-sec-XXXXXX", tok[256], eab[256], want[1200],
+	     set[300];
 	struct config c;
 	char *s = NULL;
 
@@ -553,21 +564,25 @@ static void test_secrets(void **state)
 	write_mode(tok, "s3cret-token\n", 0644);
 	write_mode(eab, "aGVsbG8\n", 0600);
 
-	assert_int_equal(config_read_secret(tok, "api.token_file", &s, err,
-					    sizeof(err)), -EPERM);
+	assert_int_equal(
+	    config_read_secret(tok, "api.token_file", &s, err, sizeof(err)),
+	    -EPERM);
 	assert_null(s);
-	snprintf(want, sizeof(want), "api.token_file: %s has mode 0644; a "
+	snprintf(want, sizeof(want),
+		 "api.token_file: %s has mode 0644; a "
 		 "secret file must not be accessible by group or others "
-		 "(chmod 600 %s)", tok, tok);
+		 "(chmod 600 %s)",
+		 tok, tok);
 	assert_string_equal(err, want);
 	assert_null(strstr(err, "s3cret"));
 
 	assert_int_equal(chmod(tok, 0640), 0);
-	assert_int_equal(config_read_secret(tok, "api.token_file", &s, err,
-					    sizeof(err)), -EPERM);
+	assert_int_equal(
+	    config_read_secret(tok, "api.token_file", &s, err, sizeof(err)),
+	    -EPERM);
 	assert_int_equal(chmod(tok, 0600), 0);
-	assert_int_equal(config_read_secret(tok, "api.token_file", &s, err,
-					    sizeof(err)), 0);
+	assert_int_equal(
+	    config_read_secret(tok, "api.token_file", &s, err, sizeof(err)), 0);
 	assert_string_equal(s, "s3cret-token");
 	free(s);
 	s = NULL;
@@ -602,15 +617,18 @@ static void test_secrets(void **state)
 
 	/* empty, missing, directory */
 	write_mode(tok, "\n", 0600);
-	assert_int_equal(config_read_secret(tok, "api.token_file", &s, err,
-					    sizeof(err)), -EINVAL);
+	assert_int_equal(
+	    config_read_secret(tok, "api.token_file", &s, err, sizeof(err)),
+	    -EINVAL);
 	snprintf(want, sizeof(want), "api.token_file: %s is empty", tok);
 	assert_string_equal(err, want);
-	assert_int_equal(config_read_secret(dir, "api.token_file", &s, err,
-					    sizeof(err)), -EINVAL);
+	assert_int_equal(
+	    config_read_secret(dir, "api.token_file", &s, err, sizeof(err)),
+	    -EINVAL);
 	unlink(tok);
-	assert_int_equal(config_read_secret(tok, "api.token_file", &s, err,
-					    sizeof(err)), -ENOENT);
+	assert_int_equal(
+	    config_read_secret(tok, "api.token_file", &s, err, sizeof(err)),
+	    -ENOENT);
 	unlink(eab);
 	rmdir(dir);
 }
@@ -665,7 +683,8 @@ static void test_dump_redacts(void **state)
 	assert_int_equal(config_defaults(&c), 0);
 	assert_int_equal(set1(&c, "store.conninfo=host=db password=pw"), 0);
 	assert_int_equal(set1(&c, "hooks.webhook=https://u:pw@h.example/"
-				  "hook?token=pw"), 0);
+				  "hook?token=pw"),
+			 0);
 	assert_int_equal(set1(&c, "on_demand.ask=http://127.0.0.1:3000/ask"),
 			 0);
 	d = dump_str(&c);
@@ -762,21 +781,21 @@ static void test_docs_every_key(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults_valid),
-		cmocka_unit_test(test_derived),
-		cmocka_unit_test(test_values),
-		cmocka_unit_test(test_values_stored),
-		cmocka_unit_test(test_duration_table),
-		cmocka_unit_test(test_addr_table),
-		cmocka_unit_test(test_file_errors),
-		cmocka_unit_test(test_long_lines),
-		cmocka_unit_test(test_file_then_set),
-		cmocka_unit_test(test_validate),
-		cmocka_unit_test(test_secrets),
-		cmocka_unit_test(test_dump_roundtrip),
-		cmocka_unit_test(test_dump_redacts),
-		cmocka_unit_test(test_docs_example),
-		cmocka_unit_test(test_docs_every_key),
+	    cmocka_unit_test(test_defaults_valid),
+	    cmocka_unit_test(test_derived),
+	    cmocka_unit_test(test_values),
+	    cmocka_unit_test(test_values_stored),
+	    cmocka_unit_test(test_duration_table),
+	    cmocka_unit_test(test_addr_table),
+	    cmocka_unit_test(test_file_errors),
+	    cmocka_unit_test(test_long_lines),
+	    cmocka_unit_test(test_file_then_set),
+	    cmocka_unit_test(test_validate),
+	    cmocka_unit_test(test_secrets),
+	    cmocka_unit_test(test_dump_roundtrip),
+	    cmocka_unit_test(test_dump_redacts),
+	    cmocka_unit_test(test_docs_example),
+	    cmocka_unit_test(test_docs_every_key),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
