@@ -78,7 +78,11 @@ struct engine_task {
 	int (*feed)(void *m, const struct acme_response *res, int64_t now_ms);
 	void *machine;
 	void (*done)(struct engine_task *t, enum acme_step result);
-	void *ctx;              /* for done */
+	/* Optional: called after every response was fed, before the machine
+	 * is asked for its next step (e.g. to persist an order URL before
+	 * it is used). */
+	void (*fed)(struct engine_task *t);
+	void *ctx;              /* for done and fed */
 	/* private */
 	struct engine_http *http;
 	uv_timer_t timer;
@@ -187,6 +191,40 @@ int engine_issue(const char *const *names, size_t n,
 		 const struct engine_issue_opts *opts,
 		 struct engine_issue_result **results, char *err, size_t errsz);
 void engine_issue_results_free(struct engine_issue_result *r, size_t n);
+
+
+/* ---- the daemon's engine (engine_daemon.c) ------------------------------
+ *
+ * Keeps every registered domain's certificate valid: each tick it asks the
+ * store which domains are due, starts orders for them (up to concurrency),
+ * persists every order's URL and key before they are needed, resumes
+ * pending orders after a crash, stores new certificates (and writes
+ * live/), schedules the renewal, and backs failures off.
+ */
+struct engine_daemon;
+
+struct engine_daemon_opts {
+	struct engine_account_opts acct; /* acct.out_dir: where the account
+					    key lives (the state directory) */
+	const char *state_dir;           /* the store */
+	const char *live_dir;            /* certbot layout, NULL = none */
+	enum key_type key_type;
+	const char *profile;
+	const char *http_listen;         /* HTTP-01 responder */
+	unsigned concurrency;            /* orders in flight, >= 1 */
+	unsigned tick_ms;                /* scheduler pass interval, 0 = 1000 */
+};
+
+/* Set everything up (store, account, responder); 0 or negative errno with
+ * err set. *out is the caller's: engine_daemon_close. */
+int engine_daemon_open(const struct engine_daemon_opts *o,
+		       struct engine_daemon **out, char *err, size_t errsz);
+/* Run until SIGTERM/SIGINT or engine_daemon_stop; 0 on a clean stop. */
+int engine_daemon_run(struct engine_daemon *d);
+/* Something changed (a domain added, a renewal asked for): run a
+ * scheduler pass soon. Safe from any thread. */
+void engine_daemon_wake(struct engine_daemon *d);
+void engine_daemon_close(struct engine_daemon *d); /* NULL ok */
 
 /* ---- scheduling: pure policy (engine_renew.c, engine_limits.c,
  *      engine_queue.c) ------------------------------------------------------

@@ -69,6 +69,8 @@ static void on_response(void *ctx, const struct acme_response *res)
 	struct engine_task *t = ctx;
 
 	t->feed(t->machine, res, clock_wall_ms());
+	if (t->fed)
+		t->fed(t);
 	step(t);
 }
 
