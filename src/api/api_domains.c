@@ -57,8 +57,9 @@ static void reject_invalid(struct api_call *c, const struct api_names *nm)
 
 		if (!e->reason[0])
 			continue;
-		o = json_pack("{s:o?, s:s}", "name", api__str(e->input, ECHO_MAX),
-			      "reason", e->reason);
+		o = json_pack("{s:o?, s:s}", "name",
+			      api__str(e->input, ECHO_MAX), "reason",
+			      e->reason);
 		if (!o || json_array_append_new(arr, o))
 			goto oom;
 	}
@@ -134,8 +135,9 @@ void api__domains_add(struct api_call *c)
 	log_info("api", nm.n == 1 ? nm.v[0].norm : NULL,
 		 "domains registered: %zu added, %zu already there", n_added,
 		 json_array_size(existing));
-	api__json(c, 200,
-		  json_pack("{s:O, s:O}", "added", added, "existing", existing));
+	api__json(
+	    c, 200,
+	    json_pack("{s:O, s:O}", "added", added, "existing", existing));
 out:
 	if (n_added)
 		wake(c); /* also after a partial failure: some names are new */
@@ -146,8 +148,7 @@ out:
 
 /* ---- GET /v1/domains -------------------------------------------------- */
 
-static int parse_status_list(struct api_call *c, const char *s,
-			     unsigned *mask)
+static int parse_status_list(struct api_call *c, const char *s, unsigned *mask)
 {
 	char word[32];
 
@@ -249,22 +250,23 @@ void api__domains_list(struct api_call *c)
 	int rc;
 
 	/* removed domains only when asked for: they are history */
-	f.status_mask = ((1u << STORE_DOMAIN__MAX) - 1) &
-			~(1u << STORE_DOMAIN_REMOVED);
+	f.status_mask =
+	    ((1u << STORE_DOMAIN__MAX) - 1) & ~(1u << STORE_DOMAIN_REMOVED);
 	for (i = 0; i < c->n_args; i++) {
 		const char *k = c->args[i].key;
 
 		if (strcmp(k, "status") && strcmp(k, "prefix") &&
 		    strcmp(k, "limit") && strcmp(k, "cursor")) {
-			api__problem(c, 400, "bad-param",
-				     "Bad query parameter",
-				     "unknown parameter \"%.64s\": want status, "
-				     "prefix, limit or cursor",
-				     k);
+			api__problem(
+			    c, 400, "bad-param", "Bad query parameter",
+			    "unknown parameter \"%.64s\": want status, "
+			    "prefix, limit or cursor",
+			    k);
 			return;
 		}
 	}
-	if ((s = api__arg(c, "status")) && parse_status_list(c, s, &f.status_mask))
+	if ((s = api__arg(c, "status")) &&
+	    parse_status_list(c, s, &f.status_mask))
 		return;
 	if ((s = api__arg(c, "limit")) && parse_limit(c, s, &limit))
 		return;
@@ -276,8 +278,7 @@ void api__domains_list(struct api_call *c)
 	if ((s = api__arg(c, "cursor")) && *s) {
 		if (name_normalize(s, NAME_ALLOW_WILDCARD, cursor,
 				   sizeof(cursor), err, sizeof(err)) < 0) {
-			api__problem(c, 400, "bad-param",
-				     "Bad query parameter",
+			api__problem(c, 400, "bad-param", "Bad query parameter",
 				     "cursor: want a next_cursor value from a "
 				     "previous page (%s)",
 				     err);
@@ -357,7 +358,8 @@ static json_t *cert_json(const struct store_cert *cert)
 	x = x509_from_pem(cert->chain_pem, strlen(cert->chain_pem));
 	if (x && x509_inspect(x, &xi) == 0 && (names = json_array())) {
 		for (size_t k = 0; k < xi.n_names; k++)
-			json_array_append_new(names, api__str(xi.names[k], 256));
+			json_array_append_new(names,
+					      api__str(xi.names[k], 256));
 		json_object_set_new(o, "names", names);
 	}
 	x509_info_free(&xi);
@@ -393,21 +395,21 @@ void api__domain_show(struct api_call *c, const char *raw)
 	hist = json_array();
 	for (i = 0; hist && i < n; i++)
 		if (json_array_append_new(
-			hist, json_pack("{s:o*, s:o*, s:o*}", "ts",
-					api__time(ev[i].ts_ms), "kind",
-					api__str(ev[i].kind, sizeof(ev[i].kind)),
-					"detail",
-					api__str(ev[i].detail,
-						 sizeof(ev[i].detail)))))
+			hist,
+			json_pack(
+			    "{s:o*, s:o*, s:o*}", "ts", api__time(ev[i].ts_ms),
+			    "kind", api__str(ev[i].kind, sizeof(ev[i].kind)),
+			    "detail",
+			    api__str(ev[i].detail, sizeof(ev[i].detail)))))
 			break;
-	o = json_pack("{s:s, s:s, s:s, s:o*, s:o*, s:o*, s:I, s:o*, s:o*, s:O*}",
-		      "name", d.name, "state", store_domain_status_names[d.status],
-		      "challenge", d.challenge, "added_at",
-		      api__time(d.added_ms), "updated_at",
-		      api__time(d.updated_ms), "next_attempt_at",
-		      api__time(d.next_attempt_ms), "failures",
-		      (json_int_t)d.failures, "last_error", api__last_error(&d),
-		      "certificate", cj, "history", hist);
+	o = json_pack(
+	    "{s:s, s:s, s:s, s:o*, s:o*, s:o*, s:I, s:o*, s:o*, s:O*}", "name",
+	    d.name, "state", store_domain_status_names[d.status], "challenge",
+	    d.challenge, "added_at", api__time(d.added_ms), "updated_at",
+	    api__time(d.updated_ms), "next_attempt_at",
+	    api__time(d.next_attempt_ms), "failures", (json_int_t)d.failures,
+	    "last_error", api__last_error(&d), "certificate", cj, "history",
+	    hist);
 	/* a NULL member above makes json_pack fail: answer 500, not junk */
 	if (o && (!hist || i < n)) {
 		json_decref(o);

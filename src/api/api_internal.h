@@ -19,16 +19,16 @@
 #define API_ARGS_MAX 8 /* query parameters in one request */
 
 struct api_arg {
-	const char *key; /* borrowed from libmicrohttpd, valid for the call */
+	const char *key;   /* borrowed from libmicrohttpd, valid for the call */
 	const char *value; /* NULL for "?key" without '=' */
 };
 
 /* What a handler produces. Exactly one of json and text is set. */
 struct api_reply {
 	unsigned status;
-	json_t *json;		  /* owned; problem documents included */
-	int problem;		  /* json is a problem document */
-	char *text;		  /* owned (malloc'd), with text_len */
+	json_t *json; /* owned; problem documents included */
+	int problem;  /* json is a problem document */
+	char *text;   /* owned (malloc'd), with text_len */
 	size_t text_len;
 	const char *content_type; /* for text; static */
 	const char *allow;	  /* Allow header for 405; static */
@@ -39,7 +39,7 @@ struct api_reply {
 struct api_call {
 	struct store *st; /* this listener's own handle */
 	const struct api_hooks *hooks;
-	int64_t now_ms; /* wall clock read once at the edge */
+	int64_t now_ms;	  /* wall clock read once at the edge */
 	const char *body; /* request body (not NUL-terminated), may be NULL */
 	size_t body_len;
 	struct api_arg args[API_ARGS_MAX];
@@ -80,14 +80,14 @@ void api__metrics(struct api_call *c);
 /* ---- pure JSON helpers (api_json.c) ---------------------------------- */
 
 struct api_name {
-	const char *input;	    /* borrowed from the parsed document */
+	const char *input;	     /* borrowed from the parsed document */
 	char norm[NAME_MAX_LEN + 1]; /* normalized, "" if invalid */
-	char reason[256];	    /* why invalid, "" if valid */
-	int dup;		    /* normalizes to an earlier entry's name */
+	char reason[256];	     /* why invalid, "" if valid */
+	int dup;		     /* normalizes to an earlier entry's name */
 };
 
 struct api_names {
-	json_t *root;	   /* the parsed body, owns every input string */
+	json_t *root;	    /* the parsed body, owns every input string */
 	struct api_name *v; /* malloc'd, n entries, in request order */
 	size_t n;
 	size_t n_invalid;

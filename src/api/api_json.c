@@ -237,7 +237,8 @@ int api__names_parse(const char *body, size_t len, struct api_names *out,
 		goto out;
 	}
 	if (!names && !one) {
-		snprintf(err, errsz, "missing \"names\": want {\"names\": [...]}");
+		snprintf(err, errsz,
+			 "missing \"names\": want {\"names\": [...]}");
 		goto out;
 	}
 	if (one && !json_is_string(one)) {
@@ -254,8 +255,9 @@ int api__names_parse(const char *body, size_t len, struct api_names *out,
 		goto out;
 	}
 	if (count > API_MAX_NAMES) {
-		snprintf(err, errsz, "too many names: %zu, at most %u per request",
-			 count, (unsigned)API_MAX_NAMES);
+		snprintf(err, errsz,
+			 "too many names: %zu, at most %u per request", count,
+			 (unsigned)API_MAX_NAMES);
 		rc = -E2BIG;
 		goto out;
 	}

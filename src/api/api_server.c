@@ -88,7 +88,8 @@ json_t *api__problem(struct api_call *c, unsigned status, const char *kind,
 	if (!o || json_object_set_new(o, "type", json_string(type)) ||
 	    json_object_set_new(o, "title", json_string(title)) ||
 	    json_object_set_new(o, "status", json_integer(status)) ||
-	    json_object_set_new(o, "detail", api__str(detail, sizeof(detail)))) {
+	    json_object_set_new(o, "detail",
+				api__str(detail, sizeof(detail)))) {
 		json_decref(o);
 		return NULL;
 	}
@@ -109,8 +110,8 @@ void api__store_problem(struct api_call *c, int rc, const char *what)
 	}
 	log_error("api", NULL, "%s: %s (%s)", what, strerror(-rc),
 		  msg ? msg : "");
-	api__problem(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "store",
-		     "Store error", "%s: %s", what, strerror(-rc));
+	api__problem(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "store", "Store error",
+		     "%s: %s", what, strerror(-rc));
 }
 
 void api__json(struct api_call *c, unsigned status, json_t *obj)
@@ -293,8 +294,8 @@ static int token_ok(const struct api_server *s, const char *offered)
 
 static int authorized(const struct api_server *s, struct MHD_Connection *conn)
 {
-	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-						    "Authorization");
+	const char *h =
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
 
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
 		return 0;
@@ -452,9 +453,8 @@ static void completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	}
 }
 
-__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls,
-							  const char *fmt,
-							  va_list ap)
+__attribute__((format(printf, 2, 0))) static void
+mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char buf[512];
 	size_t n;
@@ -480,9 +480,8 @@ static struct MHD_Daemon *start_mhd(struct api_listener *l, unsigned flags,
 	 */
 	if (fd >= 0)
 		return MHD_start_daemon(
-		    flags, 0, NULL, NULL, answer, l,
-		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+		    flags, 0, NULL, NULL, answer, l, MHD_OPTION_EXTERNAL_LOGGER,
+		    mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 		    MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
 		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
 		    MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONN_LIMIT,
@@ -498,8 +497,8 @@ static struct MHD_Daemon *start_mhd(struct api_listener *l, unsigned flags,
 }
 
 /* Parse "ADDR:PORT", "[V6]:PORT" or ":PORT" (port 0 = pick one). */
-static int parse_listen(const char *str, struct sockaddr_storage *ss,
-			char *err, size_t errsz)
+static int parse_listen(const char *str, struct sockaddr_storage *ss, char *err,
+			size_t errsz)
 {
 	char host[64];
 	const char *colon = strrchr(str, ':');
@@ -707,11 +706,10 @@ int api_start(const struct api_opts *o, const struct api_hooks *h,
 		rc = store_open(o->state_dir, &s->tcp.st, err, errsz);
 		if (rc < 0)
 			goto fail;
-		s->tcp.mhd = start_mhd(&s->tcp,
-				       flags | (ss.ss_family == AF_INET6
-						    ? MHD_USE_IPv6
-						    : 0),
-				       -1, (struct sockaddr *)&ss);
+		s->tcp.mhd = start_mhd(
+		    &s->tcp,
+		    flags | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0), -1,
+		    (struct sockaddr *)&ss);
 		if (!s->tcp.mhd) {
 			snprintf(err, errsz,
 				 "cannot listen on %.100s for the API (address "
@@ -721,9 +719,10 @@ int api_start(const struct api_opts *o, const struct api_hooks *h,
 			goto fail;
 		}
 	}
-	log_info("api", NULL, "control API on%s%s%s%s", s->socket_path ? " " : "",
-		 s->socket_path ? s->socket_path : "", o->tcp_listen ? " tcp " : "",
-		 o->tcp_listen ? o->tcp_listen : "");
+	log_info(
+	    "api", NULL, "control API on%s%s%s%s", s->socket_path ? " " : "",
+	    s->socket_path ? s->socket_path : "", o->tcp_listen ? " tcp " : "",
+	    o->tcp_listen ? o->tcp_listen : "");
 	*out = s;
 	return 0;
 oom:

@@ -315,7 +315,8 @@ static int has_name(json_t *arr, const char *name)
 
 	json_array_foreach(arr, i, v)
 	{
-		if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
+		if (json_is_string(v) &&
+		    strcmp(json_string_value(v), name) == 0)
 			return 1;
 		if (json_is_object(v) &&
 		    strcmp(json_string_value(json_object_get(v, "name")),
@@ -431,10 +432,10 @@ static void test_add_and_duplicates(void **state)
 	http(fx, "POST", "/v1/domains",
 	     "{\"names\": [\"shop.example.com\", \"c.example.com\"]}", &r);
 	assert_int_equal(r.status, 200);
-	assert_true(has_name(json_object_get(r.json, "existing"),
-			     "shop.example.com"));
-	assert_true(has_name(json_object_get(r.json, "added"),
-			     "c.example.com"));
+	assert_true(
+	    has_name(json_object_get(r.json, "existing"), "shop.example.com"));
+	assert_true(
+	    has_name(json_object_get(r.json, "added"), "c.example.com"));
 	resp_free(&r);
 	assert_int_equal(atomic_load(&fx->wakes), 2);
 	add_ok(fx, "{\"name\": \"c.example.com\"}");
@@ -477,9 +478,9 @@ static void test_add_invalid_adds_nothing(void **state)
 	     "\"192.0.2.1\", \"*.wild.example.com\"]}",
 	     &r);
 	assert_problem(&r, 400, "invalid-name");
-	assert_non_null(strstr(json_string_value(
-				   json_object_get(r.json, "detail")),
-			       "bad..example.com"));
+	assert_non_null(
+	    strstr(json_string_value(json_object_get(r.json, "detail")),
+		   "bad..example.com"));
 	inv = json_object_get(r.json, "invalid");
 	assert_int_equal(json_array_size(inv), 3);
 	assert_string_equal(
@@ -502,15 +503,15 @@ static void test_add_bad_bodies(void **state)
 {
 	struct fx *fx = *state;
 	static const char *const bad[] = {
-	    "{\"names\": [\"a.example\"",     /* truncated */
-	    "not json",			      /* not JSON */
-	    "[\"a.example\"]",		      /* not an object */
-	    "\"a.example\"",		      /* not an object */
-	    "{}",			      /* no names */
-	    "{\"names\": []}",		      /* empty */
-	    "{\"names\": \"a.example\"}",     /* not an array */
+	    "{\"names\": [\"a.example\"",      /* truncated */
+	    "not json",			       /* not JSON */
+	    "[\"a.example\"]",		       /* not an object */
+	    "\"a.example\"",		       /* not an object */
+	    "{}",			       /* no names */
+	    "{\"names\": []}",		       /* empty */
+	    "{\"names\": \"a.example\"}",      /* not an array */
 	    "{\"names\": [\"a.example\", 1]}", /* not a string */
-	    "{\"name\": 5}",		      /* not a string */
+	    "{\"name\": 5}",		       /* not a string */
 	    "{\"names\": [\"a.example\"], \"name\": \"b.example\"}",
 	    "{\"names\": [\"a.example\"], \"extra\": 1}",
 	    "{\"name\": \"a.example\", \"name\": \"b.example\"}", /* dup key */
@@ -547,6 +548,35 @@ static void test_too_many_names(void **state)
 	assert_problem(&r, 413, "too-many-names");
 	resp_free(&r);
 	free(body);
+}
+
+/* The largest request: 10,000 new names in one POST, in reasonable time. */
+static void test_max_names(void **state)
+{
+	struct fx *fx = *state;
+	size_t n = API_MAX_NAMES, i, off = 0;
+	char *body = malloc(n * 24 + 32);
+	int64_t t0;
+	struct resp r;
+	uint64_t counts[STORE_DOMAIN__MAX];
+
+	assert_non_null(body);
+	off += (size_t)sprintf(body, "{\"names\": [");
+	for (i = 0; i < n; i++)
+		off += (size_t)sprintf(body + off, "%s\"n%zu.example.com\"",
+				       i ? "," : "", i);
+	strcpy(body + off, "]}");
+	t0 = clock_mono_ms();
+	http(fx, "POST", "/v1/domains", body, &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(json_array_size(json_object_get(r.json, "added")), n);
+	fprintf(stderr, "# %zu names added in %lld ms\n", n,
+		(long long)(clock_mono_ms() - t0));
+	resp_free(&r);
+	free(body);
+	assert_int_equal(store_domain_count(fx->st, counts), 0);
+	assert_int_equal(counts[STORE_DOMAIN_PENDING], n);
+	assert_int_equal(atomic_load(&fx->wakes), 1);
 }
 
 static void test_oversized_body(void **state)
@@ -631,9 +661,8 @@ static void test_list_filters_pages(void **state)
 	assert_string_equal(json_string_value(json_object_get(d, "state")),
 			    "valid");
 	assert_true(json_is_string(json_object_get(d, "not_after")));
-	assert_int_equal(strlen(json_string_value(
-			     json_object_get(d, "not_after"))),
-			 20);
+	assert_int_equal(
+	    strlen(json_string_value(json_object_get(d, "not_after"))), 20);
 	d = json_array_get(doms, 1);
 	assert_string_equal(json_string_value(json_object_get(d, "state")),
 			    "failed");
@@ -661,8 +690,7 @@ static void test_list_filters_pages(void **state)
 	/* pages of 2 over the five a*.example.com */
 	cursor = NULL;
 	for (int page = 0; page < 5; page++) {
-		snprintf(path, sizeof(path),
-			 "/v1/domains?prefix=a&limit=2%s%s",
+		snprintf(path, sizeof(path), "/v1/domains?prefix=a&limit=2%s%s",
 			 cursor ? "&cursor=" : "", cursor ? cursor : "");
 		http(fx, "GET", path, NULL, &r);
 		assert_int_equal(r.status, 200);
@@ -675,8 +703,7 @@ static void test_list_filters_pages(void **state)
 				resp_free(&r);
 				break;
 			}
-			snprintf(buf, sizeof(buf), "%s",
-				 json_string_value(nc));
+			snprintf(buf, sizeof(buf), "%s", json_string_value(nc));
 			cursor = buf;
 		}
 		resp_free(&r);
@@ -689,11 +716,16 @@ static void test_list_bad_params(void **state)
 {
 	struct fx *fx = *state;
 	static const char *const bad[] = {
-	    "/v1/domains?limit=0",	  "/v1/domains?limit=1001",
-	    "/v1/domains?limit=abc",	  "/v1/domains?limit=",
-	    "/v1/domains?limit=-5",	  "/v1/domains?status=bogus",
-	    "/v1/domains?status=valid,", "/v1/domains?status=",
-	    "/v1/domains?prefix=a%20b",	  "/v1/domains?cursor=..",
+	    "/v1/domains?limit=0",
+	    "/v1/domains?limit=1001",
+	    "/v1/domains?limit=abc",
+	    "/v1/domains?limit=",
+	    "/v1/domains?limit=-5",
+	    "/v1/domains?status=bogus",
+	    "/v1/domains?status=valid,",
+	    "/v1/domains?status=",
+	    "/v1/domains?prefix=a%20b",
+	    "/v1/domains?cursor=..",
 	    "/v1/domains?color=red",
 	    "/v1/domains?a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8&i=9",
 	};
@@ -728,8 +760,8 @@ static void test_show(void **state)
 			    "valid");
 	assert_true(json_is_string(json_object_get(r.json, "added_at")));
 	assert_true(json_is_string(json_object_get(r.json, "next_attempt_at")));
-	assert_int_equal(json_integer_value(json_object_get(r.json, "failures")),
-			 0);
+	assert_int_equal(
+	    json_integer_value(json_object_get(r.json, "failures")), 0);
 	assert_true(json_is_null(json_object_get(r.json, "last_error")));
 	c = json_object_get(r.json, "certificate");
 	assert_true(json_is_object(c));
@@ -747,7 +779,8 @@ static void test_show(void **state)
 	assert_string_equal(
 	    json_string_value(json_object_get(json_array_get(h, 0), "kind")),
 	    "added");
-	assert_true(json_is_string(json_object_get(json_array_get(h, 0), "ts")));
+	assert_true(
+	    json_is_string(json_object_get(json_array_get(h, 0), "ts")));
 	resp_free(&r);
 
 	/* no certificate yet: null */
@@ -794,8 +827,8 @@ static void test_delete(void **state)
 	resp_free(&r);
 	/* adding it again brings it back */
 	http(fx, "POST", "/v1/domains", "{\"name\": \"del.example.com\"}", &r);
-	assert_true(has_name(json_object_get(r.json, "added"),
-			     "del.example.com"));
+	assert_true(
+	    has_name(json_object_get(r.json, "added"), "del.example.com"));
 	resp_free(&r);
 }
 
@@ -852,9 +885,8 @@ static void test_status(void **state)
 
 	add_ok(fx, "{\"names\": [\"s1.example.com\", \"s2.example.com\", "
 		   "\"s3.example.com\"]}");
-	assert_int_equal(store_domain_remove(fx->st, "s3.example.com",
-					     clock_wall_ms()),
-			 0);
+	assert_int_equal(
+	    store_domain_remove(fx->st, "s3.example.com", clock_wall_ms()), 0);
 	http(fx, "GET", "/v1/status", NULL, &r);
 	assert_int_equal(r.status, 200);
 	d = json_object_get(r.json, "domains");
@@ -880,9 +912,11 @@ static void test_metrics(void **state)
 	/* no certificate: no expiry gauge */
 	http(fx, "GET", "/metrics", NULL, &r);
 	assert_int_equal(r.status, 200);
-	assert_string_equal(r.ctype, "text/plain; version=0.0.4; charset=utf-8");
+	assert_string_equal(r.ctype,
+			    "text/plain; version=0.0.4; charset=utf-8");
 	assert_non_null(strstr(r.body, "# TYPE certherd_domains gauge\n"));
-	assert_non_null(strstr(r.body, "certherd_domains{state=\"pending\"} 0\n"));
+	assert_non_null(
+	    strstr(r.body, "certherd_domains{state=\"pending\"} 0\n"));
 	assert_null(strstr(r.body, "earliest_expiry"));
 	assert_non_null(strstr(r.body, "certherd_queue_depth 7\n"));
 	resp_free(&r);
@@ -896,10 +930,13 @@ static void test_metrics(void **state)
 	assert_int_equal(store_domain_remove(fx->st, "m3.example.com", now), 0);
 	http(fx, "GET", "/metrics", NULL, &r);
 	assert_int_equal(r.status, 200);
-	assert_non_null(strstr(r.body, "certherd_domains{state=\"valid\"} 2\n"));
-	assert_non_null(strstr(r.body, "certherd_domains{state=\"removed\"} 1\n"));
+	assert_non_null(
+	    strstr(r.body, "certherd_domains{state=\"valid\"} 2\n"));
+	assert_non_null(
+	    strstr(r.body, "certherd_domains{state=\"removed\"} 1\n"));
 	assert_non_null(strstr(
-	    r.body, "# TYPE certherd_certificate_earliest_expiry_seconds gauge\n"));
+	    r.body,
+	    "# TYPE certherd_certificate_earliest_expiry_seconds gauge\n"));
 	m = strstr(r.body, "\ncertherd_certificate_earliest_expiry_seconds ");
 	assert_non_null(m);
 	secs = strtod(strchr(m + 1, ' ') + 1, NULL);
@@ -981,13 +1018,23 @@ static void test_tcp_token(void **state)
 	assert_int_equal(atomic_load(&fx->wakes), 1);
 }
 
+static int count_fds(void)
+{
+	int n = 0;
+
+	for (int fd = 0; fd < 1024; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			n++;
+	return n;
+}
+
 static void test_start_errors(void **state)
 {
 	struct fx *fx = *state;
 	struct api_opts o = {0};
 	struct api_server *s = (struct api_server *)1;
 	char err[256], path[160];
-	int fd;
+	int fd, fds;
 
 	/* another daemon listens on the socket: refused, file kept */
 	o.state_dir = fx->state;
@@ -1005,13 +1052,15 @@ static void test_start_errors(void **state)
 
 		strcpy(sa.sun_path, path);
 		fd = socket(AF_UNIX, SOCK_STREAM, 0);
-		assert_int_equal(
-		    bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)),
+				 0);
 		close(fd);
 	}
 	o.socket_path = path;
+	fds = count_fds();
 	assert_int_equal(api_start(&o, NULL, &s, err, sizeof(err)), 0);
 	api_stop(s);
+	assert_int_equal(count_fds(), fds); /* listener and store closed */
 	assert_int_equal(access(path, F_OK), -1); /* removed on stop */
 
 	/* a regular file is never deleted */
@@ -1052,7 +1101,9 @@ static void test_json_helpers(void **state)
 	assert_true(json_is_null(j));
 	json_decref(j);
 	/* invalid UTF-8 and cutting never produce an invalid string */
-	j = api__str("a\xff" "b\xc3", 16);
+	j = api__str("a\xff"
+		     "b\xc3",
+		     16);
 	assert_string_equal(json_string_value(j), "a?b?");
 	json_decref(j);
 	j = api__str("\xc3\xbc\xc3\xbc", 3);
@@ -1061,7 +1112,8 @@ static void test_json_helpers(void **state)
 	/* duplicates after normalization are marked */
 	{
 		const char *b = "{\"names\": [\"xn--bcher-kva.example\", "
-				"\"B\xc3\xbc" "cher.example\"]}";
+				"\"B\xc3\xbc"
+				"cher.example\"]}";
 
 		assert_int_equal(
 		    api__names_parse(b, strlen(b), &nm, err, sizeof(err)), 0);
@@ -1093,6 +1145,7 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_too_many_names, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_max_names, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_oversized_body, setup_small,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_list_filters_pages, setup,
@@ -1107,8 +1160,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_unknown_and_methods, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_tcp_token, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_start_errors, setup,
-					    teardown),
+	    cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
 	    cmocka_unit_test(test_json_helpers),
 	};
 	int rc;
