@@ -322,5 +322,12 @@ int store_event_list(struct store *st, const char *domain,
  */
 int store_live_write(const char *live_dir, const char *domain,
 		     const char *chain_pem, const char *key_pem);
+/*
+ * Remove the temp files an interrupted store_live_write left (a crash
+ * between staging and renaming) from live_dir/<domain>/: the live files
+ * themselves are always whole. Returns how many were removed, 0 when
+ * live_dir does not exist, or a negative errno.
+ */
+int store_live_sweep(const char *live_dir);
 
 #endif

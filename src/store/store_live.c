@@ -14,7 +14,10 @@
  * can leave a mixed set; the daemon reloads nginx after this returns, and
  * the database stays the source of truth, so a restart rewrites them.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,4 +109,37 @@ out:
 	free(rest);
 	free(full);
 	return rc;
+}
+
+/* A leftover of fsio_stage: "<file>.pem.tmp.XXXXXX". */
+static int is_stage_leftover(const char *n)
+{
+	const char *t = strstr(n, ".pem.tmp.");
+
+	return t && strlen(t) == strlen(".pem.tmp.") + 6;
+}
+
+int store_live_sweep(const char *live_dir)
+{
+	DIR *top = opendir(live_dir), *sub;
+	struct dirent *e, *f;
+	char path[4096];
+	int removed = 0;
+
+	if (!top)
+		return errno == ENOENT ? 0 : -errno;
+	while ((e = readdir(top))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", live_dir, e->d_name);
+		if (!(sub = opendir(path)))
+			continue;
+		while ((f = readdir(sub)))
+			if (is_stage_leftover(f->d_name) &&
+			    unlinkat(dirfd(sub), f->d_name, 0) == 0)
+				removed++;
+		closedir(sub);
+	}
+	closedir(top);
+	return removed;
 }

@@ -181,10 +181,38 @@ static void test_live_layout(void **state)
 	nftw(tmp, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+/* Leftovers of an interrupted write go; live files and others stay. */
+static void test_live_sweep(void **state)
+{
+	char tmp[] = "/tmp/certherd-sweep-XXXXXX", p[512];
+	static const char *const files[] = {
+		"privkey.pem.tmp.AbC123", "cert.pem", "cert.pem.tmp.x",
+		"notes.tmp.ABCDEF"};
+
+	(void)state;
+	assert_non_null(mkdtemp(tmp));
+	assert_int_equal(store_live_sweep("/nonexistent/certherd/live"), 0);
+	snprintf(p, sizeof(p), "%s/a.example.com", tmp);
+	assert_int_equal(mkdir(p, 0755), 0);
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(p, sizeof(p), "%s/a.example.com/%s", tmp, files[i]);
+		FILE *f = fopen(p, "w");
+		assert_non_null(f);
+		fclose(f);
+	}
+	assert_int_equal(store_live_sweep(tmp), 1);
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(p, sizeof(p), "%s/a.example.com/%s", tmp, files[i]);
+		assert_int_equal(access(p, F_OK) == 0, i != 0);
+	}
+	nftw(tmp, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_live_layout),
+	    cmocka_unit_test(test_live_sweep),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,80 @@
+#!/bin/bash
+# certherd serve against real Pebble: domains added through the control
+# API (over its unix socket, with the certherd CLI) all become valid and
+# land in live/; kill -9 of the daemon in the middle of a run and a restart
+# resume the pending orders: every domain ends valid, no file is half
+# written, and Pebble saw no more orders than domains plus one per kill;
+# the API rejects bad names with the reason.
+# asan: yes
+# timeout: 600
+. "$(dirname "$0")/lib.sh"
+
+ca_start || { fail "test CA starts"; finish; }
+STATE=$TEST_TMP/state
+CONF=$TEST_TMP/certherd.conf
+cat >"$CONF" <<CONF
+[acme]
+directory = $ACME_DIRECTORY
+ca_bundle = $CA_BUNDLE
+email = ops@example.com
+concurrency = 50
+
+[store]
+state_dir = $STATE
+
+[http]
+listen = 127.0.0.1:$HTTP01_PORT
+
+[api]
+socket = $STATE/api.sock
+
+[preflight]
+enabled = false
+CONF
+ch() { "$CERTHERD" -c "$CONF" "$@"; }
+serve() {
+	bg serve "$CERTHERD" -c "$CONF" serve
+	SERVE_PID=$BG_PID
+	wait_for 30 test -S "$STATE/api.sock"
+}
+# n_valid: how many domains the daemon reports valid.
+n_valid() { ch domains ls --json 2>/dev/null | grep -c '"state": *"valid"'; }
+all_valid() { [ "$(n_valid)" = "$1" ]; }
+
+check "daemon starts and its API socket appears" serve
+check "API socket is 0660" test "$(stat -c %a "$STATE/api.sock")" = 660
+check "state directory is 0700" test "$(stat -c %a "$STATE")" = 700
+
+for i in $(seq 1 40); do echo "s$i.example.com"; done >"$TEST_TMP/first.txt"
+check "add 40 domains through the API" ch domains add --file "$TEST_TMP/first.txt"
+check "all 40 become valid" wait_for 120 all_valid 40
+bad=0
+for i in $(seq 1 40); do verify_cert "$STATE" "s$i.example.com" >/dev/null 2>&1 || bad=$((bad + 1)); done
+check "their live/ certificates are good" test $bad = 0
+ch domains show s1.example.com >"$TEST_TMP/show.log" 2>&1
+check "domains show reports valid" grep -q valid "$TEST_TMP/show.log"
+
+# kill -9 in the middle of 120 more, twice, restarting each time.
+for i in $(seq 1 120); do echo "k$i.example.net"; done >"$TEST_TMP/more.txt"
+check "add 120 more" ch domains add --file "$TEST_TMP/more.txt"
+for k in 1 2; do
+	sleep 1.$((RANDOM % 9))
+	kill -9 "$SERVE_PID"
+	wait "$SERVE_PID" 2>/dev/null
+	rm -f "$STATE/api.sock"
+	check "restart after kill -9 #$k" serve
+done
+check "all 160 end valid" wait_for 240 all_valid 160
+check "no temp files left behind" test -z "$(find "$STATE" -name '*.tmp*')"
+orders=$(grep -c 'Added order' "$CA_DIR/pebble.log")
+check "Pebble saw $orders orders for 160 domains (at most one extra per kill)" test "$orders" -le 162
+bad=0
+for i in $(seq 1 120); do verify_cert "$STATE" "k$i.example.net" >/dev/null 2>&1 || bad=$((bad + 1)); done
+check "every live/ certificate after the kills is good" test $bad = 0
+
+ch domains add 'bad..name' >"$TEST_TMP/bad.log" 2>&1
+rc=$?
+check "API rejects a bad name with the reason" \
+	bash -c "test $rc = 1 && grep -q 'bad\.\.name' '$TEST_TMP/bad.log'"
+check "SIGTERM stops the daemon cleanly" bash -c "kill -TERM $SERVE_PID && for i in \$(seq 50); do kill -0 $SERVE_PID 2>/dev/null || exit 0; sleep 0.1; done; exit 1"
+finish
