@@ -13,45 +13,53 @@
 #include "util/util.h"
 
 static const char usage[] =
-	"usage: certherd [global options] <command> [options]\n"
-	"\n"
-	"commands:\n"
-	"  serve     run the daemon: keep every registered domain's "
-	"certificate valid\n"
-	"  domains   add, rm, ls, show the daemon's domains\n"
-	"  renew     ask the daemon to renew a domain's certificate now\n"
-	"  status    the daemon's counts per state\n"
-	"  issue     obtain certificates for domains from an ACME CA "
-	"(no daemon)\n"
-	"  revoke    revoke certificates obtained before\n"
-	"  account   account operations (rollover: new account key)\n"
-	"  version   print the version\n"
-	"\n"
-	"global options (before or after the command):\n"
-	"  -c, --config FILE        the daemon's configuration file\n"
-	"  --set section.key=value  override a configuration key "
-	"(repeatable)\n"
-	"  --socket PATH            the daemon's API socket (default: "
-	"api.socket,\n"
-	"                           /var/lib/certherd/api.sock)\n"
-	"  --api-url URL            talk to the API over TCP instead\n"
-	"  --token-file FILE        bearer token for --api-url\n"
-	"  --json                   machine-readable output\n"
-	"  --log-level LEVEL        debug, info (default), warn, error\n"
-	"\n"
-	"`certherd <command> --help` describes a command.\n";
+    "usage: certherd [global options] <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  serve     run the daemon: keep every registered domain's "
+    "certificate valid\n"
+    "  domains   add, rm, ls, show the daemon's domains\n"
+    "  renew     ask the daemon to renew a domain's certificate now\n"
+    "  status    the daemon's counts per state\n"
+    "  issue     obtain certificates for domains from an ACME CA "
+    "(no daemon)\n"
+    "  revoke    revoke certificates obtained before\n"
+    "  account   account operations (rollover: new account key)\n"
+    "  version   print the version\n"
+    "\n"
+    "global options (before or after the command):\n"
+    "  -c, --config FILE        the daemon's configuration file\n"
+    "  --set section.key=value  override a configuration key "
+    "(repeatable)\n"
+    "  --socket PATH            the daemon's API socket (default: "
+    "api.socket,\n"
+    "                           /var/lib/certherd/api.sock)\n"
+    "  --api-url URL            talk to the API over TCP instead\n"
+    "  --token-file FILE        bearer token for --api-url\n"
+    "  --json                   machine-readable output\n"
+    "  --log-level LEVEL        debug, info (default), warn, error\n"
+    "\n"
+    "`certherd <command> --help` describes a command.\n";
 
-enum gopt { G_CONFIG = 0, G_SOCKET, G_SET, G_LOG, G_URL, G_TOKEN, G_JSON,
-	    G__MAX };
+enum gopt {
+	G_CONFIG = 0,
+	G_SOCKET,
+	G_SET,
+	G_LOG,
+	G_URL,
+	G_TOKEN,
+	G_JSON,
+	G__MAX
+};
 
 static const struct {
 	const char *name; /* long form without "--" */
 	int has_arg;
 } gopts[G__MAX] = {
-	[G_CONFIG] = {"config", 1}, [G_SOCKET] = {"socket", 1},
-	[G_SET] = {"set", 1},       [G_LOG] = {"log-level", 1},
-	[G_URL] = {"api-url", 1},   [G_TOKEN] = {"token-file", 1},
-	[G_JSON] = {"json", 0},
+    [G_CONFIG] = {"config", 1}, [G_SOCKET] = {"socket", 1},
+    [G_SET] = {"set", 1},	[G_LOG] = {"log-level", 1},
+    [G_URL] = {"api-url", 1},	[G_TOKEN] = {"token-file", 1},
+    [G_JSON] = {"json", 0},
 };
 
 /* Which global option arg is, and where its inline value starts ("--x=v",
@@ -116,23 +124,35 @@ int cli_global_parse(struct cli_global *g, int *argc, char **argv)
 			val = argv[++i];
 		}
 		switch (o) {
-		case G_CONFIG: g->config = val; break;
-		case G_SOCKET: g->socket = val; break;
-		case G_URL: g->api_url = val; break;
-		case G_TOKEN: g->token_file = val; break;
-		case G_JSON: g->json = 1; break;
+		case G_CONFIG:
+			g->config = val;
+			break;
+		case G_SOCKET:
+			g->socket = val;
+			break;
+		case G_URL:
+			g->api_url = val;
+			break;
+		case G_TOKEN:
+			g->token_file = val;
+			break;
+		case G_JSON:
+			g->json = 1;
+			break;
 		case G_SET:
 			if (!set_ok(val)) {
-				fprintf(stderr,
-					"certherd: --set wants section.key=value, "
-					"not \"%s\"\n",
-					val);
+				fprintf(
+				    stderr,
+				    "certherd: --set wants section.key=value, "
+				    "not \"%s\"\n",
+				    val);
 				return -EINVAL;
 			}
 			if (g->n_sets == CLI_MAX_SETS) {
-				fprintf(stderr,
-					"certherd: more than %d --set options\n",
-					CLI_MAX_SETS);
+				fprintf(
+				    stderr,
+				    "certherd: more than %d --set options\n",
+				    CLI_MAX_SETS);
 				return -EINVAL;
 			}
 			g->sets[g->n_sets++] = val;
@@ -165,10 +185,11 @@ static int engine_cmd(const struct cli_global *g, const char *cmd)
 {
 	if (g->config || g->socket || g->n_sets || g->json || g->api_url ||
 	    g->token_file) {
-		fprintf(stderr,
-			"certherd %s: -c, --set, --socket, --api-url, "
-			"--token-file and --json are for the daemon's commands\n",
-			cmd);
+		fprintf(
+		    stderr,
+		    "certherd %s: -c, --set, --socket, --api-url, "
+		    "--token-file and --json are for the daemon's commands\n",
+		    cmd);
 		return -EINVAL;
 	}
 	return 0;
@@ -206,13 +227,15 @@ int cli_main(int argc, char **argv)
 #endif
 	}
 	if (strcmp(cmd, "issue") == 0)
-		return engine_cmd(&g, cmd) < 0 ? 2 : cli_issue(argc - 1, argv + 1);
+		return engine_cmd(&g, cmd) < 0 ? 2
+					       : cli_issue(argc - 1, argv + 1);
 	if (strcmp(cmd, "revoke") == 0)
 		return engine_cmd(&g, cmd) < 0 ? 2
 					       : cli_revoke(argc - 1, argv + 1);
 	if (strcmp(cmd, "account") == 0)
-		return engine_cmd(&g, cmd) < 0 ? 2
-					       : cli_account(argc - 1, argv + 1);
+		return engine_cmd(&g, cmd) < 0
+			   ? 2
+			   : cli_account(argc - 1, argv + 1);
 	fprintf(stderr, "certherd: unknown command \"%s\"\n\n%s", cmd, usage);
 	return 2;
 }

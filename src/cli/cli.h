@@ -17,15 +17,15 @@
 
 /* The global options. Every pointer is borrowed from argv. */
 struct cli_global {
-	const char *config;            /* -c FILE, --config FILE */
-	const char *socket;            /* --socket PATH */
+	const char *config;		/* -c FILE, --config FILE */
+	const char *socket;		/* --socket PATH */
 	const char *sets[CLI_MAX_SETS]; /* --set section.key=value, in order */
 	size_t n_sets;
-	int json;                      /* --json */
-	const char *log_level;         /* --log-level LEVEL (already applied) */
-	int log_level_set;             /* --log-level was given */
-	const char *api_url;           /* --api-url URL: TCP instead of socket */
-	const char *token_file;        /* --token-file FILE: bearer token */
+	int json;		/* --json */
+	const char *log_level;	/* --log-level LEVEL (already applied) */
+	int log_level_set;	/* --log-level was given */
+	const char *api_url;	/* --api-url URL: TCP instead of socket */
+	const char *token_file; /* --token-file FILE: bearer token */
 };
 
 /*

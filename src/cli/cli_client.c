@@ -24,7 +24,7 @@
 #include "util/util.h"
 
 #define CONNECT_TIMEOUT_MS 5000L
-#define TOTAL_TIMEOUT_MS 120000L
+#define TOTAL_TIMEOUT_MS   120000L
 
 /* ---- a growable string for building paths ---------------------------- */
 
@@ -210,8 +210,8 @@ out:
 	return rc;
 }
 
-int cli_client_open(struct cli_client *c, const struct cli_global *g,
-		    char *err, size_t errsz)
+int cli_client_open(struct cli_client *c, const struct cli_global *g, char *err,
+		    size_t errsz)
 {
 	struct config cfg;
 	char *token = NULL;
@@ -236,9 +236,11 @@ int cli_client_open(struct cli_client *c, const struct cli_global *g,
 	} else {
 		const char *sock = g->socket;
 		if (!sock)
-			sock = have_cfg && cfg.api.socket[0] ? cfg.api.socket
-							     : CLI_DEFAULT_SOCKET;
-		if (strlen(sock) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+			sock = have_cfg && cfg.api.socket[0]
+				   ? cfg.api.socket
+				   : CLI_DEFAULT_SOCKET;
+		if (strlen(sock) >=
+		    sizeof(((struct sockaddr_un *)0)->sun_path)) {
 			snprintf(err, errsz, "socket path too long: %s", sock);
 			rc = -ENAMETOOLONG;
 			goto out;
@@ -325,8 +327,8 @@ int cli_client_request(struct cli_client *c, const char *method,
 	e = c->curl;
 	curl_easy_reset(e); /* options of the last request go, the
 			       connection stays */
-	if (asprintf(&url, "%s%s",
-		     c->api_url ? c->api_url : "http://localhost", path) < 0) {
+	if (asprintf(&url, "%s%s", c->api_url ? c->api_url : "http://localhost",
+		     path) < 0) {
 		url = NULL;
 		goto oom;
 	}
@@ -382,7 +384,8 @@ int cli_client_request(struct cli_client *c, const char *method,
 		} else if (cc == CURLE_COULDNT_CONNECT) {
 			curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &os_errno);
 			connect_error(c, os_errno,
-				      errbuf[0] ? errbuf : curl_easy_strerror(cc),
+				      errbuf[0] ? errbuf
+						: curl_easy_strerror(cc),
 				      err, errsz);
 			rc = os_errno ? -(int)os_errno : -ECONNREFUSED;
 		} else if (cc == CURLE_OPERATION_TIMEDOUT) {
@@ -391,7 +394,8 @@ int cli_client_request(struct cli_client *c, const char *method,
 				 cli_client_where(c));
 			rc = -ETIMEDOUT;
 		} else {
-			snprintf(err, errsz, "request to certherd at %s failed: %s",
+			snprintf(err, errsz,
+				 "request to certherd at %s failed: %s",
 				 cli_client_where(c),
 				 errbuf[0] ? errbuf : curl_easy_strerror(cc));
 		}
@@ -433,7 +437,8 @@ void cli_print_problem(const struct cli_response *r)
 	if (json_is_object(doc)) {
 		detail = json_string_value(json_object_get(doc, "detail"));
 		if (!detail || !*detail)
-			detail = json_string_value(json_object_get(doc, "title"));
+			detail =
+			    json_string_value(json_object_get(doc, "title"));
 	}
 	if (detail && *detail) {
 		fprintf(stderr, "certherd: %s\n",
@@ -442,18 +447,21 @@ void cli_print_problem(const struct cli_response *r)
 		/* not a problem document (a proxy, an old daemon): show the
 		 * start of what came, made safe for the terminal */
 		fprintf(stderr, "certherd: HTTP %ld from the API: %s\n",
-			r->status, cli_fmt_text(r->body, 200, text, sizeof(text)));
+			r->status,
+			cli_fmt_text(r->body, 200, text, sizeof(text)));
 	} else {
 		fprintf(stderr, "certherd: HTTP %ld from the API\n", r->status);
 	}
 	if (json_is_object(doc)) {
 		json_t *inv = json_object_get(doc, "invalid"), *it;
 		size_t i;
-		json_array_foreach(inv, i, it) {
+		json_array_foreach(inv, i, it)
+		{
 			char name[600];
-			const char *n = json_string_value(json_object_get(it, "name"));
+			const char *n =
+			    json_string_value(json_object_get(it, "name"));
 			const char *why =
-				json_string_value(json_object_get(it, "reason"));
+			    json_string_value(json_object_get(it, "reason"));
 			if (!why)
 				why = "invalid";
 			if (detail && strstr(detail, why))

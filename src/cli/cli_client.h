@@ -74,15 +74,15 @@ int cli_fmt_status(FILE *out, const json_t *st);
 /* ---- transport ------------------------------------------------------ */
 
 struct cli_client {
-	char *socket;   /* owned: unix socket path, NULL with api_url */
-	char *api_url;  /* owned: base URL for TCP, NULL with socket */
-	char *token;    /* owned, wiped on free: bearer token or NULL */
-	void *curl;     /* owned CURL easy handle, made on first request */
+	char *socket;  /* owned: unix socket path, NULL with api_url */
+	char *api_url; /* owned: base URL for TCP, NULL with socket */
+	char *token;   /* owned, wiped on free: bearer token or NULL */
+	void *curl;    /* owned CURL easy handle, made on first request */
 };
 
 struct cli_response {
-	long status;  /* HTTP status */
-	char *body;   /* owned, NUL-terminated */
+	long status; /* HTTP status */
+	char *body;  /* owned, NUL-terminated */
 	size_t len;
 };
 
@@ -92,8 +92,8 @@ struct cli_response {
  * --set overrides applied, else CLI_DEFAULT_SOCKET. 0 or negative errno
  * with a message in err.
  */
-int cli_client_open(struct cli_client *c, const struct cli_global *g,
-		    char *err, size_t errsz);
+int cli_client_open(struct cli_client *c, const struct cli_global *g, char *err,
+		    size_t errsz);
 /* Set up c for a socket path, or for a base URL and token (copied). */
 int cli_client_init(struct cli_client *c, const char *socket,
 		    const char *api_url, const char *token);
@@ -127,8 +127,7 @@ int cli_do_ls(struct cli_client *c, int json, FILE *out, const char *status,
 	      const char *prefix, size_t width);
 int cli_do_show(struct cli_client *c, int json, FILE *out, const char *name);
 int cli_do_rm(struct cli_client *c, int json, FILE *out, const char *name);
-int cli_do_renew(struct cli_client *c, int json, FILE *out,
-		 const char *name);
+int cli_do_renew(struct cli_client *c, int json, FILE *out, const char *name);
 int cli_do_status(struct cli_client *c, int json, FILE *out);
 
 #endif

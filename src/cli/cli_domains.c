@@ -30,7 +30,7 @@
  * 1 MiB body even with 253-byte names. */
 #define ADD_BATCH 1000
 /* Page size asked of GET /v1/domains (the API's maximum). */
-#define LS_PAGE 1000
+#define LS_PAGE	       1000
 #define MAX_NAMES_FILE (64u << 20)
 
 /* ---- text for terminals ---------------------------------------------- */
@@ -65,7 +65,8 @@ static size_t utf8_char(const unsigned char *s, int *ok)
 			return 1;
 		cp = cp << 6 | (s[i] & 0x3fu);
 	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	if ((n == 3 && cp < 0x800) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
 	    (cp >= 0xd800 && cp <= 0xdfff))
 		return 1;
 	*ok = !(cp >= 0x80 && cp <= 0x9f);
@@ -130,7 +131,10 @@ char *cli_fmt_error(const json_t *err, char *out, size_t cap)
 	if (type && *type && detail && *detail)
 		snprintf(out, cap, "%s: %s", type, detail);
 	else
-		snprintf(out, cap, "%s", type && *type ? type : detail ? detail : "");
+		snprintf(out, cap, "%s",
+			 type && *type ? type
+			 : detail      ? detail
+				       : "");
 	return out;
 }
 
@@ -145,8 +149,8 @@ int cli_fmt_domain_line(FILE *out, const json_t *domain)
 {
 	static const char *const must[] = {"name", "state", "not_after",
 					   "last_error"};
-	json_t *o = json_is_object(domain) ? json_deep_copy(domain)
-					   : json_object();
+	json_t *o =
+	    json_is_object(domain) ? json_deep_copy(domain) : json_object();
 	char *line = NULL;
 	int rc = -ENOMEM;
 
@@ -174,7 +178,8 @@ int cli_fmt_domains_table(FILE *out, const json_t *rows, size_t width)
 	const json_t *d;
 
 	/* first pass: column widths of what will be printed */
-	json_array_foreach(rows, i, d) {
+	json_array_foreach(rows, i, d)
+	{
 		size_t n;
 		cli_fmt_text(str_or_dash(json_object_get(d, "name")), 0, name,
 			     sizeof(name));
@@ -192,7 +197,8 @@ int cli_fmt_domains_table(FILE *out, const json_t *rows, size_t width)
 	if (fprintf(out, "%-*s  %-*s  %-*s  %s\n", (int)wn, "NAME", (int)ws,
 		    "STATE", (int)wa, "NOT_AFTER", "LAST_ERROR") < 0)
 		return -EIO;
-	json_array_foreach(rows, i, d) {
+	json_array_foreach(rows, i, d)
+	{
 		size_t used = wn + ws + wa + 6, room = 0;
 		cli_fmt_text(str_or_dash(json_object_get(d, "name")), 0, name,
 			     sizeof(name));
@@ -200,7 +206,8 @@ int cli_fmt_domains_table(FILE *out, const json_t *rows, size_t width)
 			     sizeof(state));
 		cli_fmt_text(str_or_dash(json_object_get(d, "not_after")), 0,
 			     after, sizeof(after));
-		cli_fmt_error(json_object_get(d, "last_error"), err, sizeof(err));
+		cli_fmt_error(json_object_get(d, "last_error"), err,
+			      sizeof(err));
 		if (width)
 			room = width > used + 8 ? width - used : 8;
 		cli_fmt_text(err[0] ? err : "-", room, shown, sizeof(shown));
@@ -224,22 +231,29 @@ static char *value_text(const json_t *v, char *out, size_t cap)
 
 	switch (json_typeof(v)) {
 	case JSON_STRING:
-		return cli_fmt_text(json_string_value(v)[0] ? json_string_value(v)
-							     : "-",
-				    0, out, cap);
+		return cli_fmt_text(
+		    json_string_value(v)[0] ? json_string_value(v) : "-", 0,
+		    out, cap);
 	case JSON_INTEGER:
 		snprintf(out, cap, "%lld", (long long)json_integer_value(v));
 		return out;
 	case JSON_REAL:
 		snprintf(out, cap, "%g", json_real_value(v));
 		return out;
-	case JSON_TRUE: snprintf(out, cap, "true"); return out;
-	case JSON_FALSE: snprintf(out, cap, "false"); return out;
-	case JSON_NULL: snprintf(out, cap, "-"); return out;
+	case JSON_TRUE:
+		snprintf(out, cap, "true");
+		return out;
+	case JSON_FALSE:
+		snprintf(out, cap, "false");
+		return out;
+	case JSON_NULL:
+		snprintf(out, cap, "-");
+		return out;
 	case JSON_ARRAY: {
 		size_t o = 0;
 		tmp[0] = '\0';
-		json_array_foreach(v, i, it) {
+		json_array_foreach(v, i, it)
+		{
 			if (json_is_object(it) || json_is_array(it))
 				goto as_json;
 			char one[1024];
@@ -255,7 +269,7 @@ static char *value_text(const json_t *v, char *out, size_t cap)
 	default:
 		break;
 	}
-as_json: {
+as_json : {
 	char *s = json_dumps(v, JSON_COMPACT);
 	cli_fmt_text(s ? s : "?", 0, out, cap);
 	free(s);
@@ -274,12 +288,14 @@ static int put_object(FILE *out, const json_t *obj, int indent,
 	size_t w = 0;
 	char text[4096], k[256];
 
-	json_object_foreach((json_t *)obj, key, v) {
+	json_object_foreach((json_t *)obj, key, v)
+	{
 		size_t n = text_cols(cli_fmt_text(key, 0, k, sizeof(k)));
 		if (n > w)
 			w = n;
 	}
-	json_object_foreach((json_t *)obj, key, v) {
+	json_object_foreach((json_t *)obj, key, v)
+	{
 		int skipped = 0;
 		for (const char *const *s = skip; s && *s; s++)
 			skipped |= strcmp(*s, key) == 0;
@@ -313,7 +329,8 @@ int cli_fmt_domain_show(FILE *out, const json_t *d)
 		return -EIO;
 	cli_fmt_error(json_object_get(d, "last_error"), err, sizeof(err));
 	if (fprintf(out, "last_error: %s\n",
-		    cli_fmt_text(err[0] ? err : "-", 0, text, sizeof(text))) < 0)
+		    cli_fmt_text(err[0] ? err : "-", 0, text, sizeof(text))) <
+	    0)
 		return -EIO;
 	if (json_is_object(cert)) {
 		if (fputs("certificate:\n", out) < 0 ||
@@ -326,7 +343,8 @@ int cli_fmt_domain_show(FILE *out, const json_t *d)
 		return fputs("history: -\n", out) < 0 ? -EIO : 0;
 	if (fputs("history:\n", out) < 0)
 		return -EIO;
-	json_array_foreach(hist, i, h) {
+	json_array_foreach(hist, i, h)
+	{
 		char ts[128], kind[128];
 		const json_t *det = json_object_get(h, "detail");
 		cli_fmt_text(str_or_dash(json_object_get(h, "ts")), 0, ts,
@@ -336,7 +354,8 @@ int cli_fmt_domain_show(FILE *out, const json_t *d)
 		if (json_is_object(det))
 			cli_fmt_error(det, err, sizeof(err));
 		else if (json_is_string(det))
-			snprintf(err, sizeof(err), "%s", json_string_value(det));
+			snprintf(err, sizeof(err), "%s",
+				 json_string_value(det));
 		else
 			err[0] = '\0';
 		if (fprintf(out, "  %s  %-10s %s\n", ts, kind,
@@ -354,14 +373,16 @@ int cli_fmt_status(FILE *out, const json_t *st)
 	char k[256];
 	size_t w = strlen("total");
 
-	json_object_foreach((json_t *)counts, key, v)
-		if (text_cols(cli_fmt_text(key, 0, k, sizeof(k))) + 2 > w)
-			w = text_cols(k) + 2;
+	json_object_foreach(
+	    (json_t *)counts, key,
+	    v) if (text_cols(cli_fmt_text(key, 0, k, sizeof(k))) + 2 > w) w =
+	    text_cols(k) + 2;
 	if (fprintf(out, "%-*s %lld\n", (int)w + 1, "total:",
-		    (long long)json_integer_value(json_object_get(st, "total"))) <
-	    0)
+		    (long long)json_integer_value(
+			json_object_get(st, "total"))) < 0)
 		return -EIO;
-	json_object_foreach((json_t *)counts, key, v) {
+	json_object_foreach((json_t *)counts, key, v)
+	{
 		cli_fmt_text(key, 0, k, sizeof(k));
 		if (fprintf(out, "  %s:%*s %lld\n", k,
 			    (int)(w - 2 - text_cols(k)), "",
@@ -384,7 +405,8 @@ static json_t *call(struct cli_client *c, const char *method, const char *path,
 	char err[1024];
 	json_t *doc;
 
-	if (cli_client_request(c, method, path, body, r, err, sizeof(err)) < 0) {
+	if (cli_client_request(c, method, path, body, r, err, sizeof(err)) <
+	    0) {
 		fprintf(stderr, "certherd: %s\n", err);
 		return NULL;
 	}
@@ -423,10 +445,10 @@ static int put_names(FILE *out, const char *label, const json_t *arr)
 	char text[1024];
 	size_t i;
 
-	json_array_foreach(arr, i, v)
-		if (fprintf(out, "%s %s\n", label,
-			    cli_fmt_text(str_or_dash(v), 0, text, sizeof(text))) < 0)
-			return -EIO;
+	json_array_foreach(
+	    arr, i, v) if (fprintf(out, "%s %s\n", label,
+				   cli_fmt_text(str_or_dash(v), 0, text,
+						sizeof(text))) < 0) return -EIO;
 	return 0;
 }
 
@@ -448,7 +470,7 @@ int cli_do_add(struct cli_client *c, int json, FILE *out,
 		if (req && arr && json_object_set(req, "names", arr) == 0)
 			for (size_t i = 0; i < k; i++)
 				if (json_array_append_new(
-					    arr, json_string(names[done + i])) < 0)
+					arr, json_string(names[done + i])) < 0)
 					break;
 		if (json_array_size(arr) == k)
 			body = json_dumps(req, JSON_COMPACT);
@@ -460,10 +482,11 @@ int cli_do_add(struct cli_client *c, int json, FILE *out,
 		free(body);
 		if (!doc) {
 			if (done)
-				fprintf(stderr,
-					"certherd: the first %zu names were "
-					"sent and registered before this error\n",
-					done);
+				fprintf(
+				    stderr,
+				    "certherd: the first %zu names were "
+				    "sent and registered before this error\n",
+				    done);
 			goto out;
 		}
 		if (!json) {
@@ -524,9 +547,9 @@ int cli_do_ls(struct cli_client *c, int json, FILE *out, const char *status,
 			goto out;
 		}
 		if (json) {
-			json_array_foreach(page, i, d)
-				if (cli_fmt_domain_line(out, d) < 0)
-					goto io;
+			json_array_foreach(page, i,
+					   d) if (cli_fmt_domain_line(out, d) <
+						  0) goto io;
 			fflush(out);
 		} else if (json_array_extend(rows, (json_t *)page) < 0) {
 			goto oom;
@@ -604,11 +627,11 @@ static int render_rm(FILE *out, const json_t *d, const char *arg)
 	char text[1024];
 
 	return fprintf(out, "removed %s\n",
-		       cli_fmt_text(json_string_value(json_object_get(d, "name"))
-					    ?: arg,
-				    0, text, sizeof(text))) < 0
-		       ? -EIO
-		       : 0;
+		       cli_fmt_text(
+			   json_string_value(json_object_get(d, "name")) ?: arg,
+			   0, text, sizeof(text))) < 0
+		   ? -EIO
+		   : 0;
 }
 
 static int render_renew(FILE *out, const json_t *d, const char *arg)
@@ -621,8 +644,8 @@ static int render_renew(FILE *out, const json_t *d, const char *arg)
 		     sizeof(at));
 	return fprintf(out, "renewal of %s requested; next attempt at %s\n",
 		       name, at) < 0
-		       ? -EIO
-		       : 0;
+		   ? -EIO
+		   : 0;
 }
 
 static int render_status(FILE *out, const json_t *st, const char *arg)
@@ -665,22 +688,22 @@ int cli_do_status(struct cli_client *c, int json, FILE *out)
 /* ---- commands ----------------------------------------------------------- */
 
 static const char domains_usage[] =
-	"usage: certherd [-c FILE | --socket PATH] domains <subcommand> "
-	"[--json]\n"
-	"\n"
-	"  add NAME... [--file FILE]   register domains (FILE: one name per "
-	"line,\n"
-	"                              '#' comments); names go to the daemon "
-	"as given\n"
-	"  rm NAME...                  remove domains: their certificates stop "
-	"renewing\n"
-	"  ls [--status S,..] [--prefix P]\n"
-	"                              list domains (--json: one object per "
-	"line)\n"
-	"  show NAME                   state, certificate, next attempt, "
-	"history\n"
-	"\n"
-	"See `certherd --help` for the global options.\n";
+    "usage: certherd [-c FILE | --socket PATH] domains <subcommand> "
+    "[--json]\n"
+    "\n"
+    "  add NAME... [--file FILE]   register domains (FILE: one name per "
+    "line,\n"
+    "                              '#' comments); names go to the daemon "
+    "as given\n"
+    "  rm NAME...                  remove domains: their certificates stop "
+    "renewing\n"
+    "  ls [--status S,..] [--prefix P]\n"
+    "                              list domains (--json: one object per "
+    "line)\n"
+    "  show NAME                   state, certificate, next attempt, "
+    "history\n"
+    "\n"
+    "See `certherd --help` for the global options.\n";
 
 /* Names from a file, as given: one per line, '#' starts a comment, blank
  * lines and surrounding white space ignored. Appends to *v (grown). */
@@ -749,9 +772,9 @@ enum { O_FILE = 256, O_STATUS, O_PREFIX };
 static int domains_add(const struct cli_global *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"file", required_argument, NULL, O_FILE},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"file", required_argument, NULL, O_FILE},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	char **names = NULL, *bufs[16] = {0};
 	size_t n = 0, cap = 0, nbufs = 0;
@@ -770,8 +793,9 @@ static int domains_add(const struct cli_global *g, int argc, char **argv)
 			goto out;
 		}
 		if (nbufs == sizeof(bufs) / sizeof(bufs[0])) {
-			fprintf(stderr, "certherd domains add: at most %zu "
-					"--file options\n",
+			fprintf(stderr,
+				"certherd domains add: at most %zu "
+				"--file options\n",
 				nbufs);
 			goto out;
 		}
@@ -800,8 +824,7 @@ static int domains_add(const struct cli_global *g, int argc, char **argv)
 	status = 1;
 	if (open_client(g, &c) < 0)
 		goto out;
-	status = cli_do_add(&c, g->json, stdout, (const char *const *)names,
-			    n);
+	status = cli_do_add(&c, g->json, stdout, (const char *const *)names, n);
 out:
 	cli_client_close(&c);
 	for (size_t i = 0; i < nbufs; i++)
@@ -813,10 +836,10 @@ out:
 static int domains_ls(const struct cli_global *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"status", required_argument, NULL, O_STATUS},
-		{"prefix", required_argument, NULL, O_PREFIX},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"status", required_argument, NULL, O_STATUS},
+	    {"prefix", required_argument, NULL, O_PREFIX},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct cli_client c = {0};
 	const char *prefix = NULL;
@@ -830,7 +853,8 @@ static int domains_ls(const struct cli_global *g, int argc, char **argv)
 		} else if (ch == O_STATUS) {
 			/* repeated --status adds to the list */
 			char *s = NULL;
-			if (asprintf(&s, "%s%s%s", status_list ? status_list : "",
+			if (asprintf(&s, "%s%s%s",
+				     status_list ? status_list : "",
 				     status_list ? "," : "", optarg) < 0) {
 				status = 1;
 				goto out;
@@ -851,8 +875,8 @@ static int domains_ls(const struct cli_global *g, int argc, char **argv)
 	status = 1;
 	if (open_client(g, &c) < 0)
 		goto out;
-	status = cli_do_ls(&c, g->json, stdout, status_list, prefix,
-			   term_width());
+	status =
+	    cli_do_ls(&c, g->json, stdout, status_list, prefix, term_width());
 out:
 	cli_client_close(&c);
 	free(status_list);
@@ -865,8 +889,8 @@ static int by_name(const struct cli_global *g, int argc, char **argv,
 		   int (*op)(struct cli_client *, int, FILE *, const char *))
 {
 	static const struct option opts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct cli_client c = {0};
 	int ch, status = 0;
@@ -918,10 +942,10 @@ int cli_domains(const struct cli_global *g, int argc, char **argv)
 int cli_renew(const struct cli_global *g, int argc, char **argv)
 {
 	static const char usage[] =
-		"usage: certherd [-c FILE | --socket PATH] renew NAME... "
-		"[--json]\n\n"
-		"Ask the daemon to renew these domains' certificates now (it "
-		"still obeys\nthe CA's rate limits).\n";
+	    "usage: certherd [-c FILE | --socket PATH] renew NAME... "
+	    "[--json]\n\n"
+	    "Ask the daemon to renew these domains' certificates now (it "
+	    "still obeys\nthe CA's rate limits).\n";
 
 	return by_name(g, argc, argv, "renew", 0, usage, cli_do_renew);
 }
@@ -929,9 +953,9 @@ int cli_renew(const struct cli_global *g, int argc, char **argv)
 int cli_status(const struct cli_global *g, int argc, char **argv)
 {
 	static const char usage[] =
-		"usage: certherd [-c FILE | --socket PATH] status [--json]\n\n"
-		"Domains per state and the daemon's queue and rate-limit "
-		"headroom.\n";
+	    "usage: certherd [-c FILE | --socket PATH] status [--json]\n\n"
+	    "Domains per state and the daemon's queue and rate-limit "
+	    "headroom.\n";
 	struct cli_client c = {0};
 	int status;
 

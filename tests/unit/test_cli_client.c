@@ -39,13 +39,20 @@ static void test_global_before_and_after(void **state)
 {
 	struct cli_global g;
 	int argc;
-	char *a1[] = {"certherd", "-c", "/etc/c.conf", "domains", "add",
-		      "a.example", "--json", "b.example", NULL};
-	char *a2[] = {"certherd", "domains", "--socket=/s.sock", "ls",
-		      "--set", "api.socket=/x", "--set=store.state_dir=/d",
-		      "--status", "valid", NULL};
-	char *a3[] = {"certherd", "-c/etc/x.conf", "status", "--config",
-		      "/etc/y.conf", "--log-level", "warn", NULL};
+	char *a1[] = {"certherd",  "-c",     "/etc/c.conf", "domains", "add",
+		      "a.example", "--json", "b.example",   NULL};
+	char *a2[] = {"certherd",
+		      "domains",
+		      "--socket=/s.sock",
+		      "ls",
+		      "--set",
+		      "api.socket=/x",
+		      "--set=store.state_dir=/d",
+		      "--status",
+		      "valid",
+		      NULL};
+	char *a3[] = {"certherd",    "-c/etc/x.conf", "status", "--config",
+		      "/etc/y.conf", "--log-level",   "warn",	NULL};
 
 	assert_int_equal(parse(&g, a1, &argc), 0);
 	assert_string_equal(g.config, "/etc/c.conf");
@@ -79,8 +86,8 @@ static void test_global_stops_at_dashdash(void **state)
 {
 	struct cli_global g;
 	int argc;
-	char *a[] = {"certherd", "domains", "rm", "--json", "--", "--socket",
-		     "-c", NULL};
+	char *a[] = {"certherd", "domains",  "rm", "--json",
+		     "--",	 "--socket", "-c", NULL};
 
 	assert_int_equal(parse(&g, a, &argc), 0);
 	assert_true(g.json);
@@ -138,7 +145,9 @@ static void test_urls(void **state)
 	s = cli_url_domain("www.example.com", "");
 	assert_string_equal(s, "/v1/domains/www.example.com");
 	free(s);
-	s = cli_url_domain("*.b\xc3\xbc" "cher.de/../x?y#z", "/renew");
+	s = cli_url_domain("*.b\xc3\xbc"
+			   "cher.de/../x?y#z",
+			   "/renew");
 	assert_string_equal(s, "/v1/domains/%2A.b%C3%BCcher.de%2F..%2Fx%3Fy%23z"
 			       "/renew");
 	free(s);
@@ -146,8 +155,9 @@ static void test_urls(void **state)
 	assert_string_equal(s, "/v1/domains");
 	free(s);
 	s = cli_url_domains("valid,dns-pending", "a&b=c d", 1000, "k+/=");
-	assert_string_equal(s, "/v1/domains?status=valid,dns-pending"
-			       "&prefix=a%26b%3Dc%20d&limit=1000&cursor=k%2B%2F%3D");
+	assert_string_equal(
+	    s, "/v1/domains?status=valid,dns-pending"
+	       "&prefix=a%26b%3Dc%20d&limit=1000&cursor=k%2B%2F%3D");
 	free(s);
 	s = cli_url_domains(NULL, "", 0, "c1");
 	assert_string_equal(s, "/v1/domains?cursor=c1");
@@ -169,19 +179,20 @@ static void test_text(void **state)
 	assert_string_equal(cli_fmt_text("plain", 0, out, sizeof(out)),
 			    "plain");
 	/* control characters, an escape sequence, a lone byte, a C1 CSI */
-	assert_string_equal(
-		cli_fmt_text("a\nb\x1b[31mc\xff" "d\xc2\x9b" "e", 0, out,
-			     sizeof(out)),
-		"a?b?[31mc?d?e");
+	assert_string_equal(cli_fmt_text("a\nb\x1b[31mc\xff"
+					 "d\xc2\x9b"
+					 "e",
+					 0, out, sizeof(out)),
+			    "a?b?[31mc?d?e");
 	assert_string_equal(cli_fmt_text("abcdefghij", 8, out, sizeof(out)),
 			    "abcde...");
 	assert_string_equal(cli_fmt_text("abcdefgh", 8, out, sizeof(out)),
 			    "abcdefgh");
 	/* cut at a character, not inside one: 5 columns of 2-byte chars */
 	assert_string_equal(
-		cli_fmt_text("\xc3\xa4\xc3\xa4\xc3\xa4\xc3\xa4\xc3\xa4\xc3\xa4",
-			     5, out, sizeof(out)),
-		"\xc3\xa4\xc3\xa4...");
+	    cli_fmt_text("\xc3\xa4\xc3\xa4\xc3\xa4\xc3\xa4\xc3\xa4\xc3\xa4", 5,
+			 out, sizeof(out)),
+	    "\xc3\xa4\xc3\xa4...");
 	/* the buffer bounds it too */
 	assert_string_equal(cli_fmt_text("abcdefghijklmnop", 0, out, 10),
 			    "abcdef...");
@@ -190,9 +201,9 @@ static void test_text(void **state)
 static void test_error_text(void **state)
 {
 	char out[256];
-	json_t *e = json_pack("{ss ss}", "type",
-			      "urn:ietf:params:acme:error:dns", "detail",
-			      "NXDOMAIN looking up A");
+	json_t *e =
+	    json_pack("{ss ss}", "type", "urn:ietf:params:acme:error:dns",
+		      "detail", "NXDOMAIN looking up A");
 	json_t *s = json_string("plain words");
 	json_t *t = json_pack("{ss}", "type", "about:blank");
 
@@ -231,13 +242,13 @@ static char *cap_close(struct capture *c)
 static json_t *rows_fixture(void)
 {
 	json_t *rows = json_loads(
-		"[{\"name\":\"a.example\",\"state\":\"valid\","
-		"\"not_after\":\"2026-03-01T00:00:00Z\",\"last_error\":null},"
-		"{\"name\":\"long-name.example.org\",\"state\":\"dns-pending\","
-		"\"not_after\":null,\"last_error\":{\"type\":"
-		"\"urn:ietf:params:acme:error:dns\",\"detail\":\"no A record "
-		"for long-name.example.org\\nat all\"}}]",
-		0, NULL);
+	    "[{\"name\":\"a.example\",\"state\":\"valid\","
+	    "\"not_after\":\"2026-03-01T00:00:00Z\",\"last_error\":null},"
+	    "{\"name\":\"long-name.example.org\",\"state\":\"dns-pending\","
+	    "\"not_after\":null,\"last_error\":{\"type\":"
+	    "\"urn:ietf:params:acme:error:dns\",\"detail\":\"no A record "
+	    "for long-name.example.org\\nat all\"}}]",
+	    0, NULL);
 	assert_non_null(rows);
 	return rows;
 }
@@ -251,12 +262,11 @@ static void test_table(void **state)
 	assert_int_equal(cli_fmt_domains_table(cap_open(&c), rows, 0), 0);
 	s = cap_close(&c);
 	assert_string_equal(
-		s,
-		"NAME                   STATE        NOT_AFTER             "
-		"LAST_ERROR\n"
-		"a.example              valid        2026-03-01T00:00:00Z  -\n"
-		"long-name.example.org  dns-pending  -                     "
-		"dns: no A record for long-name.example.org?at all\n");
+	    s, "NAME                   STATE        NOT_AFTER             "
+	       "LAST_ERROR\n"
+	       "a.example              valid        2026-03-01T00:00:00Z  -\n"
+	       "long-name.example.org  dns-pending  -                     "
+	       "dns: no A record for long-name.example.org?at all\n");
 	free(s);
 
 	/* an 80-column terminal: the error is cut to fit */
@@ -275,15 +285,15 @@ static void test_table(void **state)
 
 static void test_json_lines(void **state)
 {
-	json_t *rows = rows_fixture(), *d, *bare = json_pack("{ss}", "name",
-							     "x.example");
+	json_t *rows = rows_fixture(), *d,
+	       *bare = json_pack("{ss}", "name", "x.example");
 	struct capture c;
 	size_t i, n = 0;
 	char *s, *line, *save = NULL;
 
 	cap_open(&c);
 	json_array_foreach(rows, i, d)
-		assert_int_equal(cli_fmt_domain_line(c.f, d), 0);
+	    assert_int_equal(cli_fmt_domain_line(c.f, d), 0);
 	assert_int_equal(cli_fmt_domain_line(c.f, bare), 0);
 	s = cap_close(&c);
 	for (line = strtok_r(s, "\n", &save); line;
@@ -306,14 +316,14 @@ static void test_json_lines(void **state)
 static void test_show_and_status(void **state)
 {
 	json_t *d = json_loads(
-		"{\"name\":\"a.example\",\"state\":\"valid\",\"added_at\":"
-		"\"2026-01-01T00:00:00Z\",\"next_attempt_at\":null,"
-		"\"failures\":0,\"last_error\":null,\"certificate\":{"
-		"\"serial\":\"0a1b\",\"not_after\":\"2026-03-01T00:00:00Z\","
-		"\"names\":[\"a.example\",\"www.a.example\"]},\"history\":[{"
-		"\"ts\":\"2026-01-01T00:00:01Z\",\"kind\":\"issued\","
-		"\"detail\":\"serial 0a1b\"}]}",
-		0, NULL);
+	    "{\"name\":\"a.example\",\"state\":\"valid\",\"added_at\":"
+	    "\"2026-01-01T00:00:00Z\",\"next_attempt_at\":null,"
+	    "\"failures\":0,\"last_error\":null,\"certificate\":{"
+	    "\"serial\":\"0a1b\",\"not_after\":\"2026-03-01T00:00:00Z\","
+	    "\"names\":[\"a.example\",\"www.a.example\"]},\"history\":[{"
+	    "\"ts\":\"2026-01-01T00:00:01Z\",\"kind\":\"issued\","
+	    "\"detail\":\"serial 0a1b\"}]}",
+	    0, NULL);
 	json_t *st = json_loads("{\"domains\":{\"pending\":2,\"valid\":5},"
 				"\"total\":7,\"queue\":{\"depth\":3}}",
 				0, NULL);
@@ -416,9 +426,10 @@ static void test_e2e_add_ls_show_rm(void **state)
 	assert_int_equal(rc, 0);
 	{
 		json_t *o = json_loads(out, 0, NULL);
-		assert_int_equal(json_array_size(json_object_get(o, "added")), 0);
-		assert_int_equal(json_array_size(json_object_get(o, "existing")),
-				 2);
+		assert_int_equal(json_array_size(json_object_get(o, "added")),
+				 0);
+		assert_int_equal(
+		    json_array_size(json_object_get(o, "existing")), 2);
 		json_decref(o);
 	}
 	free(out);
@@ -453,8 +464,8 @@ static void test_e2e_add_ls_show_rm(void **state)
 	{
 		json_t *o = json_loads(out, 0, NULL);
 		assert_string_equal(
-			json_string_value(json_object_get(o, "name")),
-			"a.example.com");
+		    json_string_value(json_object_get(o, "name")),
+		    "a.example.com");
 		json_decref(o);
 	}
 	free(out);
@@ -507,7 +518,7 @@ static void test_e2e_ls_pages(void **state)
 		snprintf(want, sizeof(want), "d%04zu.example.net", lines);
 		/* pages come in name order, without gaps or repeats */
 		assert_string_equal(
-			json_string_value(json_object_get(o, "name")), want);
+		    json_string_value(json_object_get(o, "name")), want);
 		json_decref(o);
 		lines++;
 	}
@@ -603,26 +614,26 @@ static void test_e2e_resolve(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_global_before_and_after),
-		cmocka_unit_test(test_global_stops_at_dashdash),
-		cmocka_unit_test(test_global_errors),
-		cmocka_unit_test(test_global_too_many_sets),
-		cmocka_unit_test(test_urls),
-		cmocka_unit_test(test_text),
-		cmocka_unit_test(test_error_text),
-		cmocka_unit_test(test_table),
-		cmocka_unit_test(test_json_lines),
-		cmocka_unit_test(test_show_and_status),
-		cmocka_unit_test_setup_teardown(test_e2e_add_ls_show_rm,
-						e2e_setup, e2e_teardown),
-		cmocka_unit_test_setup_teardown(test_e2e_ls_pages, e2e_setup,
-						e2e_teardown),
-		cmocka_unit_test_setup_teardown(test_e2e_tcp_token, e2e_setup,
-						e2e_teardown),
-		cmocka_unit_test_setup_teardown(test_e2e_unreachable, e2e_setup,
-						e2e_teardown),
-		cmocka_unit_test_setup_teardown(test_e2e_resolve, e2e_setup,
-						e2e_teardown),
+	    cmocka_unit_test(test_global_before_and_after),
+	    cmocka_unit_test(test_global_stops_at_dashdash),
+	    cmocka_unit_test(test_global_errors),
+	    cmocka_unit_test(test_global_too_many_sets),
+	    cmocka_unit_test(test_urls),
+	    cmocka_unit_test(test_text),
+	    cmocka_unit_test(test_error_text),
+	    cmocka_unit_test(test_table),
+	    cmocka_unit_test(test_json_lines),
+	    cmocka_unit_test(test_show_and_status),
+	    cmocka_unit_test_setup_teardown(test_e2e_add_ls_show_rm, e2e_setup,
+					    e2e_teardown),
+	    cmocka_unit_test_setup_teardown(test_e2e_ls_pages, e2e_setup,
+					    e2e_teardown),
+	    cmocka_unit_test_setup_teardown(test_e2e_tcp_token, e2e_setup,
+					    e2e_teardown),
+	    cmocka_unit_test_setup_teardown(test_e2e_unreachable, e2e_setup,
+					    e2e_teardown),
+	    cmocka_unit_test_setup_teardown(test_e2e_resolve, e2e_setup,
+					    e2e_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
