@@ -1060,7 +1060,8 @@ static void test_start_errors(void **state)
 	fds = count_fds();
 	assert_int_equal(api_start(&o, NULL, &s, err, sizeof(err)), 0);
 	api_stop(s);
-	assert_int_equal(count_fds(), fds); /* listener and store closed */
+	/* listener and store closed (<=: a sanitizer may close its own) */
+	assert_true(count_fds() <= fds);
 	assert_int_equal(access(path, F_OK), -1); /* removed on stop */
 
 	/* a regular file is never deleted */
