@@ -241,6 +241,18 @@ static void order_done(struct engine_task *t, enum acme_step s)
 	c.info.ari_start_ms = c.info.ari_end_ms = STORE_NO_TIME;
 	c.chain_pem = (char *)pem;
 	c.key_pem = j->key_pem;
+	/* live/ first, the store second: a crash in between leaves the
+	 * order pending, the restart downloads the same certificate again
+	 * and writes the same files, so live/ is never behind the store. */
+	if (d->o.live_dir &&
+	    (rc = store_live_write(d->o.live_dir, j->name, pem, j->key_pem)) < 0) {
+		char why[512];
+		x509_info_free(&info);
+		snprintf(why, sizeof(why), "cannot write %s/%s: %s",
+			 d->o.live_dir, j->name, strerror(-rc));
+		job_local_failure(j, why);
+		return;
+	}
 	rc = store_cert_insert(d->st, &c, j->order_id,
 			       engine_renew_at(c.info.not_before_ms,
 					       c.info.not_after_ms, NULL, now,
@@ -251,10 +263,6 @@ static void order_done(struct engine_task *t, enum acme_step s)
 		job_local_failure(j, "cannot store the certificate");
 		return;
 	}
-	if (d->o.live_dir &&
-	    (rc = store_live_write(d->o.live_dir, j->name, pem, j->key_pem)) < 0)
-		log_error("daemon", j->name, "cannot write %s/%s: %s",
-			  d->o.live_dir, j->name, strerror(-rc));
 	store_event_append(d->st, j->name, now, j->renewing ? "renewed" : "issued",
 			   "certificate stored");
 	log_info("daemon", j->name, "certificate %s",
