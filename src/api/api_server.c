@@ -30,6 +30,7 @@
 #include <microhttpd.h>
 
 #include "api/api_internal.h"
+#include "util/util.h"
 
 #define TOKEN_MAX 512
 
@@ -496,55 +497,6 @@ static struct MHD_Daemon *start_mhd(struct api_listener *l, unsigned flags,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_END);
 }
 
-/* Parse "ADDR:PORT", "[V6]:PORT" or ":PORT" (port 0 = pick one). */
-static int parse_listen(const char *str, struct sockaddr_storage *ss, char *err,
-			size_t errsz)
-{
-	char host[64];
-	const char *colon = strrchr(str, ':');
-	char *end;
-	long port;
-	size_t hl;
-
-	memset(ss, 0, sizeof(*ss));
-	if (!colon || colon[1] == '\0')
-		goto bad;
-	errno = 0;
-	port = strtol(colon + 1, &end, 10);
-	if (*end || errno || port < 0 || port > 65535)
-		goto bad;
-	hl = (size_t)(colon - str);
-	if (hl >= sizeof(host))
-		goto bad;
-	memcpy(host, str, hl);
-	host[hl] = '\0';
-	if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-
-		host[hl - 1] = '\0';
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1)
-			goto bad;
-	} else {
-		struct sockaddr_in *a = (struct sockaddr_in *)ss;
-
-		a->sin_family = AF_INET;
-		a->sin_port = htons((uint16_t)port);
-		if (hl == 0)
-			a->sin_addr.s_addr = htonl(INADDR_ANY);
-		else if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-			goto bad;
-	}
-	return 0;
-bad:
-	snprintf(err, errsz,
-		 "invalid API listen address \"%.100s\": want ADDR:PORT, "
-		 "[V6]:PORT or :PORT",
-		 str);
-	return -EINVAL;
-}
-
 /*
  * Create, bind and listen on the unix socket. A file already at path is
  * replaced only if it is a socket nobody accepts on (a previous run that
@@ -667,7 +619,7 @@ int api_start(const struct api_opts *o, const struct api_hooks *h,
 			 o->tcp_listen, TOKEN_MAX);
 		return -EINVAL;
 	}
-	if (o->tcp_listen && parse_listen(o->tcp_listen, &ss, err, errsz) < 0)
+	if (o->tcp_listen && addr_parse_listen(o->tcp_listen, 1, &ss, err, errsz) < 0)
 		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)

@@ -96,52 +96,6 @@ reply:
 	return ret;
 }
 
-/* Parse "ADDR:PORT", "[V6]:PORT" or ":PORT" into a sockaddr. */
-static int parse_listen(const char *s, struct sockaddr_storage *ss,
-			char *err, size_t errsz)
-{
-	char host[64];
-	const char *colon = strrchr(s, ':');
-	char *end;
-	long port;
-	size_t hl;
-
-	memset(ss, 0, sizeof(*ss));
-	if (!colon)
-		goto bad;
-	port = strtol(colon + 1, &end, 10);
-	if (*end || port < 1 || port > 65535 || colon[1] == '\0')
-		goto bad;
-	hl = (size_t)(colon - s);
-	if (hl >= sizeof(host))
-		goto bad;
-	memcpy(host, s, hl);
-	host[hl] = '\0';
-	if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-		host[hl - 1] = '\0';
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1)
-			goto bad;
-	} else {
-		struct sockaddr_in *a = (struct sockaddr_in *)ss;
-		a->sin_family = AF_INET;
-		a->sin_port = htons((uint16_t)port);
-		if (hl == 0)
-			a->sin_addr.s_addr = htonl(INADDR_ANY);
-		else if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-			goto bad;
-	}
-	return 0;
-bad:
-	snprintf(err, errsz,
-		 "invalid listen address \"%s\": want ADDR:PORT, [V6]:PORT or "
-		 ":PORT",
-		 s);
-	return -EINVAL;
-}
-
 struct engine_chall *engine_chall_new(const char *listen, char *err,
 				      size_t errsz)
 {
@@ -149,7 +103,7 @@ struct engine_chall *engine_chall_new(const char *listen, char *err,
 	struct sockaddr_storage ss;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
 
-	if (parse_listen(listen, &ss, err, errsz) < 0)
+	if (addr_parse_listen(listen, 0, &ss, err, errsz) < 0)
 		return NULL;
 	ch = calloc(1, sizeof(*ch));
 	if (!ch) {

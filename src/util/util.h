@@ -99,6 +99,17 @@ int fsio_mkdirs(const char *path, unsigned mode);
  * frees) into *out, length into *len. -EFBIG when larger than max. */
 int fsio_read_all(const char *path, size_t max, char **out, size_t *len);
 
+/* ---- listen addresses (addr.c) ----------------------------------------- */
+
+struct sockaddr_storage;
+/*
+ * Parse "ADDR:PORT", "[V6]:PORT" or ":PORT" (all IPv4 addresses) into ss.
+ * Port 0 ("pick one") only with allow_port0. 0, or -EINVAL with a message
+ * naming the input in err (may be NULL).
+ */
+int addr_parse_listen(const char *str, int allow_port0,
+		      struct sockaddr_storage *ss, char *err, size_t errsz);
+
 /* ---- time (clock.c) -------------------------------------------------- */
 
 /* Milliseconds, monotonic clock. Only drivers call these; the pure core
