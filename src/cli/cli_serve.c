@@ -98,6 +98,7 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 		o.key_type = KEY_ECDSA_P256;
 	o.profile = cfg.acme.profile[0] ? cfg.acme.profile : NULL;
 	o.http_listen = addr_str(&cfg.http.listen, http, sizeof(http));
+	o.http_redirect = cfg.http.redirect == CONFIG_REDIRECT_REDIRECT;
 	o.concurrency = (unsigned)cfg.acme.concurrency;
 	if (!o.http_listen) {
 		snprintf(err, sizeof(err), "http.listen is required (HTTP-01)");

@@ -55,10 +55,12 @@ struct engine_chall;
 /*
  * Serve GET /.well-known/acme-challenge/<token> on listen ("ADDR:PORT",
  * "[v6]:PORT" or ":PORT" for all addresses) from its own thread. Other
- * paths get 404. NULL on failure with the reason in err.
+ * requests get 404, or with redirect a 308 to https://HOST/PATH when the
+ * Host header is a valid domain name. NULL on failure with the reason in
+ * err.
  */
-struct engine_chall *engine_chall_new(const char *listen, char *err,
-				      size_t errsz);
+struct engine_chall *engine_chall_new(const char *listen, int redirect,
+				      char *err, size_t errsz);
 /* Hooks for acme_order_new; they publish into this responder. */
 struct acme_challenge_hooks engine_chall_hooks(struct engine_chall *ch);
 /* Number of responses being served (for tests and metrics). */
@@ -211,6 +213,7 @@ struct engine_daemon_opts {
 	enum key_type key_type;
 	const char *profile;
 	const char *http_listen;         /* HTTP-01 responder */
+	int http_redirect;               /* other :80 requests -> https */
 	unsigned concurrency;            /* orders in flight, >= 1 */
 	unsigned tick_ms;                /* scheduler pass interval, 0 = 1000 */
 };

@@ -32,6 +32,7 @@ struct entry {
 
 struct engine_chall {
 	struct MHD_Daemon *mhd;
+	int redirect; /* other requests: 308 to https instead of 404 */
 	pthread_mutex_t lock;
 	struct entry *buckets[BUCKETS];
 	size_t count;
@@ -46,6 +47,35 @@ static unsigned hash(const char *s)
 	return h % BUCKETS;
 }
 
+/*
+ * "https://HOST/PATH" for a plain-http request, or -EINVAL when the Host
+ * header is not a domain name we would have a certificate for (an IP, a
+ * bad name: no redirect to wherever a client says). The path is passed on
+ * only if it is printable ASCII and bounded.
+ */
+static int https_location(struct MHD_Connection *conn, const char *url,
+			  char *out, size_t outsz)
+{
+	const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						       "Host");
+	char h[NAME_MAX_LEN + 8], name[NAME_MAX_LEN + 1];
+	size_t ulen = strlen(url);
+	char *colon;
+
+	if (!host || strlen(host) >= sizeof(h) || url[0] != '/' || ulen > 2048)
+		return -EINVAL;
+	for (size_t i = 0; i < ulen; i++)
+		if ((unsigned char)url[i] <= ' ' || (unsigned char)url[i] >= 0x7f)
+			return -EINVAL;
+	snprintf(h, sizeof(h), "%s", host);
+	if ((colon = strchr(h, ':')))
+		*colon = '\0';
+	if (name_normalize(h, 0, name, sizeof(name), NULL, 0) < 0)
+		return -EINVAL;
+	snprintf(out, outsz, "https://%s%s", name, url);
+	return 0;
+}
+
 static enum MHD_Result answer(void *cls, struct MHD_Connection *conn,
 			      const char *url, const char *method,
 			      const char *version, const char *upload,
@@ -54,7 +84,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn,
 	struct engine_chall *ch = cls;
 	struct MHD_Response *r;
 	const char *token;
-	char *body = NULL;
+	char *body = NULL, location[NAME_MAX_LEN + 2048 + 16];
 	unsigned status = MHD_HTTP_NOT_FOUND;
 	enum MHD_Result ret;
 
@@ -67,8 +97,12 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn,
 		status = MHD_HTTP_METHOD_NOT_ALLOWED;
 		goto reply;
 	}
-	if (strncmp(url, PREFIX, strlen(PREFIX)) != 0)
+	if (strncmp(url, PREFIX, strlen(PREFIX)) != 0) {
+		if (ch->redirect && https_location(conn, url, location,
+						   sizeof(location)) == 0)
+			status = MHD_HTTP_PERMANENT_REDIRECT;
 		goto reply;
+	}
 	token = url + strlen(PREFIX);
 	if (acme_token_valid(token) < 0)
 		goto reply;
@@ -91,13 +125,15 @@ reply:
 		return MHD_NO;
 	}
 	MHD_add_response_header(r, "Content-Type", "text/plain");
+	if (status == MHD_HTTP_PERMANENT_REDIRECT)
+		MHD_add_response_header(r, "Location", location);
 	ret = MHD_queue_response(conn, status, r);
 	MHD_destroy_response(r);
 	return ret;
 }
 
-struct engine_chall *engine_chall_new(const char *listen, char *err,
-				      size_t errsz)
+struct engine_chall *engine_chall_new(const char *listen, int redirect,
+				      char *err, size_t errsz)
 {
 	struct engine_chall *ch;
 	struct sockaddr_storage ss;
@@ -111,6 +147,7 @@ struct engine_chall *engine_chall_new(const char *listen, char *err,
 		return NULL;
 	}
 	pthread_mutex_init(&ch->lock, NULL);
+	ch->redirect = redirect;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	ch->mhd = MHD_start_daemon(

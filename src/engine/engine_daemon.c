@@ -552,7 +552,8 @@ int engine_daemon_open(const struct engine_daemon_opts *o,
 	rc = store_open(o->state_dir, &d->st, err, errsz);
 	if (rc < 0)
 		goto fail;
-	d->chall = engine_chall_new(o->http_listen, err, errsz);
+	d->chall = engine_chall_new(o->http_listen, o->http_redirect, err,
+				    errsz);
 	if (!d->chall) {
 		rc = -EADDRINUSE;
 		goto fail;
