@@ -55,11 +55,12 @@ enum ktype {
 	T_ENUM,
 	T_ADDR,
 	T_IP_LIST,
+	T_RATE,
 	T__MAX
 };
 static const char *const ktype_names[T__MAX] = {
     "string", "command",  "path", "url",     "email",	    "bool",
-    "int",    "duration", "enum", "address", "address list"};
+    "int",    "duration", "enum", "address", "address list", "rate"};
 
 /* Key flags beyond the address flags of config.h (which use bits 0-4). */
 enum {
@@ -155,6 +156,16 @@ static const struct key keys[] = {
     {"renew", "backoff_max", T_DURATION, F(renew.backoff_max), "1d",
      "longest wait between retries of a failing domain", 60, 30LL * DAY, NULL,
      0},
+
+    {"limits", "orders", T_RATE, F(limits.orders), "300/3h",
+     "new orders per account (0: no limit)", 0, 0, NULL, 0},
+    {"limits", "certs_per_domain", T_RATE, F(limits.certs_per_domain), "50/7d",
+     "certificates per registered domain, renewals exempt (0: no limit)", 0,
+     0, NULL, 0},
+    {"limits", "identical", T_RATE, F(limits.identical), "5/7d",
+     "certificates per identical set of names (0: no limit)", 0, 0, NULL, 0},
+    {"limits", "failed_authz", T_RATE, F(limits.failed_authz), "5/1h",
+     "failed authorizations per name (0: no limit)", 0, 0, NULL, 0},
 
     {"hooks", "deploy", T_COMMAND, F(hooks.deploy), "",
      "command run (sh -c) after certificates changed (empty: none)", 0, 0, NULL,
@@ -326,6 +337,35 @@ int config_parse_duration(const char *s, int64_t *out)
 	if (!parts)
 		return -EINVAL;
 	*out = total;
+	return 0;
+}
+
+int config_parse_rate(const char *s, struct config_rate *out)
+{
+	char num[16];
+	const char *slash;
+	int64_t n, p;
+	size_t len;
+
+	if (!s || !out)
+		return -EINVAL;
+	if (strcmp(s, "0") == 0) {
+		out->count = out->period = 0;
+		return 0;
+	}
+	slash = strchr(s, '/');
+	if (!slash || (len = (size_t)(slash - s)) == 0 || len >= sizeof(num))
+		return -EINVAL;
+	memcpy(num, s, len);
+	num[len] = '\0';
+	for (size_t i = 0; i < len; i++)
+		if (num[i] < '0' || num[i] > '9')
+			return -EINVAL;
+	n = strtoll(num, NULL, 10);
+	if (n > 1000000 || config_parse_duration(slash + 1, &p) < 0 || p <= 0)
+		return -EINVAL;
+	out->count = n;
+	out->period = n ? p : 0;
 	return 0;
 }
 
@@ -805,6 +845,17 @@ static int apply(struct config *cfg, const struct key *k, const char *v,
 		*l = nl;
 		break;
 	}
+	case T_RATE:
+		if (config_parse_rate(v, field) < 0) {
+			msgf(msg, msgsz,
+			     "%s: %s is not a rate like 300/3h or 5/7d "
+			     "(count from 0 to 1000000 per duration), or 0 "
+			     "for no limit",
+			     kn, show(v, sv, sizeof(sv)));
+			return -EINVAL;
+		}
+		rc = 0;
+		break;
 	default:
 		break;
 	}
@@ -1544,6 +1595,18 @@ int config_dump(const struct config *cfg, FILE *out)
 				o += (size_t)snprintf(buf + o, sizeof(buf) - o,
 						      "%s%s", j ? ", " : "", a);
 			}
+			break;
+		}
+		case T_RATE: {
+			const struct config_rate *r = field;
+			char d[32];
+
+			fmt_duration(r->period, d, sizeof(d));
+			if (r->count)
+				snprintf(buf, sizeof(buf), "%lld/%s",
+					 (long long)r->count, d);
+			else
+				snprintf(buf, sizeof(buf), "0");
 			break;
 		}
 		default:

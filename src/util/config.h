@@ -105,6 +105,13 @@ struct config_addr {
 	char path[108]; /* CONFIG_ADDR_UNIX: socket path, absolute */
 };
 
+/* A rate limit "N/DURATION": count tokens per period seconds; count 0
+ * (written "0") turns the limit off. */
+struct config_rate {
+	int64_t count;
+	int64_t period; /* seconds, > 0 unless count is 0 */
+};
+
 struct config_addr_list {
 	size_t n;
 	struct config_addr *v; /* owned, n entries */
@@ -159,6 +166,14 @@ struct config {
 		bool ari;
 		int64_t backoff_max;
 	} renew;
+	struct {
+		/* the CA's limits mirrored by the daemon's ledger
+		 * (docs/scheduling.md); defaults: Let's Encrypt's */
+		struct config_rate orders;
+		struct config_rate certs_per_domain;
+		struct config_rate identical;
+		struct config_rate failed_authz;
+	} limits;
 	struct {
 		char *deploy;
 		char *webhook;
@@ -282,6 +297,9 @@ int config_key_at(size_t i, struct config_key_info *out);
  * Both return 0 or -EINVAL.
  */
 int config_parse_duration(const char *s, int64_t *out);
+/* "N/DURATION" (N from 0 to 1,000,000, a duration above 0) or "0" (off).
+ * 0 or -EINVAL. */
+int config_parse_rate(const char *s, struct config_rate *out);
 
 enum config_addr_flags {
 	CONFIG_AF_EMPTY_OK = 1 << 0,	  /* "" -> CONFIG_ADDR_NONE */

@@ -192,6 +192,26 @@ static const struct vcase vcases[] = {
     {"preflight.addresses=192.0.2.1:80",
      "--set: preflight.addresses: \"192.0.2.1:80\" is not IP addresses "
      "like 192.0.2.1, 2001:db8::1, comma-separated"},
+    /* rate */
+    {"limits.orders=5/1m", NULL},
+    {"limits.orders=0", NULL},
+    {"limits.identical=0/7d", NULL},
+    {"limits.certs_per_domain=1000000/1d12h", NULL},
+    {"limits.orders=5",
+     "--set: limits.orders: \"5\" is not a rate like 300/3h or 5/7d (count "
+     "from 0 to 1000000 per duration), or 0 for no limit"},
+    {"limits.orders=5/0",
+     "--set: limits.orders: \"5/0\" is not a rate like 300/3h or 5/7d "
+     "(count from 0 to 1000000 per duration), or 0 for no limit"},
+    {"limits.orders=-1/1h",
+     "--set: limits.orders: \"-1/1h\" is not a rate like 300/3h or 5/7d "
+     "(count from 0 to 1000000 per duration), or 0 for no limit"},
+    {"limits.orders=1000001/1h",
+     "--set: limits.orders: \"1000001/1h\" is not a rate like 300/3h or "
+     "5/7d (count from 0 to 1000000 per duration), or 0 for no limit"},
+    {"limits.failed_authz=/1h",
+     "--set: limits.failed_authz: \"/1h\" is not a rate like 300/3h or "
+     "5/7d (count from 0 to 1000000 per duration), or 0 for no limit"},
     /* syntax of --set itself */
     {"acme.email", "--set: \"acme.email\" is not section.key=value"},
     {"email=x", "--set: \"email=x\" is not section.key=value"},
@@ -240,6 +260,15 @@ static void test_values_stored(void **state)
 	assert_string_equal(c.front.upstream.path, "/run/n.sock");
 	assert_int_equal(set1(&c, "acme.key_type=rsa4096"), 0);
 	assert_int_equal(c.acme.key_type, CONFIG_KEY_RSA4096);
+	assert_int_equal(c.limits.orders.count, 300);
+	assert_int_equal(c.limits.orders.period, 3 * 3600);
+	assert_int_equal(c.limits.identical.count, 5);
+	assert_int_equal(c.limits.identical.period, 7 * 86400);
+	assert_int_equal(set1(&c, "limits.orders=5/1m"), 0);
+	assert_int_equal(c.limits.orders.count, 5);
+	assert_int_equal(c.limits.orders.period, 60);
+	assert_int_equal(set1(&c, "limits.failed_authz=0"), 0);
+	assert_int_equal(c.limits.failed_authz.count, 0);
 	assert_int_equal(set1(&c, "store.keep_removed=1d12h"), 0);
 	assert_int_equal(c.store.keep_removed, 36 * 3600);
 	/* a relative path in --set is relative to the current directory */
@@ -657,8 +686,13 @@ static void test_dump_roundtrip(void **state)
 	assert_int_equal(set1(&a, "hooks.batch=90s"), 0);
 	assert_int_equal(set1(&a, "front.upstream=[::1]:8443"), 0);
 	assert_int_equal(set1(&a, "hooks.deploy=systemctl reload nginx"), 0);
+	assert_int_equal(set1(&a, "limits.orders=5/90s"), 0);
+	assert_int_equal(set1(&a, "limits.identical=0"), 0);
 	assert_int_equal(config_validate(&a, err, sizeof(err)), 0);
 	d1 = dump_str(&a);
+	assert_non_null(strstr(d1, "orders = 5/1m30s\n"));
+	assert_non_null(strstr(d1, "identical = 0\n"));
+	assert_non_null(strstr(d1, "certs_per_domain = 50/7d\n"));
 	assert_non_null(strstr(d1, "batch = 1m30s\n"));
 	assert_non_null(strstr(d1, "addresses = 192.0.2.1, ::1\n"));
 	assert_non_null(strstr(d1, "upstream = [::1]:8443\n"));
