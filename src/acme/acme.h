@@ -320,7 +320,9 @@ struct acme_order_opts {
 	size_t csr_len;
 	enum acme_chall_type chall;   /* preferred challenge type */
 	const char *profile;          /* newOrder "profile", or NULL */
-	const char *replaces;         /* ARI certificate id, or NULL */
+	const char *replaces;         /* RFC 9773 §5: acme_ari_certid() of
+					 the certificate this order
+					 replaces, or NULL */
 	const char *preferred_issuer; /* issuer CN of the chain top, or NULL */
 	int64_t poll_deadline_ms;     /* max total polling time, 0 = 10 min */
 	const char *order_url;        /* resume an order created before */
@@ -342,5 +344,107 @@ const char *acme_order_cert(const struct acme_order *o, size_t *len);
 const struct acme_error *acme_order_error(const struct acme_order *o);
 /* Identifier the order is for (names[0]). */
 const char *acme_order_name(const struct acme_order *o);
+
+/* ---- ACME Renewal Information, RFC 9773 (acme_ari.c) ---------------------
+ *
+ * The CA's suggested renewal window for one certificate, fetched with an
+ * unauthenticated GET of <directory renewalInfo>/<certid>. The fetch has
+ * the next/feed shape of the other machines; the identifier, the body
+ * parser and the RFC 3339 parser are exposed on their own for callers,
+ * tests and the fuzzer.
+ */
+
+#define ACME_ARI_CERTID_MAX 512     /* identifier buffer, NUL included */
+#define ACME_ARI_MAX_BODY (64u << 10) /* a renewalInfo body is ~200 bytes */
+#define ACME_ARI_TIME_MAX 64        /* longest RFC 3339 string accepted */
+/* Window times outside [2000-01-01, 2200-01-01) UTC are refused as absurd:
+ * no CA suggests renewing before ARI existed or two centuries ahead. */
+#define ACME_ARI_EARLIEST_MS INT64_C(946684800000)
+#define ACME_ARI_LATEST_MS INT64_C(7258118400000)
+
+/* A renewalInfo answer. explanation_url is malloc'd and owned by the
+ * struct (released by acme_ari_clear). */
+struct acme_ari {
+	int64_t start_ms, end_ms;  /* suggestedWindow, wall ms, start < end */
+	int64_t retry_after_ms;    /* the response's Retry-After relative to
+				      the time it was fed, -1 none */
+	char *explanation_url;     /* NULL when the CA gave none */
+};
+/* Free explanation_url and reset *a (retry_after_ms -1); NULL ok. */
+void acme_ari_clear(struct acme_ari *a);
+
+/*
+ * The RFC 9773 §4.1 unique identifier of a certificate (one DER
+ * certificate, no trailing bytes): base64url(keyIdentifier of its
+ * Authority Key Identifier) "." base64url(content octets of the DER
+ * serialNumber, including the leading 0x00 a serial with the high bit set
+ * carries), both without padding. This value is also what an order's
+ * "replaces" names. Writes a NUL-terminated string into out. Returns 0;
+ * -ENOENT when the certificate has no AKI extension or the AKI has no
+ * keyIdentifier (ARI cannot identify it; the CA's own certificates always
+ * have one); -EINVAL for input that is not one certificate; -ENOSPC when
+ * outsz is too small (ACME_ARI_CERTID_MAX is always enough for a
+ * conforming certificate); -ENOMEM.
+ */
+int acme_ari_certid(const unsigned char *der, size_t len, char *out,
+		    size_t outsz);
+
+/*
+ * Strict RFC 3339 §5.6 date-time: YYYY-MM-DD "T" hh:mm:ss [".digits"]
+ * ("Z" / "+hh:mm" / "-hh:mm"), "t" and "z" also accepted (§5.6 note), no
+ * spaces, real calendar dates (leap years), seconds up to 60 (a leap
+ * second counts as the next minute's first), year 0001..9999, at most
+ * ACME_ARI_TIME_MAX bytes. s need not be NUL-terminated. Fractions are
+ * truncated to the millisecond. 0 and *ms (wall ms since the epoch), or
+ * -EINVAL.
+ */
+int acme_ari_time_parse(const char *s, size_t len, int64_t *ms);
+/* ms as "YYYY-MM-DDThh:mm:ss[.mmm]Z" into out: 0, -ENOSPC, -EINVAL (year
+ * outside 0001..9999). */
+int acme_ari_time_format(int64_t ms, char *out, size_t outsz);
+
+/*
+ * Parse a renewalInfo body (§4.2): a JSON object (duplicate keys refused,
+ * unknown members ignored) with suggestedWindow.start/end RFC 3339 strings
+ * inside [ACME_ARI_EARLIEST_MS, ACME_ARI_LATEST_MS), end > start, and an
+ * optional explanationURL that must be an http(s) URL without spaces or
+ * control characters, at most 2 KiB. Bodies over ACME_ARI_MAX_BODY are
+ * refused. 0 with *out filled (retry_after_ms -1: it comes from a header),
+ * or -EINVAL / -ENOMEM with *out cleared and a one-line reason in err
+ * (may be NULL).
+ */
+int acme_ari_parse(const char *body, size_t len, struct acme_ari *out,
+		   char *err, size_t errsz);
+
+struct acme_ari_op;
+/*
+ * A renewalInfo fetch of certid (as acme_ari_certid makes it; copied)
+ * through client c (borrowed; it must outlive the op and have fetched its
+ * directory, which acme_client_next does first). Returns 0 with *out (free
+ * with acme_ari_op_free); -ENOTSUP when the CA's directory has no
+ * renewalInfo (the CA does not do ARI: nothing is sent); -EAGAIN when c
+ * has no directory yet; -EINVAL for a malformed certid; -ENOMEM.
+ */
+int acme_ari_op_new(struct acme_client *c, const char *certid,
+		    struct acme_ari_op **out);
+/* SEND is always a GET of the renewalInfo URL with no body. Transient
+ * failures (no answer, 5xx, serverInternal) are retried three times after
+ * 1, 2 and 4 s (WAIT); anything else other than 200 fails the op with the
+ * CA's problem (404: the CA does not know the certificate). */
+enum acme_step acme_ari_op_next(struct acme_ari_op *op, int64_t now_ms,
+				struct acme_request *req, int64_t *wake_at);
+/* Feed the response; a 200 must parse (acme_ari_parse) or the op fails
+ * with ACME_E_PROTOCOL. The Retry-After header, if readable, becomes the
+ * result's retry_after_ms. 0, or -EINVAL when the op was not waiting for
+ * a response. */
+int acme_ari_op_feed(struct acme_ari_op *op, const struct acme_response *res,
+		     int64_t now_ms);
+/* After DONE: move the result into *out (the caller then owns it and
+ * clears it with acme_ari_clear). 0, or -EINVAL if not DONE. */
+int acme_ari_op_result(struct acme_ari_op *op, struct acme_ari *out);
+/* The URL fetched (borrowed). */
+const char *acme_ari_op_url(const struct acme_ari_op *op);
+const struct acme_error *acme_ari_op_error(const struct acme_ari_op *op);
+void acme_ari_op_free(struct acme_ari_op *op); /* NULL ok */
 
 #endif
