@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <jansson.h>
 
 #include "api/api.h"
 #include "cli/cli_internal.h"
@@ -32,9 +35,121 @@ static const char *addr_str(const struct config_addr *a, char *buf, size_t sz)
 	}
 }
 
+struct serve_ctx {
+	struct engine_daemon *d;
+	int64_t orders_period_ms;
+};
+
 static void wake(void *ctx)
 {
-	engine_daemon_wake(ctx);
+	struct serve_ctx *sc = ctx;
+
+	engine_daemon_wake(sc->d);
+}
+
+/* "2025-01-02T03:04:05Z", as the API writes times. */
+static json_t *json_time(int64_t ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	char buf[32];
+
+	if (!gmtime_r(&t, &tm) ||
+	    !strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm))
+		return json_null();
+	return json_string(buf);
+}
+
+/* The new-orders bucket as of now: the snapshot refilled since it was
+ * taken (the loop publishes one per pass, at least every second). */
+static double orders_now(const struct engine_daemon_stats *st, int64_t now,
+			 int64_t period_ms)
+{
+	double tok = st->orders_tokens;
+
+	if (st->orders_capacity > 0 && period_ms > 0 && now > st->at_ms)
+		tok += (double)(now - st->at_ms) * st->orders_capacity /
+		       (double)period_ms;
+	return tok > st->orders_capacity ? st->orders_capacity : tok;
+}
+
+/* GET /v1/status: in_flight, held and the account's rate-limit headroom.
+ * Runs on an API thread: reads only the daemon's published snapshot. */
+static int status_extra(void *ctx, json_t *obj)
+{
+	struct serve_ctx *sc = ctx;
+	struct engine_daemon_stats st;
+	json_t *rl, *b;
+	int64_t now = clock_wall_ms();
+
+	engine_daemon_stats(sc->d, &st);
+	rl = json_array();
+	if (!rl || json_object_set_new(obj, "rate_limits", rl) ||
+	    json_object_set_new(obj, "in_flight", json_integer(st.in_flight)) ||
+	    json_object_set_new(obj, "held_by_rate_limits",
+				json_integer(st.held)))
+		return -ENOMEM;
+	if (st.orders_capacity <= 0)
+		return 0; /* limits.orders = 0: no bucket to show */
+	b = json_pack("{s:s, s:s, s:f, s:f, s:o}", "limit", "orders", "key", "",
+		      orders_now(&st, now, sc->orders_period_ms), "capacity",
+		      st.orders_capacity, "full_at",
+		      json_time(st.orders_full_at_ms > now ? st.orders_full_at_ms
+							   : now));
+	if (!b || json_array_append_new(rl, b))
+		return -ENOMEM;
+	return 0;
+}
+
+static int metrics_extra(void *ctx, FILE *out)
+{
+	struct serve_ctx *sc = ctx;
+	struct engine_daemon_stats st;
+
+	engine_daemon_stats(sc->d, &st);
+	fprintf(out,
+		"# HELP certherd_orders_in_flight Orders being worked on.\n"
+		"# TYPE certherd_orders_in_flight gauge\n"
+		"certherd_orders_in_flight %u\n"
+		"# HELP certherd_ratelimit_held Due domains the local rate-limit "
+		"ledger held back at the last pass.\n"
+		"# TYPE certherd_ratelimit_held gauge\n"
+		"certherd_ratelimit_held %u\n",
+		st.in_flight, st.held);
+	if (st.orders_capacity > 0)
+		fprintf(out,
+			"# HELP certherd_ratelimit_tokens Tokens left in a "
+			"rate-limit bucket of the account.\n"
+			"# TYPE certherd_ratelimit_tokens gauge\n"
+			"certherd_ratelimit_tokens{limit=\"orders\"} %.3f\n"
+			"# HELP certherd_ratelimit_capacity Capacity of a "
+			"rate-limit bucket of the account.\n"
+			"# TYPE certherd_ratelimit_capacity gauge\n"
+			"certherd_ratelimit_capacity{limit=\"orders\"} %.0f\n",
+			orders_now(&st, clock_wall_ms(), sc->orders_period_ms),
+			st.orders_capacity);
+	return ferror(out) ? -EIO : 0;
+}
+
+/* [limits] keys -> the ledger's table; renewal exemptions stay Let's
+ * Encrypt's (the CA's policy, not a number an operator tunes). */
+static void limits_from(const struct config *cfg,
+			struct engine_limit_def defs[ENGINE_LIMIT__MAX])
+{
+	const struct config_rate *r[ENGINE_LIMIT__MAX] = {
+		[ENGINE_LIMIT_ORDERS] = &cfg->limits.orders,
+		[ENGINE_LIMIT_REGDOMAIN] = &cfg->limits.certs_per_domain,
+		[ENGINE_LIMIT_IDENTICAL] = &cfg->limits.identical,
+		[ENGINE_LIMIT_FAILED_AUTHZ] = &cfg->limits.failed_authz,
+	};
+
+	for (int k = 0; k < ENGINE_LIMIT__MAX; k++) {
+		defs[k] = engine_limits_letsencrypt[k];
+		defs[k].capacity = (double)r[k]->count;
+		/* off (0): any period, the ledger ignores it */
+		defs[k].period_ms = r[k]->count ? r[k]->period * 1000
+						: defs[k].period_ms;
+	}
 }
 
 int cli_serve(const struct cli_global *g, int argc, char **argv)
@@ -45,6 +160,8 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 	struct api_server *api = NULL;
 	struct api_opts ao = {0};
 	struct api_hooks ah = {0};
+	struct serve_ctx sc = {0};
+	struct engine_limit_def limits[ENGINE_LIMIT__MAX];
 	unsigned char *hmac = NULL;
 	char err[1024] = "", http[80], tcp[80];
 	enum log_level lvl;
@@ -100,6 +217,9 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 	o.http_listen = addr_str(&cfg.http.listen, http, sizeof(http));
 	o.http_redirect = cfg.http.redirect == CONFIG_REDIRECT_REDIRECT;
 	o.concurrency = (unsigned)cfg.acme.concurrency;
+	limits_from(&cfg, limits);
+	o.limits = limits;
+	sc.orders_period_ms = limits[ENGINE_LIMIT_ORDERS].period_ms;
 	if (!o.http_listen) {
 		snprintf(err, sizeof(err), "http.listen is required (HTTP-01)");
 		goto bad;
@@ -111,8 +231,11 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 	ao.socket_path = cfg.api.socket[0] ? cfg.api.socket : NULL;
 	ao.tcp_listen = addr_str(&cfg.api.listen, tcp, sizeof(tcp));
 	ao.token = cfg.api.token;
+	sc.d = d;
 	ah.wake = wake;
-	ah.ctx = d;
+	ah.status_extra = status_extra;
+	ah.metrics_extra = metrics_extra;
+	ah.ctx = &sc;
 	if (api_start(&ao, &ah, &api, err, sizeof(err)) < 0)
 		goto fail;
 	log_info("serve", NULL, "certherd %s serving; API on %s%s%s",

@@ -204,6 +204,7 @@ void engine_issue_results_free(struct engine_issue_result *r, size_t n);
  * live/), schedules the renewal, and backs failures off.
  */
 struct engine_daemon;
+struct engine_limit_def;
 
 struct engine_daemon_opts {
 	struct engine_account_opts acct; /* acct.out_dir: where the account
@@ -216,7 +217,24 @@ struct engine_daemon_opts {
 	int http_redirect;               /* other :80 requests -> https */
 	unsigned concurrency;            /* orders in flight, >= 1 */
 	unsigned tick_ms;                /* scheduler pass interval, 0 = 1000 */
+	/* The CA's limits for the ledger: ENGINE_LIMIT__MAX rows (struct
+	 * engine_limit_def, below), copied; NULL = engine_limits_letsencrypt. */
+	const struct engine_limit_def *limits;
 };
+
+/* What the status page shows of the daemon, a snapshot published by the
+ * loop thread after every scheduler pass (at least every tick_ms). */
+struct engine_daemon_stats {
+	unsigned in_flight;        /* orders being worked on */
+	unsigned held;             /* held back by the ledger at the last pass */
+	double orders_tokens;      /* the account's new-orders bucket */
+	double orders_capacity;    /* 0: the limit is off */
+	int64_t orders_full_at_ms; /* when it is full again */
+	int64_t at_ms;             /* when the snapshot was taken */
+};
+/* Copy the latest snapshot into *out. Safe from any thread. */
+void engine_daemon_stats(struct engine_daemon *d,
+			 struct engine_daemon_stats *out);
 
 /* Set everything up (store, account, responder); 0 or negative errno with
  * err set. *out is the caller's: engine_daemon_close. */

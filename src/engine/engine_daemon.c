@@ -15,6 +15,17 @@
  *   comes from the store, the order machine fetches the order URL and
  *   carries on from whatever state the CA has it in.
  *
+ * Rate limits: one ledger (struct engine_limits) for the account,
+ * mirroring the CA's limits so we never spend an order the CA would
+ * refuse. Each pass ranks the due domains with engine_queue_next (urgent
+ * renewals, new names, early renewals; early renewals keep off the last
+ * half of the new-orders bucket), which also reserves the tokens of the
+ * ones that start. A domain held back keeps its status and gets as next
+ * attempt the time its bucket has refilled enough (docs/daemon.md). Every
+ * bucket touched is saved to the store ("<limit name>/<key>"), the
+ * account's at start-up and a domain's own just before it is looked at
+ * are loaded back, so a restart does not forget what was spent.
+ *
  * Invariants: a domain with a job in flight is ISSUING or RENEWING in the
  * store with no next attempt, so a scheduler pass never picks it twice; a
  * domain left ISSUING/RENEWING without a pending order (a crash between
@@ -26,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/rand.h>
 
@@ -34,6 +46,8 @@
 #include "util/util.h"
 
 #define DUE_BATCH 256
+/* Buckets that have refilled are dropped from memory this often. */
+#define GC_EVERY_MS ENGINE_MIN_MS
 
 struct job;
 
@@ -49,6 +63,12 @@ struct engine_daemon {
 	int stopping;
 	unsigned in_flight;
 	struct job *jobs; /* in flight, doubly linked */
+	struct engine_limits *lim; /* the account's ledger; loop thread only */
+	int64_t next_gc_ms;
+	unsigned held;             /* held back by the ledger, last pass */
+	uv_mutex_t stats_mu;       /* guards stats (read by the API thread) */
+	struct engine_daemon_stats stats;
+	int stats_mu_ok;
 };
 
 struct job {
@@ -62,6 +82,9 @@ struct job {
 	size_t csr_len;
 	char *order_url;       /* resuming a persisted order */
 	int64_t order_id;      /* 0 until persisted */
+	int charged;           /* ledger tokens reserved for this order */
+	enum engine_class cls;
+	char regdomain[NAME_MAX_LEN + 1];
 	struct acme_order *order;
 	struct engine_task task;
 	uv_work_t work;
@@ -79,6 +102,16 @@ static uint64_t rnd64(void)
 	return r;
 }
 
+/* "2025-01-02T03:04:05Z" for messages. */
+static void time_str(int64_t ms, char *buf, size_t sz)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(buf, sz, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, sz, "%lld ms", (long long)ms);
+}
+
 static void problem_from(struct store_problem *p, const struct acme_error *e,
 			 int64_t now)
 {
@@ -94,6 +127,116 @@ static void problem_from(struct store_problem *p, const struct acme_error *e,
 }
 
 static void schedule(struct engine_daemon *d);
+
+/* ---- the ledger's persistence ------------------------------------------------ */
+
+static int bucket_key(char *out, size_t sz, enum engine_limit kind,
+		      const char *key)
+{
+	int n = snprintf(out, sz, "%s/%s", engine_limit_names[kind], key);
+
+	return n < 0 || (size_t)n >= sz ? -ENOSPC : 0;
+}
+
+static int limit_on(const struct engine_daemon *d, enum engine_limit kind)
+{
+	const struct engine_limit_def *def = engine_limits_def(d->lim, kind);
+
+	return def && def->capacity > 0;
+}
+
+/* Load (kind, key) from the store over what memory has: memory and store
+ * agree after every change (bucket_save), so this only matters for
+ * buckets not seen since the start. */
+static void bucket_load(struct engine_daemon *d, enum engine_limit kind,
+			const char *key)
+{
+	struct store_bucket sb;
+	struct engine_bucket b;
+	char k[STORE_BUCKET_KEY_MAX + 1];
+
+	if (!limit_on(d, kind) || bucket_key(k, sizeof(k), kind, key) < 0 ||
+	    store_bucket_load(d->st, k, &sb) < 0)
+		return;
+	b.tokens = sb.tokens;
+	b.updated_ms = sb.updated_ms;
+	engine_limits_restore(d->lim, kind, key, &b);
+}
+
+/* Persist (kind, key) as its level at now: the same bucket. */
+static void bucket_save(struct engine_daemon *d, enum engine_limit kind,
+			const char *key, int64_t now)
+{
+	struct store_bucket sb = {0};
+	struct engine_headroom h;
+
+	if (!limit_on(d, kind) ||
+	    bucket_key(sb.key, sizeof(sb.key), kind, key) < 0 ||
+	    engine_limits_headroom(d->lim, kind, key, now, &h) < 0)
+		return;
+	sb.tokens = h.tokens;
+	sb.updated_ms = now;
+	if (store_bucket_save(d->st, &sb) < 0)
+		log_warn("daemon", NULL,
+			 "cannot save rate-limit bucket %s: %s (a restart may "
+			 "spend it again)",
+			 sb.key, store_errmsg(d->st));
+}
+
+/* The CA exempts renewals from some limits (the def says which). */
+static int charged_for(const struct engine_daemon *d, enum engine_limit kind,
+		       enum engine_class cls)
+{
+	const struct engine_limit_def *def = engine_limits_def(d->lim, kind);
+
+	return cls == ENGINE_CLASS_NEW || !def->renewal_exempt;
+}
+
+/* Give back what engine_queue_next reserved for j (no order was made). */
+static void job_refund(struct job *j)
+{
+	struct engine_daemon *d = j->d;
+	int64_t now = clock_wall_ms();
+
+	if (!j->charged)
+		return;
+	j->charged = 0;
+	engine_limits_give(d->lim, ENGINE_LIMIT_ORDERS, "", 1, now);
+	bucket_save(d, ENGINE_LIMIT_ORDERS, "", now);
+	if (charged_for(d, ENGINE_LIMIT_REGDOMAIN, j->cls)) {
+		engine_limits_give(d->lim, ENGINE_LIMIT_REGDOMAIN, j->regdomain,
+				   1, now);
+		bucket_save(d, ENGINE_LIMIT_REGDOMAIN, j->regdomain, now);
+	}
+	if (charged_for(d, ENGINE_LIMIT_IDENTICAL, j->cls)) {
+		engine_limits_give(d->lim, ENGINE_LIMIT_IDENTICAL, j->name, 1,
+				   now);
+		bucket_save(d, ENGINE_LIMIT_IDENTICAL, j->name, now);
+	}
+}
+
+static void publish_stats(struct engine_daemon *d, int64_t now)
+{
+	struct engine_headroom h = {0};
+
+	engine_limits_headroom(d->lim, ENGINE_LIMIT_ORDERS, "", now, &h);
+	uv_mutex_lock(&d->stats_mu);
+	d->stats.in_flight = d->in_flight;
+	d->stats.held = d->held;
+	d->stats.orders_tokens = h.tokens;
+	d->stats.orders_capacity = h.capacity > 0 ? h.capacity : 0;
+	d->stats.orders_full_at_ms = h.full_at_ms;
+	d->stats.at_ms = now;
+	uv_mutex_unlock(&d->stats_mu);
+}
+
+void engine_daemon_stats(struct engine_daemon *d,
+			 struct engine_daemon_stats *out)
+{
+	uv_mutex_lock(&d->stats_mu);
+	*out = d->stats;
+	uv_mutex_unlock(&d->stats_mu);
+}
 
 /* ---- job lifetime ----------------------------------------------------------- */
 
@@ -143,6 +286,13 @@ static void job_failed(struct job *j, const struct acme_error *e)
 	char buf[1024];
 
 	problem_from(&p, e, now);
+	/* The CA counts failed authorizations per identifier; so do we. */
+	if (e->step && strcmp(e->step, "validation") == 0 &&
+	    limit_on(d, ENGINE_LIMIT_FAILED_AUTHZ)) {
+		if (engine_limits_take(d->lim, ENGINE_LIMIT_FAILED_AUTHZ,
+				       j->name, 1, now) == 0)
+			bucket_save(d, ENGINE_LIMIT_FAILED_AUTHZ, j->name, now);
+	}
 	if (j->order_id)
 		store_order_finish(d->st, j->order_id, STORE_ORDER_INVALID, now);
 	sj.failures = j->failures + 1;
@@ -171,6 +321,9 @@ static void job_local_failure(struct job *j, const char *why)
 
 	e.detail = (char *)why;
 	e.step = "local";
+	/* No order at the CA yet: what was reserved for it goes back. */
+	if (!j->order_id && !(j->order && acme_order_url(j->order)))
+		job_refund(j);
 	job_failed(j, &e);
 }
 
@@ -353,7 +506,8 @@ static void job_queue_keygen(struct job *j)
 
 /* ---- scheduling ---------------------------------------------------------------- */
 
-/* Renewals close to expiry first, then new names, then the rest. */
+/* The store's order of due domains: renewals (by expiry), then new
+ * names. engine_queue_next makes the final choice by class. */
 static const unsigned due_rank[STORE_DOMAIN__MAX] = {
 	[STORE_DOMAIN_VALID] = 0,   [STORE_DOMAIN_PENDING] = 1,
 	[STORE_DOMAIN_DNS_PENDING] = 2, [STORE_DOMAIN_FAILED] = 3,
@@ -361,7 +515,34 @@ static const unsigned due_rank[STORE_DOMAIN__MAX] = {
 	[STORE_DOMAIN_REMOVED] = 5,
 };
 
-static void start_due(struct engine_daemon *d, const struct store_due *due)
+/*
+ * The class of a due domain: NEW without a certificate; a renewal is
+ * URGENT from engine_renew_urgent_at, else EARLY -- except a renewal due
+ * before half the certificate's lifetime, which no renewal rule of ours
+ * (nor a normal ARI window) asks for: an operator forced it (`certherd
+ * renew`, a key compromise, a changed profile) and it is served as URGENT.
+ */
+static enum engine_class due_class(struct engine_daemon *d,
+				   const struct store_due *due, int64_t now)
+{
+	struct store_cert c = {0};
+	enum engine_class cls;
+	int64_t nb, na;
+
+	if (due->not_after_ms == STORE_NO_TIME ||
+	    store_cert_current(d->st, due->name, &c) < 0)
+		return ENGINE_CLASS_NEW;
+	nb = c.info.not_before_ms;
+	na = c.info.not_after_ms;
+	store_cert_clear(&c);
+	if (na > nb && now < nb + (na - nb) / 2)
+		return ENGINE_CLASS_URGENT;
+	cls = engine_renew_class(nb, na, now);
+	return cls;
+}
+
+static int start_due(struct engine_daemon *d, const struct store_due *due,
+		     enum engine_class cls, const char *regdomain)
 {
 	int64_t now = clock_wall_ms();
 	struct store_job sj = {0};
@@ -369,12 +550,14 @@ static void start_due(struct engine_daemon *d, const struct store_due *due)
 	struct job *j;
 
 	if (store_domain_get(d->st, due->name, &dom) < 0)
-		return;
+		return -EIO;
 	j = job_new(d, due->name);
 	if (!j)
-		return;
+		return -ENOMEM;
 	j->renewing = due->not_after_ms != STORE_NO_TIME;
 	j->failures = due->failures;
+	j->cls = cls;
+	snprintf(j->regdomain, sizeof(j->regdomain), "%s", regdomain);
 	/* Unschedule while in flight so no pass picks it twice. */
 	sj.status = j->renewing ? STORE_DOMAIN_RENEWING : STORE_DOMAIN_ISSUING;
 	sj.next_attempt_ms = STORE_NO_TIME;
@@ -384,28 +567,196 @@ static void start_due(struct engine_daemon *d, const struct store_due *due)
 		log_error("daemon", j->name, "cannot update the store: %s",
 			  store_errmsg(d->st));
 		job_free(j);
-		return;
+		return -EIO;
 	}
+	j->charged = 1; /* from here on job_local_failure refunds */
 	job_queue_keygen(j);
+	return 0;
 }
 
-static void schedule(struct engine_daemon *d)
+/*
+ * A due domain the ledger holds back: it keeps its status, failures and
+ * last error, and is due again when its buckets allow it. The k-th domain
+ * of a class held by the account's bucket in this pass waits for k more
+ * tokens (capped at the capacity), so the waiting names come back one per
+ * refill instead of all at every refill. The event is written once per
+ * wait, not at every refill.
+ */
+static void hold(struct engine_daemon *d, const struct store_due *due,
+		 enum engine_class cls, const char *rd, unsigned k,
+		 int64_t now)
 {
-	static struct store_due due[DUE_BATCH];
-	size_t n = 0, max;
+	const struct engine_limit_def *od =
+	    engine_limits_def(d->lim, ENGINE_LIMIT_ORDERS);
+	struct store_domain dom;
+	struct store_event last;
+	struct store_job sj = {0};
+	char why[512], when[40];
+	double need = 1;
+	int64_t t, at = now;
+	size_t n = 0, o = 0;
 
-	if (d->stopping || d->in_flight >= d->o.concurrency)
+	if (cls == ENGINE_CLASS_EARLY)
+		need += (double)(int64_t)(od->capacity *
+					  ENGINE_QUEUE_EARLY_RESERVE);
+	need += k;
+	if (od->capacity > 0 && need > od->capacity)
+		need = od->capacity;
+	why[0] = '\0';
+	t = engine_limits_when(d->lim, ENGINE_LIMIT_ORDERS, "", need, now);
+	if (t > now) {
+		at = t;
+		o += (size_t)snprintf(why + o, sizeof(why) - o, "%s",
+				      "new orders per account");
+	}
+	if (charged_for(d, ENGINE_LIMIT_REGDOMAIN, cls) &&
+	    (t = engine_limits_when(d->lim, ENGINE_LIMIT_REGDOMAIN, rd, 1,
+				    now)) > now) {
+		at = at > t ? at : t;
+		o += (size_t)snprintf(why + o, sizeof(why) - o,
+				      "%scertificates per registered domain %s",
+				      o ? ", " : "", rd);
+	}
+	if (o < sizeof(why) && charged_for(d, ENGINE_LIMIT_IDENTICAL, cls) &&
+	    (t = engine_limits_when(d->lim, ENGINE_LIMIT_IDENTICAL, due->name,
+				    1, now)) > now) {
+		at = at > t ? at : t;
+		o += (size_t)snprintf(why + o, sizeof(why) - o, "%s%s",
+				      o ? ", " : "",
+				      "certificates per identical set");
+	}
+	if (o < sizeof(why) &&
+	    (t = engine_limits_when(d->lim, ENGINE_LIMIT_FAILED_AUTHZ,
+				    due->name, 1, now)) > now) {
+		at = at > t ? at : t;
+		o += (size_t)snprintf(why + o, sizeof(why) - o, "%s%s",
+				      o ? ", " : "",
+				      "failed authorizations per name");
+	}
+	if (at <= now || at == ENGINE_NEVER)
+		/* Nothing empty after all (or the early class waiting on
+		 * the reserve of a tiny bucket): look again at the next
+		 * refill rather than never. */
+		at = now + (od->capacity > 0 ? od->period_ms /
+						       (int64_t)od->capacity
+					     : ENGINE_MIN_MS);
+	if (store_domain_get(d->st, due->name, &dom) < 0)
 		return;
-	max = d->o.concurrency - d->in_flight;
-	if (max > DUE_BATCH)
-		max = DUE_BATCH;
-	if (store_domain_due(d->st, clock_wall_ms(), due_rank, due, max, &n) < 0) {
-		log_error("daemon", NULL, "cannot read due domains: %s",
+	sj.status = dom.status;
+	sj.next_attempt_ms = at;
+	sj.failures = dom.failures;
+	sj.error = dom.has_error ? &dom.last_error : NULL;
+	if (store_domain_set_job(d->st, due->name, &sj, now) < 0) {
+		log_error("daemon", due->name, "cannot update the store: %s",
 			  store_errmsg(d->st));
 		return;
 	}
-	for (size_t i = 0; i < n; i++)
-		start_due(d, &due[i]);
+	d->held++;
+	if (store_event_list(d->st, due->name, &last, 1, &n) == 0 && n == 1 &&
+	    strcmp(last.kind, "rate-limited") == 0)
+		return;
+	time_str(at, when, sizeof(when));
+	snprintf(last.detail, sizeof(last.detail),
+		 "rate-limited (local ledger): %s order waits for %s until %s",
+		 engine_class_names[cls],
+		 o ? why : "the early-renewal reserve", when);
+	store_event_append(d->st, due->name, now, "rate-limited", last.detail);
+	log_info("daemon", due->name, "%s", last.detail);
+}
+
+/*
+ * One pass: up to DUE_BATCH due domains from the store, ranked by class
+ * in a queue of this pass (engine_queue_next applies the class shares
+ * and the per-name buckets and reserves the tokens), started while
+ * concurrency allows. When the ledger allows nothing more, every due
+ * domain left is held back (hold) until its buckets refill; when
+ * concurrency is what stops us, the rest simply stays due.
+ */
+static void schedule(struct engine_daemon *d)
+{
+	static struct store_due due[DUE_BATCH];
+	static enum engine_class cls[DUE_BATCH];
+	static char rd[DUE_BATCH][NAME_MAX_LEN + 1];
+	struct engine_queue *q = NULL;
+	struct engine_queue_item it;
+	char name[NAME_MAX_LEN + 1];
+	int64_t now = clock_wall_ms();
+	unsigned waiting[ENGINE_CLASS__MAX] = {0};
+	size_t n = 0, max, started = 0;
+	int rc = 0;
+
+	if (now >= d->next_gc_ms) {
+		engine_limits_gc(d->lim, now);
+		d->next_gc_ms = now + GC_EVERY_MS;
+	}
+	if (d->stopping || d->in_flight >= d->o.concurrency)
+		goto out;
+	max = d->o.concurrency - d->in_flight;
+	if (store_domain_due(d->st, now, due_rank, due, DUE_BATCH, &n) < 0) {
+		log_error("daemon", NULL, "cannot read due domains: %s",
+			  store_errmsg(d->st));
+		goto out;
+	}
+	if (!n)
+		goto out;
+	d->held = 0;
+	q = engine_queue_new();
+	if (!q)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		cls[i] = due_class(d, &due[i], now);
+		if (engine_limits_regdomain(due[i].name, rd[i], sizeof(rd[i])) < 0)
+			snprintf(rd[i], sizeof(rd[i]), "%.*s",
+				 (int)sizeof(rd[i]) - 1, due[i].name);
+		bucket_load(d, ENGINE_LIMIT_REGDOMAIN, rd[i]);
+		bucket_load(d, ENGINE_LIMIT_IDENTICAL, due[i].name);
+		bucket_load(d, ENGINE_LIMIT_FAILED_AUTHZ, due[i].name);
+		if (engine_queue_push(q, due[i].name, cls[i],
+				      due[i].next_attempt_ms, ENGINE_NEVER) < 0)
+			goto out;
+	}
+	while (started < max) {
+		size_t i;
+
+		rc = engine_queue_next(q, d->lim, now, name, sizeof(name), &it,
+				       NULL);
+		if (rc <= 0)
+			break;
+		for (i = 0; i < n && strcmp(due[i].name, name) != 0; i++)
+			;
+		if (i == n)
+			continue; /* cannot happen: the queue holds due[] */
+		bucket_save(d, ENGINE_LIMIT_ORDERS, "", now);
+		if (charged_for(d, ENGINE_LIMIT_REGDOMAIN, cls[i]))
+			bucket_save(d, ENGINE_LIMIT_REGDOMAIN, rd[i], now);
+		if (charged_for(d, ENGINE_LIMIT_IDENTICAL, cls[i]))
+			bucket_save(d, ENGINE_LIMIT_IDENTICAL, due[i].name, now);
+		if (start_due(d, &due[i], cls[i], rd[i]) < 0) {
+			struct job tmp = {.d = d, .charged = 1, .cls = cls[i]};
+
+			snprintf(tmp.name, sizeof(tmp.name), "%s", name);
+			snprintf(tmp.regdomain, sizeof(tmp.regdomain), "%s",
+				 rd[i]);
+			job_refund(&tmp);
+			continue;
+		}
+		started++;
+	}
+	if (rc < 0) {
+		log_error("daemon", NULL, "scheduler: %s", strerror(-rc));
+		goto out;
+	}
+	if (started == max)
+		goto out; /* concurrency, not the ledger, stops us */
+	/* The ledger allows nothing more now: hold back what is left. */
+	for (size_t i = 0; i < n; i++) {
+		if (engine_queue_get(q, due[i].name, &it) < 0)
+			continue; /* started */
+		hold(d, &due[i], cls[i], rd[i], waiting[cls[i]]++, now);
+	}
+out:
+	engine_queue_free(q);
+	publish_stats(d, now);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -549,9 +900,31 @@ int engine_daemon_open(const struct engine_daemon_opts *o,
 		d->o.concurrency = 100;
 	if (!d->o.tick_ms)
 		d->o.tick_ms = 1000;
+	if (uv_mutex_init(&d->stats_mu) < 0) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	d->stats_mu_ok = 1;
+	d->lim = engine_limits_new(NULL);
+	if (!d->lim) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (int k = 0; o->limits && k < ENGINE_LIMIT__MAX; k++) {
+		if (engine_limits_set(d->lim, (enum engine_limit)k,
+				      &o->limits[k]) < 0) {
+			snprintf(err, errsz, "bad rate limit for %s",
+				 engine_limit_names[k]);
+			rc = -EINVAL;
+			goto fail;
+		}
+	}
 	rc = store_open(o->state_dir, &d->st, err, errsz);
 	if (rc < 0)
 		goto fail;
+	/* The account's bucket now; a domain's own when it is due. */
+	bucket_load(d, ENGINE_LIMIT_ORDERS, "");
+	publish_stats(d, clock_wall_ms());
 	d->chall = engine_chall_new(o->http_listen, o->http_redirect, err,
 				    errsz);
 	if (!d->chall) {
@@ -621,5 +994,8 @@ void engine_daemon_close(struct engine_daemon *d)
 	}
 	engine_chall_free(d->chall);
 	store_close(d->st);
+	engine_limits_free(d->lim);
+	if (d->stats_mu_ok)
+		uv_mutex_destroy(&d->stats_mu);
 	free(d);
 }
