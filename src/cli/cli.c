@@ -25,6 +25,7 @@ static const char usage[] =
     "(no daemon)\n"
     "  revoke    revoke certificates obtained before\n"
     "  account   account operations (rollover: new account key)\n"
+    "  ari       the CA's suggested renewal window for a certificate\n"
     "  version   print the version\n"
     "\n"
     "global options (before or after the command):\n"
@@ -236,6 +237,8 @@ int cli_main(int argc, char **argv)
 		return engine_cmd(&g, cmd) < 0
 			   ? 2
 			   : cli_account(argc - 1, argv + 1);
+	if (strcmp(cmd, "ari") == 0)
+		return engine_cmd(&g, cmd) < 0 ? 2 : cli_ari(argc - 1, argv + 1);
 	fprintf(stderr, "certherd: unknown command \"%s\"\n\n%s", cmd, usage);
 	return 2;
 }

@@ -47,6 +47,7 @@ int cli_main(int argc, char **argv);
 int cli_issue(int argc, char **argv);
 int cli_revoke(int argc, char **argv);
 int cli_account(int argc, char **argv);
+int cli_ari(int argc, char **argv);
 
 /* The daemon (cli_serve.c). */
 int cli_serve(const struct cli_global *g, int argc, char **argv);

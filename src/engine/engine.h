@@ -537,4 +537,29 @@ int engine_queue_next(struct engine_queue *q, struct engine_limits *l,
 		      int64_t now_ms, char *name, size_t namesz,
 		      struct engine_queue_item *out, int64_t *wake_at);
 
+/* ---- ACME Renewal Information (engine_ari.c) -----------------------------
+ *
+ * RFC 9773: ask the CA when it would like a certificate renewed. The fetch
+ * is an unauthenticated GET, so only the CA's directory is needed, never
+ * the account.
+ */
+
+/*
+ * Fetch the renewalInfo of the first certificate of chain_pem (the leaf;
+ * PEM, NUL-terminated, borrowed) from s's CA, fetching the directory first
+ * if the client has none yet. Fills *out (the caller clears it with
+ * acme_ari_clear; retry_after_ms relative to the response). Returns 0;
+ * -ENOENT when the certificate has no Authority Key Identifier (ARI cannot
+ * name it); -ENOTSUP when the CA's directory has no renewalInfo (nothing
+ * was requested); -EINVAL when chain_pem holds no certificate; -EIO when
+ * the CA could not be reached or refused (its reason in err).
+ */
+int engine_ari_fetch(struct engine_session *s, const char *chain_pem,
+		     struct acme_ari *out, char *err, size_t errsz);
+/* Drive any task to DONE or FAILED on s's loop (what engine_session_run_op
+ * does for acme_op; engine_ari_fetch uses it for machines of other
+ * types). Returns the final step. (engine_session.c) */
+enum acme_step engine_session_run_task(struct engine_session *s,
+				       struct engine_task *t);
+
 #endif

@@ -194,6 +194,12 @@ int engine_session_run_op(struct engine_session *s, struct acme_op *op,
 	return -EIO;
 }
 
+enum acme_step engine_session_run_task(struct engine_session *s,
+				      struct engine_task *t)
+{
+	return run_task(s, t);
+}
+
 static void walk_close(uv_handle_t *h, void *arg)
 {
 	(void)arg;
