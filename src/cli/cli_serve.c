@@ -91,12 +91,20 @@ static int status_extra(void *ctx, json_t *obj)
 		return -ENOMEM;
 	if (st.orders_capacity <= 0)
 		return 0; /* limits.orders = 0: no bucket to show */
-	b = json_pack("{s:s, s:s, s:f, s:f, s:o}", "limit", "orders", "key", "",
-		      orders_now(&st, now, sc->orders_period_ms), "capacity",
-		      st.orders_capacity, "full_at",
-		      json_time(st.orders_full_at_ms > now ? st.orders_full_at_ms
-							   : now));
-	if (!b || json_array_append_new(rl, b))
+	/* member by member: json_pack with "f" followed by more members
+	 * gave objects that crash json_dumps (jansson 2.14, Debian 12) */
+	b = json_object();
+	if (!b || json_array_append_new(rl, b) ||
+	    json_object_set_new(b, "limit", json_string("orders")) ||
+	    json_object_set_new(b, "key", json_string("")) ||
+	    json_object_set_new(
+		b, "tokens",
+		json_real(orders_now(&st, now, sc->orders_period_ms))) ||
+	    json_object_set_new(b, "capacity", json_real(st.orders_capacity)) ||
+	    json_object_set_new(b, "full_at",
+				json_time(st.orders_full_at_ms > now
+						  ? st.orders_full_at_ms
+						  : now)))
 		return -ENOMEM;
 	return 0;
 }
