@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -139,8 +140,26 @@ static int metrics_extra(void *ctx, FILE *out)
 	return ferror(out) ? -EIO : 0;
 }
 
-/* [limits] keys -> the ledger's table; renewal exemptions stay Let's
- * Encrypt's (the CA's policy, not a number an operator tunes). */
+/* Does the directory URL belong to Let's Encrypt (production, staging)? */
+static int is_letsencrypt(const char *url)
+{
+	const char *h = strstr(url, "://"), *end;
+	size_t n, m = strlen("letsencrypt.org");
+
+	if (!h)
+		return 0;
+	h += 3;
+	end = h + strcspn(h, ":/?#");
+	n = (size_t)(end - h);
+	return n >= m && strncasecmp(end - m, "letsencrypt.org", m) == 0 &&
+	       (n == m || end[-(long)m - 1] == '.');
+}
+
+/* [limits] keys -> the ledger's table. An empty key is the CA's limit:
+ * Let's Encrypt's published one with Let's Encrypt, none with a CA whose
+ * limits we cannot know (its rateLimited answers still back off).
+ * Renewal exemptions stay Let's Encrypt's (CA policy, not a number an
+ * operator tunes). */
 static void limits_from(const struct config *cfg,
 			struct engine_limit_def defs[ENGINE_LIMIT__MAX])
 {
@@ -150,13 +169,19 @@ static void limits_from(const struct config *cfg,
 		[ENGINE_LIMIT_IDENTICAL] = &cfg->limits.identical,
 		[ENGINE_LIMIT_FAILED_AUTHZ] = &cfg->limits.failed_authz,
 	};
+	int le = is_letsencrypt(cfg->acme.directory);
 
 	for (int k = 0; k < ENGINE_LIMIT__MAX; k++) {
 		defs[k] = engine_limits_letsencrypt[k];
+		if (r[k]->count < 0) {
+			if (!le)
+				defs[k].capacity = 0; /* off */
+			continue;
+		}
 		defs[k].capacity = (double)r[k]->count;
 		/* off (0): any period, the ledger ignores it */
-		defs[k].period_ms = r[k]->count ? r[k]->period * 1000
-						: defs[k].period_ms;
+		if (r[k]->count)
+			defs[k].period_ms = r[k]->period * 1000;
 	}
 }
 

@@ -157,15 +157,21 @@ static const struct key keys[] = {
      "longest wait between retries of a failing domain", 60, 30LL * DAY, NULL,
      0},
 
-    {"limits", "orders", T_RATE, F(limits.orders), "300/3h",
-     "new orders per account (0: no limit)", 0, 0, NULL, 0},
-    {"limits", "certs_per_domain", T_RATE, F(limits.certs_per_domain), "50/7d",
-     "certificates per registered domain, renewals exempt (0: no limit)", 0,
-     0, NULL, 0},
-    {"limits", "identical", T_RATE, F(limits.identical), "5/7d",
-     "certificates per identical set of names (0: no limit)", 0, 0, NULL, 0},
-    {"limits", "failed_authz", T_RATE, F(limits.failed_authz), "5/1h",
-     "failed authorizations per name (0: no limit)", 0, 0, NULL, 0},
+    {"limits", "orders", T_RATE, F(limits.orders), "",
+     "new orders per account (empty: Let's Encrypt's 300/3h with LE, else "
+     "none)",
+     0, 0, NULL, 0},
+    {"limits", "certs_per_domain", T_RATE, F(limits.certs_per_domain), "",
+     "certificates per registered domain, renewals exempt (empty: 50/7d "
+     "with LE, else none)",
+     0, 0, NULL, 0},
+    {"limits", "identical", T_RATE, F(limits.identical), "",
+     "certificates per identical set of names (empty: 5/7d with LE, else "
+     "none)",
+     0, 0, NULL, 0},
+    {"limits", "failed_authz", T_RATE, F(limits.failed_authz), "",
+     "failed authorizations per name (empty: 5/1h with LE, else none)", 0, 0,
+     NULL, 0},
 
     {"hooks", "deploy", T_COMMAND, F(hooks.deploy), "",
      "command run (sh -c) after certificates changed (empty: none)", 0, 0, NULL,
@@ -349,6 +355,11 @@ int config_parse_rate(const char *s, struct config_rate *out)
 
 	if (!s || !out)
 		return -EINVAL;
+	if (!*s) {
+		out->count = -1; /* the CA's default */
+		out->period = 0;
+		return 0;
+	}
 	if (strcmp(s, "0") == 0) {
 		out->count = out->period = 0;
 		return 0;
@@ -1602,10 +1613,10 @@ int config_dump(const struct config *cfg, FILE *out)
 			char d[32];
 
 			fmt_duration(r->period, d, sizeof(d));
-			if (r->count)
+			if (r->count > 0)
 				snprintf(buf, sizeof(buf), "%lld/%s",
 					 (long long)r->count, d);
-			else
+			else if (r->count == 0)
 				snprintf(buf, sizeof(buf), "0");
 			break;
 		}

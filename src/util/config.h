@@ -106,7 +106,8 @@ struct config_addr {
 };
 
 /* A rate limit "N/DURATION": count tokens per period seconds; count 0
- * (written "0") turns the limit off. */
+ * (written "0") turns the limit off; -1 (empty) means the CA's default,
+ * chosen by the daemon from acme.directory. */
 struct config_rate {
 	int64_t count;
 	int64_t period; /* seconds, > 0 unless count is 0 */
@@ -297,8 +298,8 @@ int config_key_at(size_t i, struct config_key_info *out);
  * Both return 0 or -EINVAL.
  */
 int config_parse_duration(const char *s, int64_t *out);
-/* "N/DURATION" (N from 0 to 1,000,000, a duration above 0) or "0" (off).
- * 0 or -EINVAL. */
+/* "N/DURATION" (N from 0 to 1,000,000, a duration above 0), "0" (off) or
+ * "" (count -1: the CA's default). 0 or -EINVAL. */
 int config_parse_rate(const char *s, struct config_rate *out);
 
 enum config_addr_flags {

@@ -195,6 +195,7 @@ static const struct vcase vcases[] = {
     /* rate */
     {"limits.orders=5/1m", NULL},
     {"limits.orders=0", NULL},
+    {"limits.orders=", NULL},
     {"limits.identical=0/7d", NULL},
     {"limits.certs_per_domain=1000000/1d12h", NULL},
     {"limits.orders=5",
@@ -260,8 +261,8 @@ static void test_values_stored(void **state)
 	assert_string_equal(c.front.upstream.path, "/run/n.sock");
 	assert_int_equal(set1(&c, "acme.key_type=rsa4096"), 0);
 	assert_int_equal(c.acme.key_type, CONFIG_KEY_RSA4096);
-	assert_int_equal(c.limits.orders.count, 300);
-	assert_int_equal(c.limits.orders.period, 3 * 3600);
+	assert_int_equal(c.limits.orders.count, -1); /* the CA's default */
+	assert_int_equal(set1(&c, "limits.identical=5/7d"), 0);
 	assert_int_equal(c.limits.identical.count, 5);
 	assert_int_equal(c.limits.identical.period, 7 * 86400);
 	assert_int_equal(set1(&c, "limits.orders=5/1m"), 0);
@@ -692,7 +693,7 @@ static void test_dump_roundtrip(void **state)
 	d1 = dump_str(&a);
 	assert_non_null(strstr(d1, "orders = 5/1m30s\n"));
 	assert_non_null(strstr(d1, "identical = 0\n"));
-	assert_non_null(strstr(d1, "certs_per_domain = 50/7d\n"));
+	assert_non_null(strstr(d1, "certs_per_domain =\n"));
 	assert_non_null(strstr(d1, "batch = 1m30s\n"));
 	assert_non_null(strstr(d1, "addresses = 192.0.2.1, ::1\n"));
 	assert_non_null(strstr(d1, "upstream = [::1]:8443\n"));
