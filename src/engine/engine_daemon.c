@@ -61,6 +61,7 @@ struct engine_daemon {
 	uv_signal_t sigterm, sigint, sighup;
 	int handles_open;
 	int stopping;
+	int in_schedule, schedule_again; /* see schedule() */
 	unsigned in_flight;
 	struct job *jobs; /* in flight, doubly linked */
 	struct engine_limits *lim; /* the account's ledger; loop thread only */
@@ -672,7 +673,7 @@ static void hold(struct engine_daemon *d, const struct store_due *due,
  * domain left is held back (hold) until its buckets refill; when
  * concurrency is what stops us, the rest simply stays due.
  */
-static void schedule(struct engine_daemon *d)
+static void schedule_pass(struct engine_daemon *d)
 {
 	static struct store_due due[DUE_BATCH];
 	static enum engine_class cls[DUE_BATCH];
@@ -757,6 +758,23 @@ static void schedule(struct engine_daemon *d)
 out:
 	engine_queue_free(q);
 	publish_stats(d, now);
+}
+
+/* A pass can end a job synchronously (a local failure), whose close asks
+ * for another pass: run that one after this pass, never inside it (the
+ * pass's buffers are static). */
+static void schedule(struct engine_daemon *d)
+{
+	if (d->in_schedule) {
+		d->schedule_again = 1;
+		return;
+	}
+	d->in_schedule = 1;
+	do {
+		d->schedule_again = 0;
+		schedule_pass(d);
+	} while (d->schedule_again && !d->stopping);
+	d->in_schedule = 0;
 }
 
 static void on_tick(uv_timer_t *t)

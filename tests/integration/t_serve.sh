@@ -77,6 +77,13 @@ bad=0
 for i in $(seq 1 120); do verify_cert "$STATE" "k$i.example.net" >/dev/null 2>&1 || bad=$((bad + 1)); done
 check "every live/ certificate after the kills is good" test $bad = 0
 
+# :80 answers anything but a challenge with a redirect to https.
+loc=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' -H 'Host: shop.example.com:80' \
+	"http://127.0.0.1:$HTTP01_PORT/cart?x=1")
+check "plain http is redirected to https ($loc)" test "${loc%%\?*}" = "308 https://shop.example.com/cart"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: 10.1.2.3' "http://127.0.0.1:$HTTP01_PORT/")
+check "no redirect for a Host that is not a domain name ($code)" test "$code" = 404
+
 ch domains add 'bad..name' >"$TEST_TMP/bad.log" 2>&1
 rc=$?
 check "API rejects a bad name with the reason" \
