@@ -855,6 +855,12 @@ static int resume(struct engine_daemon *d)
 						     "does not parse");
 				continue;
 			}
+			if (d->o.live_dir &&
+			    store_live_sweep(d->o.live_dir, j->name) > 0)
+				log_info("daemon", j->name,
+					 "removed temp files of an interrupted "
+					 "write in %s",
+					 d->o.live_dir);
 			log_info("daemon", j->name, "resuming order %s",
 				 j->order_url);
 			resumed++;
@@ -975,10 +981,6 @@ int engine_daemon_run(struct engine_daemon *d)
 	uv_signal_start(&d->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&d->sigint, on_signal, SIGINT);
 	uv_signal_start(&d->sighup, on_signal, SIGHUP);
-	if (d->o.live_dir && store_live_sweep(d->o.live_dir) > 0)
-		log_info("daemon", NULL,
-			 "removed temp files of interrupted writes in %s",
-			 d->o.live_dir);
 	resumed = resume(d);
 	if (resumed < 0)
 		log_error("daemon", NULL, "cannot read pending orders: %s",

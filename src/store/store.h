@@ -324,10 +324,13 @@ int store_live_write(const char *live_dir, const char *domain,
 		     const char *chain_pem, const char *key_pem);
 /*
  * Remove the temp files an interrupted store_live_write left (a crash
- * between staging and renaming) from live_dir/<domain>/: the live files
- * themselves are always whole. Returns how many were removed, 0 when
- * live_dir does not exist, or a negative errno.
+ * between staging and renaming) in live_dir/<domain>/: the live files
+ * themselves are always whole. Only a domain whose order was still
+ * pending can have them (the certificate is recorded after the write), so
+ * the daemon sweeps exactly the domains it resumes: start-up work grows
+ * with the orders in flight, not with the domains. Returns how many were
+ * removed (0 when the directory does not exist) or a negative errno.
  */
-int store_live_sweep(const char *live_dir);
+int store_live_sweep(const char *live_dir, const char *domain);
 
 #endif

@@ -119,27 +119,24 @@ static int is_stage_leftover(const char *n)
 	return t && strlen(t) == strlen(".pem.tmp.") + 6;
 }
 
-int store_live_sweep(const char *live_dir)
+int store_live_sweep(const char *live_dir, const char *domain)
 {
-	DIR *top = opendir(live_dir), *sub;
-	struct dirent *e, *f;
 	char path[4096];
+	struct dirent *f;
+	DIR *sub;
 	int removed = 0;
 
-	if (!top)
+	if (!live_dir || !domain || !*domain || strchr(domain, '/') ||
+	    domain[0] == '.')
+		return -EINVAL;
+	snprintf(path, sizeof(path), "%s/%s", live_dir,
+		 strncmp(domain, "*.", 2) == 0 ? domain + 2 : domain);
+	if (!(sub = opendir(path)))
 		return errno == ENOENT ? 0 : -errno;
-	while ((e = readdir(top))) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", live_dir, e->d_name);
-		if (!(sub = opendir(path)))
-			continue;
-		while ((f = readdir(sub)))
-			if (is_stage_leftover(f->d_name) &&
-			    unlinkat(dirfd(sub), f->d_name, 0) == 0)
-				removed++;
-		closedir(sub);
-	}
-	closedir(top);
+	while ((f = readdir(sub)))
+		if (is_stage_leftover(f->d_name) &&
+		    unlinkat(dirfd(sub), f->d_name, 0) == 0)
+			removed++;
+	closedir(sub);
 	return removed;
 }

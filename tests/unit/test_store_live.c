@@ -191,7 +191,8 @@ static void test_live_sweep(void **state)
 
 	(void)state;
 	assert_non_null(mkdtemp(tmp));
-	assert_int_equal(store_live_sweep("/nonexistent/certherd/live"), 0);
+	assert_int_equal(store_live_sweep("/nonexistent/certherd/live", "a.example.com"), 0);
+	assert_int_equal(store_live_sweep(tmp, "../etc"), -EINVAL);
 	snprintf(p, sizeof(p), "%s/a.example.com", tmp);
 	assert_int_equal(mkdir(p, 0755), 0);
 	for (size_t i = 0; i < 4; i++) {
@@ -200,7 +201,7 @@ static void test_live_sweep(void **state)
 		assert_non_null(f);
 		fclose(f);
 	}
-	assert_int_equal(store_live_sweep(tmp), 1);
+	assert_int_equal(store_live_sweep(tmp, "a.example.com"), 1);
 	for (size_t i = 0; i < 4; i++) {
 		snprintf(p, sizeof(p), "%s/a.example.com/%s", tmp, files[i]);
 		assert_int_equal(access(p, F_OK) == 0, i != 0);
