@@ -115,6 +115,14 @@ finish() {
 	fi
 	note "$T_NAME: $T_PASS passed, $T_FAIL failed, $T_SKIP skipped"
 	[ "$T_FAIL" = 0 ] && exit 0
+	# Failures while the test CA is wedged (docs/pebble.md) say nothing
+	# about certherd: tell run.sh, which runs the file once more on a
+	# fresh CA. A second failure counts.
+	if [ -n "${CA_DIR:-}" ] && [ -f "$CA_DIR/ca.env" ] &&
+		"$SRC/tests/ca/ca.sh" wedged "$CA_DIR" 2>/dev/null; then
+		echo "# PEBBLE-WEDGED: the test CA stopped answering; goroutine dump in $CA_DIR/pebble.log"
+		exit 75
+	fi
 	exit 1
 }
 
