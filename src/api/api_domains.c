@@ -351,6 +351,13 @@ static json_t *cert_json(const struct store_cert *cert)
 		      api__time(i->not_before_ms), "not_after",
 		      api__time(i->not_after_ms), "issuer",
 		      api__str(i->issuer, sizeof(i->issuer)));
+	if (o && i->ari_start_ms != STORE_NO_TIME)
+		/* the CA's renewalInfo window (or the instant of a forced
+		 * renewal, which the daemon treats the same way) */
+		json_object_set_new(o, "renewal_window",
+				    json_pack("{s:o*, s:o*}", "start",
+					      api__time(i->ari_start_ms), "end",
+					      api__time(i->ari_end_ms)));
 	if (!o || !cert->chain_pem)
 		return o;
 	/* the SANs are not a column: read them from the leaf */
@@ -450,9 +457,17 @@ void api__domain_renew(struct api_call *c, const char *raw)
 {
 	char name[NAME_MAX_LEN + 1];
 	struct store_domain d;
+	struct store_cert cert;
 	struct store_job job;
+	const char *ari = api__arg(c, "ari");
+	int ask = ari && (strcmp(ari, "1") == 0 || strcmp(ari, "true") == 0);
 	int rc;
 
+	if (ari && !ask && strcmp(ari, "0") != 0 && strcmp(ari, "false") != 0) {
+		api__problem(c, 400, "bad-argument", "Bad argument",
+			     "ari must be true or false");
+		return;
+	}
 	if (path_name(c, raw, name, sizeof(name)) || load(c, name, &d))
 		return;
 	if (d.status == STORE_DOMAIN_REMOVED) {
@@ -461,6 +476,24 @@ void api__domain_renew(struct api_call *c, const char *raw)
 			     "certificate",
 			     name);
 		return;
+	}
+	/*
+	 * The current certificate's window says what the scheduler does when
+	 * the domain comes due: one at this instant renews it at once (the
+	 * same as a CA's window in the past, e.g. for a revoked certificate);
+	 * none (?ari=true) makes it ask the CA's renewalInfo first and renew
+	 * only if the CA's window says so. Written before the next attempt,
+	 * so the scheduler never sees one without the other.
+	 */
+	if (store_cert_current(c->st, name, &cert) == 0) {
+		rc = store_cert_set_ari(c->st, cert.info.id,
+					ask ? STORE_NO_TIME : c->now_ms,
+					ask ? STORE_NO_TIME : c->now_ms + 1);
+		store_cert_clear(&cert);
+		if (rc < 0) {
+			api__store_problem(c, rc, "cannot schedule renewal");
+			return;
+		}
 	}
 	/* due now, same state, failures and last error: the scheduler
 	 * decides what an attempt means for this state */
@@ -477,8 +510,12 @@ void api__domain_renew(struct api_call *c, const char *raw)
 		api__store_problem(c, rc, "cannot schedule renewal");
 		return;
 	}
-	event(c, name, "renew-requested", "renewal requested through the API");
-	log_info("api", name, "renewal requested");
+	event(c, name, "renew-requested",
+	      ask ? "renewal information check requested through the API"
+		  : "renewal requested through the API");
+	log_info("api", name, "%s",
+		 ask ? "renewal information check requested"
+		     : "renewal requested");
 	wake(c);
 	api__json(c, 202,
 		  json_pack("{s:s, s:o*}", "name", name, "next_attempt_at",

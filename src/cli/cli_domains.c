@@ -671,9 +671,13 @@ int cli_do_rm(struct cli_client *c, int json, FILE *out, const char *name)
 	return rc;
 }
 
+/* `renew --ari`: ask the CA's renewalInfo first (set by cli_renew). */
+static int renew_ask_ari;
+
 int cli_do_renew(struct cli_client *c, int json, FILE *out, const char *name)
 {
-	char *path = cli_url_domain(name, "/renew");
+	char *path = cli_url_domain(name, renew_ask_ari ? "/renew?ari=true"
+							: "/renew");
 	int rc = one(c, json, out, "POST", path, render_renew, name);
 
 	free(path);
@@ -942,12 +946,23 @@ int cli_domains(const struct cli_global *g, int argc, char **argv)
 int cli_renew(const struct cli_global *g, int argc, char **argv)
 {
 	static const char usage[] =
-	    "usage: certherd [-c FILE | --socket PATH] renew NAME... "
+	    "usage: certherd [-c FILE | --socket PATH] renew [--ari] NAME... "
 	    "[--json]\n\n"
 	    "Ask the daemon to renew these domains' certificates now (it "
-	    "still obeys\nthe CA's rate limits).\n";
+	    "still obeys\nthe CA's rate limits). With --ari, ask the CA's "
+	    "renewal information (RFC 9773)\nnow instead and renew only if "
+	    "its window says so (after a CA announced\nrevocations).\n";
+	int n = 0;
 
-	return by_name(g, argc, argv, "renew", 0, usage, cli_do_renew);
+	/* --ari is ours; by_name knows only --help. */
+	for (int i = 0; i < argc; i++) {
+		if (i > 0 && strcmp(argv[i], "--ari") == 0) {
+			renew_ask_ari = 1;
+			continue;
+		}
+		argv[n++] = argv[i];
+	}
+	return by_name(g, n, argv, "renew", 0, usage, cli_do_renew);
 }
 
 int cli_status(const struct cli_global *g, int argc, char **argv)

@@ -250,6 +250,7 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 	o.http_listen = addr_str(&cfg.http.listen, http, sizeof(http));
 	o.http_redirect = cfg.http.redirect == CONFIG_REDIRECT_REDIRECT;
 	o.concurrency = (unsigned)cfg.acme.concurrency;
+	o.ari = cfg.renew.ari;
 	limits_from(&cfg, limits);
 	o.limits = limits;
 	sc.orders_period_ms = limits[ENGINE_LIMIT_ORDERS].period_ms;

@@ -93,10 +93,11 @@ struct engine_task {
 	void (*close_cb)(struct engine_task *);
 };
 
-/* Typed constructors for the three machines. */
+/* Typed constructors for the machines. */
 void engine_task_client(struct engine_task *t, struct acme_client *c);
 void engine_task_order(struct engine_task *t, struct acme_order *o);
 void engine_task_op(struct engine_task *t, struct acme_op *op);
+void engine_task_ari(struct engine_task *t, struct acme_ari_op *op);
 /* Start (or continue) driving t; 0 or negative errno. */
 int engine_task_start(struct engine_task *t, uv_loop_t *loop,
 		      struct engine_http *http);
@@ -217,6 +218,8 @@ struct engine_daemon_opts {
 	int http_redirect;               /* other :80 requests -> https */
 	unsigned concurrency;            /* orders in flight, >= 1 */
 	unsigned tick_ms;                /* scheduler pass interval, 0 = 1000 */
+	int ari;                         /* renew by the CA's renewalInfo
+					    windows when it offers them */
 	/* The CA's limits for the ledger: ENGINE_LIMIT__MAX rows (struct
 	 * engine_limit_def, below), copied; NULL = engine_limits_letsencrypt. */
 	const struct engine_limit_def *limits;
@@ -323,6 +326,45 @@ enum engine_class engine_renew_class(int64_t not_before_ms,
  */
 int64_t engine_renew_ari_next(int64_t now_ms, int64_t retry_after_ms,
 			      int64_t not_after_ms);
+
+/*
+ * A certificate's renewal has come due (its next attempt time passed):
+ * renew now, or first ask the CA's renewalInfo? ari_usable: ARI is on and
+ * the CA offers renewalInfo. Without ARI: always renew (the next attempt
+ * was the lifetime rule's time). With ARI: renew when the known window
+ * (ari, NULL or invalid when none is known) says the time has come
+ * (engine_renew_at <= now); otherwise ask the CA first -- the due time
+ * was a poll time, or the lifetime rule's time with no window known yet.
+ */
+enum engine_due_act {
+	ENGINE_DUE_RENEW,
+	ENGINE_DUE_ASK_ARI,
+};
+enum engine_due_act engine_renew_due(int64_t not_before_ms,
+				     int64_t not_after_ms,
+				     const struct engine_ari_window *ari,
+				     int ari_usable, int64_t now_ms,
+				     uint64_t rnd);
+/*
+ * After a renewalInfo fetch: 1 when the certificate should be renewed
+ * now, else 0 with *next_ms the time to look at it again: the earlier of
+ * its renewal time and the next fetch (engine_renew_ari_next with the
+ * CA's Retry-After). ari is the window received, NULL when the fetch
+ * failed: then the lifetime rule decides, and the next fetch is tried
+ * after ENGINE_ARI_MIN_MS.
+ */
+int engine_renew_after_ari(int64_t not_before_ms, int64_t not_after_ms,
+			   const struct engine_ari_window *ari,
+			   int64_t retry_after_ms, int64_t now_ms, uint64_t rnd,
+			   int64_t *next_ms);
+/* The first look at a new certificate: its lifetime renewal time, or
+ * with ARI usable the first renewalInfo fetch if that comes earlier. */
+int64_t engine_renew_first(int64_t not_before_ms, int64_t not_after_ms,
+			   int ari_usable, int64_t now_ms, uint64_t rnd);
+/* A stable random seed for one certificate (from its serial), so that the
+ * point chosen in an unchanged ARI window does not move at every fetch:
+ * re-drawing it each time would pull renewals towards the window's start. */
+uint64_t engine_renew_seed(const char *serial);
 
 /* Failure backoff: 1 min doubling per consecutive failure up to 24 h,
  * each delay multiplied by a factor in [0.9, 1.1) from rnd. */

@@ -32,17 +32,6 @@ static int dir_feed(void *m, const struct acme_response *res, int64_t now_ms)
 	return acme_client_feed(m, res, now_ms);
 }
 
-static enum acme_step ari_next(void *m, int64_t now_ms,
-			       struct acme_request *req, int64_t *wake_at)
-{
-	return acme_ari_op_next(m, now_ms, req, wake_at);
-}
-
-static int ari_feed(void *m, const struct acme_response *res, int64_t now_ms)
-{
-	return acme_ari_op_feed(m, res, now_ms);
-}
-
 int engine_ari_fetch(struct engine_session *s, const char *chain_pem,
 		     struct acme_ari *out, char *err, size_t errsz)
 {
@@ -96,9 +85,7 @@ int engine_ari_fetch(struct engine_session *s, const char *chain_pem,
 		goto out;
 	}
 	memset(&t, 0, sizeof(t));
-	t.next = ari_next;
-	t.feed = ari_feed;
-	t.machine = op;
+	engine_task_ari(&t, op);
 	log_debug("ari", NULL, "GET %s", acme_ari_op_url(op));
 	if (engine_session_run_task(s, &t) != ACME_STEP_DONE) {
 		snprintf(err, errsz, "renewalInfo for %s failed: %s", certid,

@@ -42,14 +42,26 @@
 #include <openssl/rand.h>
 
 #include "engine/engine.h"
+#include "engine/engine_ari_poll.h"
 #include "store/store.h"
 #include "util/util.h"
 
 #define DUE_BATCH 256
+/* renewalInfo fetches in flight at once (they share the CA connections
+ * with the orders; each is one small GET). */
+#define ARI_IN_FLIGHT 16
 /* Buckets that have refilled are dropped from memory this often. */
 #define GC_EVERY_MS ENGINE_MIN_MS
 
 struct job;
+
+/* A name whose renewal was decided without a window in the store (the
+ * renewalInfo fetch failed and the lifetime rule says now): renew it
+ * without asking again. Memory only: after a restart we simply ask. */
+struct go_name {
+	struct go_name *next;
+	char name[NAME_MAX_LEN + 1];
+};
 
 struct engine_daemon {
 	struct engine_daemon_opts o;
@@ -65,6 +77,8 @@ struct engine_daemon {
 	unsigned in_flight;
 	struct job *jobs; /* in flight, doubly linked */
 	struct engine_limits *lim; /* the account's ledger; loop thread only */
+	struct engine_ari_poller *ari;
+	struct go_name *go;
 	int64_t next_gc_ms;
 	unsigned held;             /* held back by the ledger, last pass */
 	uv_mutex_t stats_mu;       /* guards stats (read by the API thread) */
@@ -86,6 +100,7 @@ struct job {
 	int charged;           /* ledger tokens reserved for this order */
 	enum engine_class cls;
 	char regdomain[NAME_MAX_LEN + 1];
+	char replaces[ACME_ARI_CERTID_MAX]; /* "" unless renewing with ARI */
 	struct acme_order *order;
 	struct engine_task task;
 	uv_work_t work;
@@ -101,6 +116,45 @@ static uint64_t rnd64(void)
 	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
 		r = (uint64_t)clock_mono_ms() * 0x9E3779B97F4A7C15ull;
 	return r;
+}
+
+/* ARI is on and the CA offers renewalInfo. */
+static int ari_usable(const struct engine_daemon *d)
+{
+	const struct acme_directory *dir =
+	    d->s.client ? acme_client_directory(d->s.client) : NULL;
+
+	return d->o.ari && dir && dir->renewal_info;
+}
+
+static struct go_name **go_find(struct engine_daemon *d, const char *name)
+{
+	struct go_name **g;
+
+	for (g = &d->go; *g && strcmp((*g)->name, name) != 0; g = &(*g)->next)
+		;
+	return g;
+}
+
+static void go_add(struct engine_daemon *d, const char *name)
+{
+	struct go_name *g;
+
+	if (*go_find(d, name) || !(g = calloc(1, sizeof(*g))))
+		return; /* no memory: we ask the CA once more, no harm */
+	snprintf(g->name, sizeof(g->name), "%s", name);
+	g->next = d->go;
+	d->go = g;
+}
+
+static void go_del(struct engine_daemon *d, const char *name)
+{
+	struct go_name **g = go_find(d, name), *x = *g;
+
+	if (x) {
+		*g = x->next;
+		free(x);
+	}
 }
 
 /* "2025-01-02T03:04:05Z" for messages. */
@@ -299,6 +353,15 @@ static void job_failed(struct job *j, const struct acme_error *e)
 	sj.failures = j->failures + 1;
 	sj.next_attempt_ms = engine_renew_backoff(sj.failures, e, now, rnd64(),
 						  &why);
+	if (j->replaces[0] && e->type &&
+	    strcmp(e->type, "alreadyReplaced") == 0) {
+		/* Another order already replaced this certificate (RFC 9773
+		 * §5): not final for us. The stored problem makes the next
+		 * attempt, at once, go without "replaces". */
+		sj.failures = j->failures;
+		sj.next_attempt_ms = now;
+		why = "retrying without replaces";
+	}
 	if (sj.next_attempt_ms == ENGINE_NEVER)
 		sj.next_attempt_ms = STORE_NO_TIME;
 	sj.status = sj.next_attempt_ms == STORE_NO_TIME ? STORE_DOMAIN_FAILED
@@ -408,17 +471,25 @@ static void order_done(struct engine_task *t, enum acme_step s)
 		return;
 	}
 	rc = store_cert_insert(d->st, &c, j->order_id,
-			       engine_renew_at(c.info.not_before_ms,
-					       c.info.not_after_ms, NULL, now,
-					       rnd64()),
+			       engine_renew_first(c.info.not_before_ms,
+						  c.info.not_after_ms,
+						  ari_usable(d), now,
+						  engine_renew_seed(info.serial)),
 			       now, NULL);
 	x509_info_free(&info);
 	if (rc < 0) {
 		job_local_failure(j, "cannot store the certificate");
 		return;
 	}
-	store_event_append(d->st, j->name, now, j->renewing ? "renewed" : "issued",
-			   "certificate stored");
+	{
+		char detail[sizeof(j->replaces) + 64];
+
+		snprintf(detail, sizeof(detail), "certificate stored%s%s%s",
+			 j->replaces[0] ? " (replaces " : "", j->replaces,
+			 j->replaces[0] ? ")" : "");
+		store_event_append(d->st, j->name, now,
+				   j->renewing ? "renewed" : "issued", detail);
+	}
 	log_info("daemon", j->name, "certificate %s",
 		 j->renewing ? "renewed" : "issued");
 	job_end(j);
@@ -436,6 +507,7 @@ static void start_order(struct job *j)
 		.csr_len = j->csr_len,
 		.chall = ACME_CHALL_HTTP01,
 		.profile = d->o.profile,
+		.replaces = j->replaces[0] ? j->replaces : NULL,
 		.order_url = j->order_url,
 	};
 
@@ -517,29 +589,110 @@ static const unsigned due_rank[STORE_DOMAIN__MAX] = {
 };
 
 /*
- * The class of a due domain: NEW without a certificate; a renewal is
- * URGENT from engine_renew_urgent_at, else EARLY -- except a renewal due
- * before half the certificate's lifetime, which no renewal rule of ours
- * (nor a normal ARI window) asks for: an operator forced it (`certherd
- * renew`, a key compromise, a changed profile) and it is served as URGENT.
+ * The class of a renewal: URGENT from engine_renew_urgent_at, else EARLY
+ * -- except a renewal due before half the certificate's lifetime, which
+ * no renewal rule of ours (nor a normal ARI window) asks for: an operator
+ * forced it (`certherd renew`, a key compromise, a changed profile) or
+ * the CA's window says now (a revoked certificate), and it is served as
+ * URGENT.
  */
-static enum engine_class due_class(struct engine_daemon *d,
-				   const struct store_due *due, int64_t now)
+static enum engine_class renewal_class(int64_t nb, int64_t na, int64_t now)
 {
-	struct store_cert c = {0};
-	enum engine_class cls;
-	int64_t nb, na;
-
-	if (due->not_after_ms == STORE_NO_TIME ||
-	    store_cert_current(d->st, due->name, &c) < 0)
-		return ENGINE_CLASS_NEW;
-	nb = c.info.not_before_ms;
-	na = c.info.not_after_ms;
-	store_cert_clear(&c);
 	if (na > nb && now < nb + (na - nb) / 2)
 		return ENGINE_CLASS_URGENT;
-	cls = engine_renew_class(nb, na, now);
-	return cls;
+	return engine_renew_class(nb, na, now);
+}
+
+/* The CA's answer is in: look again now (a renewal goes to the ledger at
+ * the next pass), or let the next fetch run. */
+static void ari_done(void *ctx, const char *name, int renew_now)
+{
+	struct engine_daemon *d = ctx;
+
+	if (renew_now)
+		go_add(d, name);
+	if (!d->stopping)
+		engine_daemon_wake(d);
+}
+
+/*
+ * A due domain: 1 to queue it for an order, with its class in *cls; 0
+ * when it needs no order now: its due time was a renewalInfo fetch (handed
+ * to the poller, or left due while the poller is full), or, for a
+ * certificate ARI cannot name, a time before its lifetime renewal time
+ * (then moved to that time).
+ */
+static int triage(struct engine_daemon *d, const struct store_due *due,
+		  int64_t now, enum engine_class *cls)
+{
+	struct store_cert c = {0};
+	struct store_domain dom;
+	struct engine_ari_window w;
+	int64_t nb, na, at;
+	uint64_t seed;
+	int rc, queue = 1;
+
+	*cls = ENGINE_CLASS_NEW;
+	if (due->not_after_ms == STORE_NO_TIME ||
+	    store_cert_current(d->st, due->name, &c) < 0)
+		return 1;
+	nb = c.info.not_before_ms;
+	na = c.info.not_after_ms;
+	*cls = renewal_class(nb, na, now);
+	seed = engine_renew_seed(c.info.serial);
+	w.start_ms = c.info.ari_start_ms;
+	w.end_ms = c.info.ari_end_ms;
+	if (due->status != STORE_DOMAIN_VALID || !ari_usable(d) ||
+	    *go_find(d, due->name) ||
+	    engine_renew_due(nb, na, w.start_ms == STORE_NO_TIME ? NULL : &w,
+			     1, now, seed) == ENGINE_DUE_RENEW)
+		goto out;
+	rc = store_domain_get(d->st, due->name, &dom);
+	if (rc == 0)
+		rc = engine_ari_poller_start(d->ari, &dom, &c, now);
+	if (rc != -ENOTSUP) {
+		queue = 0; /* asking, or ask at a later pass */
+		goto out;
+	}
+	/* ARI cannot name this certificate: the lifetime rule alone. */
+	at = engine_renew_at(nb, na, NULL, now, seed);
+	if (at > now) {
+		struct store_job sj = {
+		    .status = dom.status,
+		    .next_attempt_ms = at,
+		    .failures = dom.failures,
+		    .error = dom.has_error ? &dom.last_error : NULL,
+		};
+
+		store_domain_set_job(d->st, due->name, &sj, now);
+		queue = 0;
+	}
+out:
+	store_cert_clear(&c);
+	return queue;
+}
+
+/* The identifier of name's current certificate for "replaces", or ""
+ * (no ARI, no certificate, or the CA said it was already replaced). */
+static void replaces_for(struct engine_daemon *d, const struct store_domain *dom,
+			 char *out, size_t sz)
+{
+	struct store_cert c = {0};
+	unsigned char *der = NULL;
+	size_t len;
+
+	out[0] = '\0';
+	if (!ari_usable(d) ||
+	    (dom->has_error &&
+	     strcmp(dom->last_error.type, "alreadyReplaced") == 0) ||
+	    store_cert_current(d->st, dom->name, &c) < 0)
+		return;
+	if (c.chain_pem &&
+	    x509_pem_to_der(c.chain_pem, strlen(c.chain_pem), &der, &len) == 0 &&
+	    acme_ari_certid(der, len, out, sz) < 0)
+		out[0] = '\0';
+	free(der);
+	store_cert_clear(&c);
 }
 
 static int start_due(struct engine_daemon *d, const struct store_due *due,
@@ -557,6 +710,9 @@ static int start_due(struct engine_daemon *d, const struct store_due *due,
 		return -ENOMEM;
 	j->renewing = due->not_after_ms != STORE_NO_TIME;
 	j->failures = due->failures;
+	if (j->renewing)
+		replaces_for(d, &dom, j->replaces, sizeof(j->replaces));
+	go_del(d, due->name);
 	j->cls = cls;
 	snprintf(j->regdomain, sizeof(j->regdomain), "%s", regdomain);
 	/* Unschedule while in flight so no pass picks it twice. */
@@ -705,7 +861,8 @@ static void schedule_pass(struct engine_daemon *d)
 	if (!q)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		cls[i] = due_class(d, &due[i], now);
+		if (!triage(d, &due[i], now, &cls[i]))
+			continue; /* not in the queue: neither started nor held */
 		if (engine_limits_regdomain(due[i].name, rd[i], sizeof(rd[i])) < 0)
 			snprintf(rd[i], sizeof(rd[i]), "%.*s",
 				 (int)sizeof(rd[i]) - 1, due[i].name);
@@ -958,6 +1115,11 @@ int engine_daemon_open(const struct engine_daemon_opts *o,
 	rc = engine_session_open(&d->s, &o->acct, 1, err, errsz);
 	if (rc < 0)
 		goto fail;
+	d->ari = engine_ari_poller_new(&d->s, d->st, ARI_IN_FLIGHT, ari_done, d);
+	if (!d->ari) {
+		rc = -ENOMEM;
+		goto fail;
+	}
 	uv_async_init(&d->s.loop, &d->wake, on_wake);
 	d->wake.data = d;
 	uv_timer_init(&d->s.loop, &d->tick);
@@ -1012,6 +1174,9 @@ void engine_daemon_close(struct engine_daemon *d)
 		d->jobs->task.closing = 1;
 		job_free(d->jobs);
 	}
+	engine_ari_poller_free(d->ari);
+	while (d->go)
+		go_del(d, d->go->name);
 	engine_chall_free(d->chall);
 	store_close(d->st);
 	engine_limits_free(d->lim);

@@ -131,6 +131,77 @@ int64_t engine_renew_ari_next(int64_t now_ms, int64_t retry_after_ms,
 	return at;
 }
 
+static int window_ok(const struct engine_ari_window *ari)
+{
+	return ari && ari->end_ms > ari->start_ms;
+}
+
+enum engine_due_act engine_renew_due(int64_t not_before_ms,
+				     int64_t not_after_ms,
+				     const struct engine_ari_window *ari,
+				     int ari_usable, int64_t now_ms,
+				     uint64_t rnd)
+{
+	if (!ari_usable)
+		return ENGINE_DUE_RENEW;
+	if (window_ok(ari) &&
+	    engine_renew_at(not_before_ms, not_after_ms, ari, now_ms, rnd) <=
+		now_ms)
+		return ENGINE_DUE_RENEW;
+	/* No window yet, or its time has not come: this was a poll time. An
+	 * expired certificate has nothing to ask about (RFC 9773 §4.3). */
+	return now_ms >= not_after_ms ? ENGINE_DUE_RENEW : ENGINE_DUE_ASK_ARI;
+}
+
+int engine_renew_after_ari(int64_t not_before_ms, int64_t not_after_ms,
+			   const struct engine_ari_window *ari,
+			   int64_t retry_after_ms, int64_t now_ms, uint64_t rnd,
+			   int64_t *next_ms)
+{
+	const struct engine_ari_window *w = window_ok(ari) ? ari : NULL;
+	int64_t at = engine_renew_at(not_before_ms, not_after_ms, w, now_ms,
+				     rnd);
+	int64_t poll;
+
+	*next_ms = now_ms;
+	if (at <= now_ms)
+		return 1;
+	poll = engine_renew_ari_next(now_ms, ari ? retry_after_ms
+						 : ENGINE_ARI_MIN_MS,
+				     not_after_ms);
+	*next_ms = poll < at ? poll : at;
+	return 0;
+}
+
+int64_t engine_renew_first(int64_t not_before_ms, int64_t not_after_ms,
+			   int ari_usable, int64_t now_ms, uint64_t rnd)
+{
+	int64_t at = engine_renew_at(not_before_ms, not_after_ms, NULL, now_ms,
+				     rnd);
+	int64_t poll;
+
+	if (!ari_usable)
+		return at;
+	poll = engine_renew_ari_next(now_ms, -1, not_after_ms);
+	return poll < at ? poll : at;
+}
+
+uint64_t engine_renew_seed(const char *serial)
+{
+	/* FNV-1a, then a final mix so close serials spread over the whole
+	 * range (the window point uses the top bits). */
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (; serial && *serial; serial++) {
+		h ^= (unsigned char)*serial;
+		h *= 0x100000001b3ull;
+	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return h;
+}
+
 /* Permanent: retrying the same request cannot help. A compound problem
  * (type "compound" or subproblems only) is permanent when every
  * subproblem is, e.g. every identifier rejected or unsupported. */

@@ -55,6 +55,24 @@ void engine_task_order(struct engine_task *t, struct acme_order *o)
 	t->machine = o;
 }
 
+static enum acme_step ari_next(void *m, int64_t now_ms,
+			       struct acme_request *req, int64_t *wake_at)
+{
+	return acme_ari_op_next(m, now_ms, req, wake_at);
+}
+
+static int ari_feed(void *m, const struct acme_response *res, int64_t now_ms)
+{
+	return acme_ari_op_feed(m, res, now_ms);
+}
+
+void engine_task_ari(struct engine_task *t, struct acme_ari_op *op)
+{
+	t->next = ari_next;
+	t->feed = ari_feed;
+	t->machine = op;
+}
+
 void engine_task_op(struct engine_task *t, struct acme_op *op)
 {
 	t->next = op_next;

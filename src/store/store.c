@@ -410,7 +410,9 @@ int store_cert_expiring(struct store *st, int64_t before_ms,
 int store_cert_set_ari(struct store *st, int64_t id, int64_t start_ms,
 		       int64_t end_ms)
 {
-	if (!st || id <= 0 || start_ms < 0 || end_ms < start_ms)
+	int clear = start_ms == STORE_NO_TIME && end_ms == STORE_NO_TIME;
+
+	if (!st || id <= 0 || (!clear && (start_ms < 0 || end_ms < start_ms)))
 		return -EINVAL;
 	return st->ops->cert_set_ari(st, id, start_ms, end_ms);
 }

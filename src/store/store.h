@@ -260,7 +260,8 @@ int store_cert_current(struct store *st, const char *domain,
 /* Current certificates with not_after_ms < before_ms, soonest first. */
 int store_cert_expiring(struct store *st, int64_t before_ms,
 			struct store_cert_info *out, size_t max, size_t *n);
-/* Record the ARI suggested window of certificate id. */
+/* Record the ARI suggested window of certificate id (both STORE_NO_TIME:
+ * forget it, so the daemon asks the CA again). */
 int store_cert_set_ari(struct store *st, int64_t id, int64_t start_ms,
 		       int64_t end_ms);
 

@@ -308,8 +308,8 @@ int store__sq_cert_set_ari(struct store *st, int64_t id, int64_t start_ms,
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_int64(s, 2, start_ms);
-	sqlite3_bind_int64(s, 3, end_ms);
+	store__sq_bind_time(s, 2, start_ms);
+	store__sq_bind_time(s, 3, end_ms);
 	rc = store__sq_exec(sq, s);
 	if (rc == 0 && sqlite3_changes(sq->db) == 0)
 		rc = -ENOENT;

@@ -868,6 +868,52 @@ static void test_renew(void **state)
 	assert_true(d.has_error);
 	assert_string_equal(d.last_error.detail, "timeout");
 
+	/* With a certificate: a forced renewal sets its window to now (the
+	 * daemon renews at once); ?ari=true clears it (the daemon asks the
+	 * CA first). Both show in GET as renewal_window. */
+	{
+		struct store_cert c;
+		json_t *w;
+		int64_t t0 = clock_wall_ms();
+
+		put_cert(fx, "renew.example.com", t0 - 86400000LL,
+			 t0 + 89 * 86400000LL);
+		http(fx, "POST", "/v1/domains/renew.example.com/renew", NULL,
+		     &r);
+		assert_int_equal(r.status, 202);
+		resp_free(&r);
+		assert_int_equal(store_cert_current(fx->st, "renew.example.com",
+						    &c),
+				 0);
+		assert_true(c.info.ari_start_ms >= t0 &&
+			    c.info.ari_start_ms <= clock_wall_ms());
+		assert_true(c.info.ari_end_ms == c.info.ari_start_ms + 1);
+		store_cert_clear(&c);
+		http(fx, "GET", "/v1/domains/renew.example.com", NULL, &r);
+		w = json_object_get(json_object_get(r.json, "certificate"),
+				    "renewal_window");
+		assert_true(json_is_string(json_object_get(w, "start")));
+		resp_free(&r);
+		http(fx, "POST", "/v1/domains/renew.example.com/renew?ari=true",
+		     NULL, &r);
+		assert_int_equal(r.status, 202);
+		resp_free(&r);
+		assert_int_equal(store_cert_current(fx->st, "renew.example.com",
+						    &c),
+				 0);
+		assert_true(c.info.ari_start_ms == STORE_NO_TIME &&
+			    c.info.ari_end_ms == STORE_NO_TIME);
+		store_cert_clear(&c);
+		http(fx, "GET", "/v1/domains/renew.example.com", NULL, &r);
+		assert_null(json_object_get(
+		    json_object_get(r.json, "certificate"), "renewal_window"));
+		resp_free(&r);
+		http(fx, "POST", "/v1/domains/renew.example.com/renew?ari=maybe",
+		     NULL, &r);
+		assert_problem(&r, 400, "bad-argument");
+		resp_free(&r);
+	}
+
 	http(fx, "POST", "/v1/domains/nope.example.com/renew", NULL, &r);
 	assert_problem(&r, 404, "unknown-domain");
 	resp_free(&r);

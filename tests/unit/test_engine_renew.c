@@ -322,6 +322,119 @@ static void test_backoff_permanent(void **state)
 	assert_string_equal(why, "retry-after");
 }
 
+/* The due decision: without ARI always renew; with ARI renew only when
+ * the known window's point has come, else ask the CA first. */
+static void test_due_decision(void **state)
+{
+	int64_t nb = T0, na = T0 + 90 * D;
+	struct engine_ari_window past = {T0 + 10 * D, T0 + 11 * D};
+	struct engine_ari_window future = {T0 + 60 * D, T0 + 62 * D};
+	struct engine_ari_window bad = {T0 + 60 * D, T0 + 60 * D};
+	int64_t now = T0 + 61 * D;
+
+	(void)state;
+	assert_int_equal(engine_renew_due(nb, na, NULL, 0, now, rnd()),
+			 ENGINE_DUE_RENEW);
+	assert_int_equal(engine_renew_due(nb, na, &future, 0, T0, rnd()),
+			 ENGINE_DUE_RENEW);
+	/* ARI usable, nothing known yet: ask. */
+	assert_int_equal(engine_renew_due(nb, na, NULL, 1, now, rnd()),
+			 ENGINE_DUE_ASK_ARI);
+	assert_int_equal(engine_renew_due(nb, na, &bad, 1, now, rnd()),
+			 ENGINE_DUE_ASK_ARI);
+	/* A window in the past (a revoked certificate, a forced renewal). */
+	assert_int_equal(engine_renew_due(nb, na, &past, 1, T0 + 20 * D, rnd()),
+			 ENGINE_DUE_RENEW);
+	/* A future window: this due time was a poll time. */
+	assert_int_equal(engine_renew_due(nb, na, &future, 1, T0 + D, rnd()),
+			 ENGINE_DUE_ASK_ARI);
+	/* Past the window's end: renew whatever the seed. */
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(engine_renew_due(nb, na, &future, 1,
+						  T0 + 62 * D, rnd()),
+				 ENGINE_DUE_RENEW);
+	/* Inside the window: renew exactly when the seed's point passed. */
+	for (int i = 0; i < 1000; i++) {
+		uint64_t r = rnd();
+		int64_t at = engine_renew_at(nb, na, &future, T0, r);
+
+		assert_int_equal(engine_renew_due(nb, na, &future, 1, at - 1, r),
+				 ENGINE_DUE_ASK_ARI);
+		assert_int_equal(engine_renew_due(nb, na, &future, 1, at, r),
+				 ENGINE_DUE_RENEW);
+	}
+	/* Expired: nothing to ask about. */
+	assert_int_equal(engine_renew_due(nb, na, NULL, 1, na, rnd()),
+			 ENGINE_DUE_RENEW);
+}
+
+static void test_after_ari(void **state)
+{
+	int64_t nb = T0, na = T0 + 90 * D, next = 0;
+	struct engine_ari_window future = {T0 + 60 * D, T0 + 62 * D};
+	struct engine_ari_window past = {T0 - 2 * H, T0 - H};
+
+	(void)state;
+	/* Window in the past: renew now. */
+	assert_int_equal(engine_renew_after_ari(nb, na, &past, 6 * H, T0 + D,
+						rnd(), &next),
+			 1);
+	assert_int_equal(next, T0 + D);
+	/* Far window: next poll by Retry-After (clamped), before the point. */
+	assert_int_equal(engine_renew_after_ari(nb, na, &future, 6 * H, T0,
+						rnd(), &next),
+			 0);
+	assert_int_equal(next, T0 + 6 * H);
+	assert_int_equal(engine_renew_after_ari(nb, na, &future, 60 * 1000, T0,
+						rnd(), &next),
+			 0);
+	assert_int_equal(next, T0 + H);
+	/* Close window: its point comes before the next poll. */
+	for (int i = 0; i < 1000; i++) {
+		uint64_t r = rnd();
+		int64_t now = T0 + 60 * D - H;
+
+		assert_int_equal(engine_renew_after_ari(nb, na, &future, 3 * D,
+							now, r, &next),
+				 0);
+		assert_int_equal(next, engine_renew_at(nb, na, &future, now, r) <
+						 now + D
+					   ? engine_renew_at(nb, na, &future,
+							     now, r)
+					   : now + D);
+	}
+	/* Fetch failed: the lifetime rule decides, next try in 1 h. */
+	assert_int_equal(engine_renew_after_ari(nb, na, NULL, -1, T0 + D, rnd(),
+						&next),
+			 0);
+	assert_int_equal(next, T0 + D + H);
+	assert_int_equal(engine_renew_after_ari(nb, na, NULL, -1, T0 + 70 * D,
+						rnd(), &next),
+			 1);
+}
+
+static void test_first_and_seed(void **state)
+{
+	int64_t nb = T0, na = T0 + 90 * D;
+	uint64_t r = rnd();
+
+	(void)state;
+	assert_int_equal(engine_renew_first(nb, na, 0, T0, r),
+			 engine_renew_at(nb, na, NULL, T0, r));
+	assert_int_equal(engine_renew_first(nb, na, 1, T0, r), T0 + 6 * H);
+	/* A 6-hour certificate: its lifetime point (3 h) comes first. */
+	assert_int_equal(engine_renew_first(nb, nb + 6 * H, 1, T0, r),
+			 engine_renew_at(nb, nb + 6 * H, NULL, T0, r));
+	/* Stable and spread. */
+	assert_true(engine_renew_seed("0a1b") == engine_renew_seed("0a1b"));
+	assert_true(engine_renew_seed("0a1b") != engine_renew_seed("0a1c"));
+	assert_true((engine_renew_seed("01") >> 60) !=
+			    (engine_renew_seed("02") >> 60) ||
+		    (engine_renew_seed("03") >> 60) !=
+			    (engine_renew_seed("04") >> 60));
+	assert_true(engine_renew_seed(NULL) == engine_renew_seed(""));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -334,6 +447,9 @@ int main(void)
 	    cmocka_unit_test(test_ari_invalid_and_clamped),
 	    cmocka_unit_test(test_class),
 	    cmocka_unit_test(test_ari_next),
+	    cmocka_unit_test(test_due_decision),
+	    cmocka_unit_test(test_after_ari),
+	    cmocka_unit_test(test_first_and_seed),
 	    cmocka_unit_test(test_backoff_sequence),
 	    cmocka_unit_test(test_backoff_transient_and_retry_after),
 	    cmocka_unit_test(test_backoff_rate_limited),
