@@ -219,6 +219,22 @@ pem_certs() {
 		tr -d ' \t\r\n'
 }
 
+# ari_certid_openssl CERT: the certificate's RFC 9773 identifier computed
+# with openssl alone: base64url(AKI keyIdentifier) "." base64url(the DER
+# content octets of its serial).
+_b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+ari_certid_openssl() {
+	local cert=$1 kid serial
+	kid=$(openssl x509 -in "$cert" -noout -ext authorityKeyIdentifier |
+		sed -n '2p' | sed 's/^ *//; s/^keyid://; s/://g')
+	serial=$(openssl x509 -in "$cert" -noout -serial | sed 's/^serial=//')
+	[ $((${#serial} % 2)) = 1 ] && serial=0$serial
+	# DER INTEGER: a leading 00 keeps a serial with the high bit positive.
+	case $serial in [89A-Fa-f]*) serial=00$serial ;; esac
+	printf '%s.%s\n' "$(printf '%s' "$kid" | xxd -r -p | _b64url)" \
+		"$(printf '%s' "$serial" | xxd -r -p | _b64url)"
+}
+
 # verify_cert DIR DOMAIN: 0 if DIR/live/DOMAIN holds a good certificate for
 # DOMAIN from the running test CA; otherwise prints why and returns 1.
 verify_cert() {

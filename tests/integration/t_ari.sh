@@ -18,21 +18,6 @@ ari() {
 	"$CERTHERD" ari --directory "$ACME_DIRECTORY" --ca-bundle "$CA_BUNDLE" \
 		--out "$OUT" "$@"
 }
-b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
-
-# base64url(AKI keyIdentifier) "." base64url(serial DER content octets).
-certid_openssl() {
-	local cert=$1 kid serial
-	kid=$(openssl x509 -in "$cert" -noout -ext authorityKeyIdentifier |
-		sed -n '2p' | sed 's/^ *//; s/^keyid://; s/://g')
-	serial=$(openssl x509 -in "$cert" -noout -serial | sed 's/^serial=//')
-	[ $((${#serial} % 2)) = 1 ] && serial=0$serial
-	# DER INTEGER: a leading 00 keeps a serial with the high bit positive.
-	case $serial in [89A-Fa-f]*) serial=00$serial ;; esac
-	printf '%s.%s\n' "$(printf '%s' "$kid" | xxd -r -p | b64url)" \
-		"$(printf '%s' "$serial" | xxd -r -p | b64url)"
-}
-
 epoch_of() { date -u -d "$1" +%s; }
 
 ca_start || { fail "test CA starts"; finish; }
@@ -45,7 +30,7 @@ cp "$TEST_TMP/ari.out" "$TEST_TMP/ari-out.log"
 check "certherd ari exits 0" test $rc = 0
 field() { sed -n "s/^$1: //p" "$TEST_TMP/ari.out"; }
 got=$(field certid)
-want=$(certid_openssl "$CERT")
+want=$(ari_certid_openssl "$CERT")
 note "certid $got (openssl: $want)"
 check "certid equals the one computed with openssl" test -n "$got" -a "$got" = "$want"
 
