@@ -39,7 +39,25 @@ static const char *addr_str(const struct config_addr *a, char *buf, size_t sz)
 struct serve_ctx {
 	struct engine_daemon *d;
 	int64_t orders_period_ms;
+	char ca_label[512]; /* the directory URL, escaped for a label */
 };
+
+/* s as a Prometheus label value: backslash, quote and newline escaped;
+ * cut (never mid-escape) when it does not fit. */
+static void label_escape(const char *s, char *out, size_t sz)
+{
+	size_t o = 0;
+
+	for (; *s && o + 3 < sz; s++) {
+		if (*s == '\\' || *s == '"' || *s == '\n') {
+			out[o++] = '\\';
+			out[o++] = *s == '\n' ? 'n' : *s;
+		} else {
+			out[o++] = *s;
+		}
+	}
+	out[o] = '\0';
+}
 
 static void wake(void *ctx)
 {
@@ -137,6 +155,32 @@ static int metrics_extra(void *ctx, FILE *out)
 			"certherd_ratelimit_capacity{limit=\"orders\"} %.0f\n",
 			orders_now(&st, clock_wall_ms(), sc->orders_period_ms),
 			st.orders_capacity);
+	fprintf(out,
+		"# HELP certherd_orders_total Orders finished since start, by "
+		"CA and result.\n"
+		"# TYPE certherd_orders_total counter\n"
+		"certherd_orders_total{ca=\"%s\",result=\"valid\"} %llu\n"
+		"certherd_orders_total{ca=\"%s\",result=\"failed\"} %llu\n"
+		"# HELP certherd_order_failures_total Failed orders since start, "
+		"by CA and problem type (or error kind).\n"
+		"# TYPE certherd_order_failures_total counter\n",
+		sc->ca_label, (unsigned long long)st.orders_valid, sc->ca_label,
+		(unsigned long long)st.orders_failed);
+	for (unsigned i = 0; i < st.n_failure_types; i++)
+		fprintf(out,
+			"certherd_order_failures_total{ca=\"%s\",problem=\"%s\"} "
+			"%llu\n",
+			sc->ca_label, st.failures[i].type,
+			(unsigned long long)st.failures[i].n);
+	fprintf(out,
+		"# HELP certherd_ari_fetches_total renewalInfo (RFC 9773) "
+		"fetches since start, by CA and result.\n"
+		"# TYPE certherd_ari_fetches_total counter\n"
+		"certherd_ari_fetches_total{ca=\"%s\",result=\"ok\"} %llu\n"
+		"certherd_ari_fetches_total{ca=\"%s\",result=\"failed\"} "
+		"%llu\n",
+		sc->ca_label, (unsigned long long)st.ari_ok, sc->ca_label,
+		(unsigned long long)st.ari_failed);
 	return ferror(out) ? -EIO : 0;
 }
 
@@ -254,6 +298,7 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 	limits_from(&cfg, limits);
 	o.limits = limits;
 	sc.orders_period_ms = limits[ENGINE_LIMIT_ORDERS].period_ms;
+	label_escape(cfg.acme.directory, sc.ca_label, sizeof(sc.ca_label));
 	if (!o.http_listen) {
 		snprintf(err, sizeof(err), "http.listen is required (HTTP-01)");
 		goto bad;

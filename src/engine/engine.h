@@ -225,6 +225,11 @@ struct engine_daemon_opts {
 	const struct engine_limit_def *limits;
 };
 
+/* Failure types counted apart (the rest count as "other"), and the
+ * longest type kept: the CA's problem types are a short fixed list. */
+#define ENGINE_FAIL_TYPES 24
+#define ENGINE_FAIL_TYPE_MAX 40
+
 /* What the status page shows of the daemon, a snapshot published by the
  * loop thread after every scheduler pass (at least every tick_ms). */
 struct engine_daemon_stats {
@@ -234,6 +239,15 @@ struct engine_daemon_stats {
 	double orders_capacity;    /* 0: the limit is off */
 	int64_t orders_full_at_ms; /* when it is full again */
 	int64_t at_ms;             /* when the snapshot was taken */
+	/* Counters since start, for /metrics. */
+	uint64_t orders_valid;     /* orders that ended with a certificate */
+	uint64_t orders_failed;    /* orders that failed, by type below */
+	struct {
+		char type[ENGINE_FAIL_TYPE_MAX]; /* problem type or error kind */
+		uint64_t n;
+	} failures[ENGINE_FAIL_TYPES];
+	unsigned n_failure_types;
+	uint64_t ari_ok, ari_failed; /* renewalInfo fetches */
 };
 /* Copy the latest snapshot into *out. Safe from any thread. */
 void engine_daemon_stats(struct engine_daemon *d,

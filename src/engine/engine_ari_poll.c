@@ -40,6 +40,7 @@ struct engine_ari_poller {
 	struct engine_session *s;
 	struct store *st;
 	unsigned max, in_flight;
+	uint64_t ok, failed;
 	void (*done)(void *ctx, const char *name, int renew_now);
 	void *ctx;
 	struct poll *polls;
@@ -66,6 +67,13 @@ engine_ari_poller_new(struct engine_session *s, struct store *st,
 unsigned engine_ari_poller_in_flight(const struct engine_ari_poller *p)
 {
 	return p ? p->in_flight : 0;
+}
+
+void engine_ari_poller_counts(const struct engine_ari_poller *p, uint64_t *ok,
+			      uint64_t *failed)
+{
+	*ok = p ? p->ok : 0;
+	*failed = p ? p->failed : 0;
 }
 
 static void poll_free(struct poll *q)
@@ -162,8 +170,10 @@ static void poll_done(struct engine_task *t, enum acme_step step)
 	char why[1024];
 
 	if (step == ACME_STEP_DONE && acme_ari_op_result(q->op, &a) == 0) {
+		q->p->ok++;
 		poll_record(q, &a, now);
 	} else {
+		q->p->failed++;
 		log_warn("ari", q->name,
 			 "renewalInfo fetch failed: %s (the lifetime rule "
 			 "decides until the next fetch)",

@@ -36,6 +36,9 @@ int engine_ari_poller_start(struct engine_ari_poller *p,
 			    const struct store_domain *dom,
 			    const struct store_cert *c, int64_t now_ms);
 unsigned engine_ari_poller_in_flight(const struct engine_ari_poller *p);
+/* Fetches answered and failed since start. */
+void engine_ari_poller_counts(const struct engine_ari_poller *p, uint64_t *ok,
+			      uint64_t *failed);
 /* Abandon fetches in flight (their domains are due again when the lease
  * ends) and free. NULL ok. */
 void engine_ari_poller_free(struct engine_ari_poller *p);

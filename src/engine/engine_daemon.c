@@ -270,6 +270,43 @@ static void job_refund(struct job *j)
 	}
 }
 
+static int failure_slot(const struct engine_daemon_stats *st, const char *t)
+{
+	for (unsigned i = 0; i < st->n_failure_types; i++)
+		if (strcmp(st->failures[i].type, t) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Count a failed order under its problem type (or the kind of error
+ * when the CA sent no problem). Types we cannot use as a metric label,
+ * and new ones once all slots but the last are taken, count as "other",
+ * which the last slot is kept for. */
+static void count_failure(struct engine_daemon *d, const struct acme_error *e)
+{
+	struct engine_daemon_stats *st = &d->stats;
+	const char *t = e->type ? e->type : acme_errc_names[e->code];
+	int i;
+
+	if (!t || !*t || strlen(t) >= ENGINE_FAIL_TYPE_MAX ||
+	    strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		      "0123456789:._-") != strlen(t))
+		t = "other";
+	uv_mutex_lock(&d->stats_mu);
+	st->orders_failed++;
+	i = failure_slot(st, t);
+	if (i < 0 && strcmp(t, "other") != 0 &&
+	    st->n_failure_types >= ENGINE_FAIL_TYPES - 1)
+		i = failure_slot(st, t = "other");
+	if (i < 0) {
+		i = (int)st->n_failure_types++;
+		snprintf(st->failures[i].type, sizeof(st->failures[i].type),
+			 "%s", t);
+	}
+	st->failures[i].n++;
+	uv_mutex_unlock(&d->stats_mu);
+}
+
 static void publish_stats(struct engine_daemon *d, int64_t now)
 {
 	struct engine_headroom h = {0};
@@ -282,6 +319,7 @@ static void publish_stats(struct engine_daemon *d, int64_t now)
 	d->stats.orders_capacity = h.capacity > 0 ? h.capacity : 0;
 	d->stats.orders_full_at_ms = h.full_at_ms;
 	d->stats.at_ms = now;
+	engine_ari_poller_counts(d->ari, &d->stats.ari_ok, &d->stats.ari_failed);
 	uv_mutex_unlock(&d->stats_mu);
 }
 
@@ -341,6 +379,7 @@ static void job_failed(struct job *j, const struct acme_error *e)
 	char buf[1024];
 
 	problem_from(&p, e, now);
+	count_failure(d, e);
 	/* The CA counts failed authorizations per identifier; so do we. */
 	if (e->step && strcmp(e->step, "validation") == 0 &&
 	    limit_on(d, ENGINE_LIMIT_FAILED_AUTHZ)) {
@@ -492,6 +531,9 @@ static void order_done(struct engine_task *t, enum acme_step s)
 	}
 	log_info("daemon", j->name, "certificate %s",
 		 j->renewing ? "renewed" : "issued");
+	uv_mutex_lock(&d->stats_mu);
+	d->stats.orders_valid++;
+	uv_mutex_unlock(&d->stats_mu);
 	job_end(j);
 }
 

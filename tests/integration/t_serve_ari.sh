@@ -108,6 +108,23 @@ check "b's renewal carried replaces" \
 	test "$(last_detail b.example.com renewed)" = "certificate stored (replaces $B_CERTID)"
 check "c untouched" sh -c '[ "$("$0" -c "$1" domains show --json c.example.com | jq "[.history[] | select(.kind == \"renewed\")] | length")" = 0 ]' "$CERTHERD" "$CONF"
 
+# Metrics: orders by result, failures by problem type, ARI fetches. One
+# more domain points where nothing listens, so pebble's validation fails
+# with a "connection" problem.
+curl -fsS -X POST "$CHALLTESTSRV_MGMT/add-a" \
+	-d '{"host": "fail.example.com", "addresses": ["127.0.0.2"]}' >/dev/null
+check "add fail.example.com (its A record points nowhere)" ch domains add fail.example.com
+failed_once() { show fail.example.com | jq -e '.last_error.type == "connection"' >/dev/null; }
+check "its order fails with a connection problem" wait_for 60 failed_once
+curl -fsS --unix-socket "$STATE/api.sock" http://x/metrics >"$TEST_TMP/metrics.txt"
+metric() { awk -v k="$1" '$1 == k { print $2 }' "$TEST_TMP/metrics.txt"; }
+CA_L="ca=\"$ACME_DIRECTORY\""
+check "metrics: 5 orders valid (3 issued, 2 renewed)" test "$(metric "certherd_orders_total{$CA_L,result=\"valid\"}")" = 5
+check "metrics: 1 order failed" test "$(metric "certherd_orders_total{$CA_L,result=\"failed\"}")" = 1
+check "metrics: the failure counted as connection" test "$(metric "certherd_order_failures_total{$CA_L,problem=\"connection\"}")" = 1
+check "metrics: 2 renewalInfo fetches answered" test "$(metric "certherd_ari_fetches_total{$CA_L,result=\"ok\"}")" = 2
+check "metrics: no renewalInfo fetch failed" test "$(metric "certherd_ari_fetches_total{$CA_L,result=\"failed\"}")" = 0
+
 # renew.ari = false: renew --ari renews directly, without replaces.
 kill -TERM "$SERVE_PID"
 check "daemon stops on SIGTERM" wait_for 30 sh -c "! kill -0 $SERVE_PID 2>/dev/null"
