@@ -53,13 +53,24 @@ void engine_http_free(struct engine_http *h);
 struct engine_chall;
 
 /*
+ * A token this process did not publish, looked up elsewhere (the daemon:
+ * in the store, where another node sharing it may have written it). Runs
+ * on the responder's one thread. The key authorization into out; 0, or
+ * -ENOENT.
+ */
+typedef int (*engine_chall_lookup_fn)(void *ctx, const char *token,
+				      char *out, size_t outsz);
+/*
  * Serve GET /.well-known/acme-challenge/<token> on listen ("ADDR:PORT",
- * "[v6]:PORT" or ":PORT" for all addresses) from its own thread. Other
- * requests get 404, or with redirect a 308 to https://HOST/PATH when the
- * Host header is a valid domain name. NULL on failure with the reason in
- * err.
+ * "[v6]:PORT" or ":PORT" for all addresses) from its own thread, from
+ * what was published here, else through lookup (may be NULL). Other
+ * requests get 404, or with redirect a 308 to https://HOST/PATH?QUERY
+ * (as the client sent it) when the Host header is a valid domain name.
+ * NULL on failure with the reason in err.
  */
 struct engine_chall *engine_chall_new(const char *listen, int redirect,
+				      engine_chall_lookup_fn lookup,
+				      void *lookup_ctx,
 				      char *err, size_t errsz);
 /* Hooks for acme_order_new; they publish into this responder. */
 struct acme_challenge_hooks engine_chall_hooks(struct engine_chall *ch);

@@ -6,7 +6,12 @@
  * libmicrohttpd runs the listener on its own thread; the loop thread
  * publishes and withdraws responses, so the token table is guarded by a
  * mutex. The table is a chained hash keyed by token: thousands of orders
- * in flight look up in O(1).
+ * in flight look up in O(1). A token not in it goes to the optional
+ * lookup (the daemon's store, shared with other nodes), on this thread.
+ *
+ * Redirects keep the query string: libmicrohttpd hands the handler the
+ * decoded path only, so the request line's raw URI is caught by its
+ * URI log callback and kept as the request's context.
  */
 #include <errno.h>
 #include <arpa/inet.h>
@@ -33,6 +38,8 @@ struct entry {
 struct engine_chall {
 	struct MHD_Daemon *mhd;
 	int redirect; /* other requests: 308 to https instead of 404 */
+	engine_chall_lookup_fn lookup;
+	void *lookup_ctx;
 	pthread_mutex_t lock;
 	struct entry *buckets[BUCKETS];
 	size_t count;
@@ -48,10 +55,11 @@ static unsigned hash(const char *s)
 }
 
 /*
- * "https://HOST/PATH" for a plain-http request, or -EINVAL when the Host
- * header is not a domain name we would have a certificate for (an IP, a
- * bad name: no redirect to wherever a client says). The path is passed on
- * only if it is printable ASCII and bounded.
+ * "https://HOST/PATH?QUERY" for a plain-http request (url: the raw
+ * request target), or -EINVAL when the Host header is not a domain name
+ * we would have a certificate for (an IP, a bad name: no redirect to
+ * wherever a client says). The target is passed on only if it is
+ * printable ASCII and bounded.
  */
 static int https_location(struct MHD_Connection *conn, const char *url,
 			  char *out, size_t outsz)
@@ -76,6 +84,25 @@ static int https_location(struct MHD_Connection *conn, const char *url,
 	return 0;
 }
 
+/* The raw request target, before libmicrohttpd splits off the query:
+ * becomes the request's *req_cls (freed by done). */
+static void *raw_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	(void)cls;
+	(void)conn;
+	return uri && strlen(uri) <= 2048 ? strdup(uri) : NULL;
+}
+
+static void done(void *cls, struct MHD_Connection *conn, void **req_cls,
+		 enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	free(*req_cls);
+	*req_cls = NULL;
+}
+
 static enum MHD_Result answer(void *cls, struct MHD_Connection *conn,
 			      const char *url, const char *method,
 			      const char *version, const char *upload,
@@ -85,6 +112,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn,
 	struct MHD_Response *r;
 	const char *token;
 	char *body = NULL, location[NAME_MAX_LEN + 2048 + 16];
+	const char *raw = *req_cls;
 	unsigned status = MHD_HTTP_NOT_FOUND;
 	enum MHD_Result ret;
 
@@ -92,14 +120,16 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn,
 	(void)upload;
 	if (*upload_len)
 		return MHD_NO; /* no request bodies here */
-	(void)req_cls;
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
 		status = MHD_HTTP_METHOD_NOT_ALLOWED;
 		goto reply;
 	}
 	if (strncmp(url, PREFIX, strlen(PREFIX)) != 0) {
-		if (ch->redirect && https_location(conn, url, location,
-						   sizeof(location)) == 0)
+		/* The raw target when we have it (a missing one means an
+		 * oversized or odd request line: the path alone then). */
+		if (ch->redirect &&
+		    https_location(conn, raw && raw[0] == '/' ? raw : url,
+				   location, sizeof(location)) == 0)
 			status = MHD_HTTP_PERMANENT_REDIRECT;
 		goto reply;
 	}
@@ -113,6 +143,12 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn,
 			break;
 		}
 	pthread_mutex_unlock(&ch->lock);
+	if (!body && ch->lookup) {
+		char ka[512]; /* token "." thumbprint: ~130 bytes */
+
+		if (ch->lookup(ch->lookup_ctx, token, ka, sizeof(ka)) == 0)
+			body = strdup(ka);
+	}
 	if (body)
 		status = MHD_HTTP_OK;
 reply:
@@ -133,7 +169,8 @@ reply:
 }
 
 struct engine_chall *engine_chall_new(const char *listen, int redirect,
-				      char *err, size_t errsz)
+				      engine_chall_lookup_fn lookup,
+				      void *lookup_ctx, char *err, size_t errsz)
 {
 	struct engine_chall *ch;
 	struct sockaddr_storage ss;
@@ -148,6 +185,8 @@ struct engine_chall *engine_chall_new(const char *listen, int redirect,
 	}
 	pthread_mutex_init(&ch->lock, NULL);
 	ch->redirect = redirect;
+	ch->lookup = lookup;
+	ch->lookup_ctx = lookup_ctx;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	ch->mhd = MHD_start_daemon(
@@ -156,7 +195,8 @@ struct engine_chall *engine_chall_new(const char *listen, int redirect,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
-		MHD_OPTION_END);
+		MHD_OPTION_URI_LOG_CALLBACK, raw_uri, NULL,
+		MHD_OPTION_NOTIFY_COMPLETED, done, NULL, MHD_OPTION_END);
 	if (!ch->mhd) {
 		snprintf(err, errsz,
 			 "cannot listen on %s for HTTP-01 (address in use or "

@@ -68,6 +68,8 @@ struct engine_daemon {
 	struct engine_session s;
 	struct store *st;
 	struct engine_chall *chall;
+	struct acme_challenge_hooks chall_hooks; /* the responder's */
+	struct store *chall_st; /* the responder thread's own store handle */
 	uv_async_t wake;
 	uv_timer_t tick;
 	uv_signal_t sigterm, sigint, sighup;
@@ -537,10 +539,64 @@ static void order_done(struct engine_task *t, enum acme_step s)
 	job_end(j);
 }
 
+/* ---- HTTP-01: served here from memory, shared through the store ------------------ */
+
+/* How long a published challenge stays in the store if nobody withdraws
+ * it (a crash): longer than any validation. */
+#define CHALL_TTL_MS ENGINE_HOUR_MS
+
+/* Publish in this process's responder and in the store, where the
+ * responders of other nodes sharing it find it. The responder is what
+ * matters for us: a store failure is logged, not fatal. */
+static int chall_publish(void *ctx, enum acme_chall_type type,
+			 const char *domain, const char *token,
+			 const char *key_auth)
+{
+	struct engine_daemon *d = ctx;
+	struct store_challenge c = {0};
+	int rc = d->chall_hooks.publish(d->chall_hooks.ctx, type, domain, token,
+					key_auth);
+
+	if (rc < 0)
+		return rc;
+	snprintf(c.token, sizeof(c.token), "%s", token);
+	snprintf(c.key_authorization, sizeof(c.key_authorization), "%s",
+		 key_auth);
+	snprintf(c.domain, sizeof(c.domain), "%s", domain);
+	c.expires_ms = clock_wall_ms() + CHALL_TTL_MS;
+	if (store_challenge_put(d->st, &c) < 0)
+		log_warn("http01", domain,
+			 "cannot share the challenge through the store: %s",
+			 store_errmsg(d->st));
+	return 0;
+}
+
+static void chall_unpublish(void *ctx, enum acme_chall_type type,
+			    const char *domain, const char *token)
+{
+	struct engine_daemon *d = ctx;
+
+	d->chall_hooks.unpublish(d->chall_hooks.ctx, type, domain, token);
+	store_challenge_delete(d->st, token);
+}
+
+/* On the responder's thread, for a token this process does not serve. */
+static int chall_lookup(void *ctx, const char *token, char *out, size_t sz)
+{
+	struct engine_daemon *d = ctx;
+	struct store_challenge c;
+
+	if (!d->chall_st ||
+	    store_challenge_get(d->chall_st, token, clock_wall_ms(), &c) < 0)
+		return -ENOENT;
+	snprintf(out, sz, "%s", c.key_authorization);
+	return 0;
+}
+
 static void start_order(struct job *j)
 {
 	struct engine_daemon *d = j->d;
-	struct acme_challenge_hooks hooks = engine_chall_hooks(d->chall);
+	struct acme_challenge_hooks hooks = {chall_publish, chall_unpublish, d};
 	const char *name = j->name;
 	struct acme_order_opts oo = {
 		.names = &name,
@@ -886,6 +942,8 @@ static void schedule_pass(struct engine_daemon *d)
 
 	if (now >= d->next_gc_ms) {
 		engine_limits_gc(d->lim, now);
+		/* challenges a crash left behind (ours or another node's) */
+		store_challenge_expire(d->st, now);
 		d->next_gc_ms = now + GC_EVERY_MS;
 	}
 	if (d->stopping || d->in_flight >= d->o.concurrency)
@@ -1148,12 +1206,16 @@ int engine_daemon_open(const struct engine_daemon_opts *o,
 	/* The account's bucket now; a domain's own when it is due. */
 	bucket_load(d, ENGINE_LIMIT_ORDERS, "");
 	publish_stats(d, clock_wall_ms());
-	d->chall = engine_chall_new(o->http_listen, o->http_redirect, err,
-				    errsz);
+	rc = store_open(o->state_dir, &d->chall_st, err, errsz);
+	if (rc < 0)
+		goto fail;
+	d->chall = engine_chall_new(o->http_listen, o->http_redirect,
+				    chall_lookup, d, err, errsz);
 	if (!d->chall) {
 		rc = -EADDRINUSE;
 		goto fail;
 	}
+	d->chall_hooks = engine_chall_hooks(d->chall);
 	rc = engine_session_open(&d->s, &o->acct, 1, err, errsz);
 	if (rc < 0)
 		goto fail;
@@ -1219,7 +1281,8 @@ void engine_daemon_close(struct engine_daemon *d)
 	engine_ari_poller_free(d->ari);
 	while (d->go)
 		go_del(d, d->go->name);
-	engine_chall_free(d->chall);
+	engine_chall_free(d->chall); /* stops its thread: chall_st is ours */
+	store_close(d->chall_st);
 	store_close(d->st);
 	engine_limits_free(d->lim);
 	if (d->stats_mu_ok)

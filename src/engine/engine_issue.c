@@ -272,7 +272,8 @@ int engine_issue(const char *const *names, size_t n,
 		goto out;
 	}
 	/* The responder first: without it no order can succeed. */
-	r.chall = engine_chall_new(opts->http_listen, 0, err, errsz);
+	r.chall = engine_chall_new(opts->http_listen, 0, NULL, NULL, err,
+				  errsz);
 	if (!r.chall) {
 		rc = -EADDRINUSE;
 		goto out;
