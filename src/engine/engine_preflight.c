@@ -204,12 +204,12 @@ engine_preflight_judge(const char *name, const struct engine_dns_result *r,
 		put(&o, ", not one of ours: ");
 	} else {
 		/* Some ours, some not: the CA may validate at any. */
-		put(&o, "; ");
+		put(&o, "; not ours: ");
 		put_ips(&o, bad, n_bad);
-		put(&o, n_bad == 1 ? " is" : " are");
-		put(&o, " not one of ours: ");
+		put(&o, " (ours: ");
 	}
 	put_ips(&o, mine, n_mine);
+	put(&o, "%s", n_bad == n_seen ? "" : ")");
 	return ENGINE_PREFLIGHT_MISMATCH;
 }
 

@@ -128,7 +128,7 @@ check "alias: the CNAME chain ($d)" \
 	test "$d" = "alias.example.com resolves to 203.0.113.10 (via CNAME edge.example.net), not one of ours: 127.0.0.1"
 d=$(detail dual.example.com)
 check "dual: the foreign AAAA is named ($d)" \
-	test "$d" = "dual.example.com resolves to 127.0.0.1, 2001:db8::9; 2001:db8::9 is not one of ours: 127.0.0.1"
+	test "$d" = "dual.example.com resolves to 127.0.0.1, 2001:db8::9; not ours: 2001:db8::9 (ours: 127.0.0.1)"
 d=$(detail missing.nx.test)
 check "missing: NXDOMAIN ($d)" \
 	test "$d" = "missing.nx.test does not exist in DNS (NXDOMAIN)"
