@@ -13,6 +13,8 @@
 #    validation); their ledger tokens are given back;
 #  - `certherd renew NAME` re-checks at once; the same answer adds no
 #    second history event, and the wait doubles;
+#  - a resolver that does not answer gives a timeout reason; a stop with a
+#    lookup in flight is clean (no sanitizer report under ASan);
 #  - once the records are fixed, `certherd renew NAME` makes them valid,
 #    with a dns-ok event;
 #  - a valid domain whose DNS moved away is not renewed (dns-pending, its
@@ -72,10 +74,9 @@ bg dnsmasq dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv \
 	--no-hosts --no-poll --listen-address=127.0.0.1 --bind-interfaces \
 	--port=$DNSMASQ_PORT --server="${DNS_SERVER/:/#}" --cache-size=0 \
 	--address=/nx.test/ --pid-file= --user=root --log-facility=- --log-queries
-dns_up() { dig_a ok.example.com; }
-# dig_a NAME: ask dnsmasq with the daemon's own view (through c-ares is
-# what the daemon does; here a plain UDP query with python suffices to
-# know it is up).
+DNSMASQ_PID=$BG_PID
+# dig_a NAME: one A query to dnsmasq over UDP; 0 when an answer comes
+# (only to know it is up: the daemon's own lookups are what is tested).
 dig_a() {
 	python3 - "$1" "$DNSMASQ_PORT" <<-'PY'
 	import socket, struct, sys
@@ -90,7 +91,7 @@ dig_a() {
 	sys.exit(0 if d[:2] == q[:2] else 1)
 	PY
 }
-check "dnsmasq answers on 127.0.0.1:$DNSMASQ_PORT" wait_for 10 dns_up
+check "dnsmasq answers on 127.0.0.1:$DNSMASQ_PORT" wait_for 10 dig_a ok.example.com
 
 # The records: ok -> 127.0.0.1 (challtestsrv's default for any name).
 check "away.example.com A 203.0.113.9" \
@@ -213,5 +214,22 @@ check "now it is renewed" wait_for 60 renewed
 check "and valid" is_state ok.example.com valid
 check "Pebble saw 6 orders in all" test "$(orders)" = 6
 
-check "SIGTERM stops the daemon cleanly" bash -c "kill -TERM $SERVE_PID && for i in \$(seq 50); do kill -0 $SERVE_PID 2>/dev/null || exit 0; sleep 0.1; done; exit 1"
+# A resolver that does not answer: a timeout, said so.
+check "dnsmasq stops answering (SIGSTOP)" kill -STOP "$DNSMASQ_PID"
+on_exit "kill -CONT $DNSMASQ_PID 2>/dev/null"
+check "renew missing.nx.test" ch renew missing.nx.test
+timed_out() {
+	[ "$(detail missing.nx.test)" = "cannot tell where missing.nx.test points: no answer from the DNS server (timeout) for its A record" ]
+}
+check "it stays dns-pending: the DNS server timed out" wait_for 30 timed_out
+check "type dns-error" test "$(err_type missing.nx.test)" = dns-error
+check "still no order" test "$(orders)" = 6
+# Stop with a lookup in flight: it is dropped, nothing leaks.
+check "renew missing.nx.test again" ch renew missing.nx.test
+sleep 0.5
+check "SIGTERM stops the daemon cleanly, a lookup in flight" bash -c "kill -TERM $SERVE_PID && for i in \$(seq 50); do kill -0 $SERVE_PID 2>/dev/null || exit 0; sleep 0.1; done; exit 1"
+check "dnsmasq answers again (SIGCONT)" kill -CONT "$DNSMASQ_PID"
+# Under ASan, leaks (the resolver's handles and lookups at stop) and
+# errors are reported in the daemon's log on exit.
+check_fails "the daemon's log has no sanitizer report" grep -q 'Sanitizer' "$TEST_TMP/serve.log"
 finish
