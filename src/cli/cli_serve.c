@@ -240,7 +240,8 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 	struct serve_ctx sc = {0};
 	struct engine_limit_def limits[ENGINE_LIMIT__MAX];
 	unsigned char *hmac = NULL;
-	char err[1024] = "", http[80], tcp[80];
+	char err[1024] = "", http[80], tcp[80], resolver[80];
+	const char *ours[64]; /* preflight.addresses: at most 64 */
 	enum log_level lvl;
 	int status = 1;
 
@@ -299,6 +300,13 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 	o.limits = limits;
 	sc.orders_period_ms = limits[ENGINE_LIMIT_ORDERS].period_ms;
 	label_escape(cfg.acme.directory, sc.ca_label, sizeof(sc.ca_label));
+	o.preflight = cfg.preflight.enabled;
+	o.preflight_resolver = addr_str(&cfg.preflight.resolver, resolver,
+					sizeof(resolver)); /* NULL: system */
+	for (size_t i = 0; i < cfg.preflight.addresses.n && i < 64; i++)
+		ours[o.n_preflight_addrs++] = cfg.preflight.addresses.v[i].host;
+	o.preflight_addrs = ours;
+	o.backoff_max_ms = cfg.renew.backoff_max * 1000;
 	if (!o.http_listen) {
 		snprintf(err, sizeof(err), "http.listen is required (HTTP-01)");
 		goto bad;

@@ -234,6 +234,15 @@ struct engine_daemon_opts {
 	/* The CA's limits for the ledger: ENGINE_LIMIT__MAX rows (struct
 	 * engine_limit_def, below), copied; NULL = engine_limits_letsencrypt. */
 	const struct engine_limit_def *limits;
+	/* DNS pre-flight before each order (docs/daemon.md). */
+	int preflight;                       /* 0: off, order at once */
+	const char *preflight_resolver;      /* "ADDR:PORT", NULL = resolv.conf */
+	const char *const *preflight_addrs;  /* our IPs, borrowed for the
+						daemon's life; none: the name
+						must only resolve */
+	size_t n_preflight_addrs;
+	int64_t backoff_max_ms;              /* longest wait between re-checks,
+						0 = ENGINE_BACKOFF_CAP_MS */
 };
 
 /* Failure types counted apart (the rest count as "other"), and the
@@ -628,5 +637,124 @@ int engine_ari_fetch(struct engine_session *s, const char *chain_pem,
  * types). Returns the final step. (engine_session.c) */
 enum acme_step engine_session_run_task(struct engine_session *s,
 				       struct engine_task *t);
+
+/* ---- DNS pre-flight (engine_dns.c: the resolver; engine_preflight.c:
+ *      pure judgement) ---------------------------------------------------
+ *
+ * Before a domain is ordered, its A and AAAA records (following CNAMEs)
+ * are looked up and compared with the addresses configured as ours, so no
+ * order (and no failed-authorization token) is spent on a name that does
+ * not point at us yet (docs/daemon.md).
+ */
+
+#define ENGINE_DNS_MAX_ADDRS  16  /* addresses kept per query */
+#define ENGINE_DNS_MAX_CNAMES 8   /* CNAME targets kept per query */
+#define ENGINE_DNS_NAME_MAX   254 /* a name and its NUL */
+#define ENGINE_DNS_ADDR_MAX   46  /* INET6_ADDRSTRLEN */
+
+/* What one query (A or AAAA) came back with. */
+enum engine_dns_status {
+	ENGINE_DNS_OK = 0,       /* records of the type asked for */
+	ENGINE_DNS_NODATA,       /* the name exists, no record of that type */
+	ENGINE_DNS_NXDOMAIN,     /* the name does not exist */
+	ENGINE_DNS_SERVFAIL,     /* the server failed (SERVFAIL) */
+	ENGINE_DNS_REFUSED,      /* the server refused (REFUSED) */
+	ENGINE_DNS_TIMEOUT,      /* no answer in time */
+	ENGINE_DNS_UNREACHABLE,  /* the server could not be reached */
+	ENGINE_DNS_BADRESP,      /* a malformed or unexpected answer */
+	ENGINE_DNS_ERROR,        /* anything else (local) */
+	ENGINE_DNS__MAX
+};
+extern const char *const engine_dns_status_names[ENGINE_DNS__MAX];
+
+struct engine_dns_answer {
+	enum engine_dns_status status;
+	/* The CNAME chain from the name asked for, each target in order
+	 * ("x.example.net" for shop.example.com CNAME x.example.net). */
+	size_t n_cnames;
+	char cnames[ENGINE_DNS_MAX_CNAMES][ENGINE_DNS_NAME_MAX];
+	/* The addresses of the chain's end, canonical text (inet_ntop). */
+	size_t n_addrs;
+	char addrs[ENGINE_DNS_MAX_ADDRS][ENGINE_DNS_ADDR_MAX];
+};
+
+struct engine_dns_result {
+	struct engine_dns_answer a, aaaa;
+};
+
+struct engine_dns;
+
+/* Called once per lookup from the loop; r is valid during the call. */
+typedef void (*engine_dns_cb)(void *ctx, const struct engine_dns_result *r);
+
+/*
+ * A stub resolver (c-ares) on loop: its sockets are watched with uv_poll,
+ * its retransmissions run on a uv_timer. server: "ADDR:PORT" or
+ * "[V6]:PORT" asked directly, or NULL for the servers of
+ * /etc/resolv.conf. timeout_ms per try (two tries per server), 0 = 2000.
+ * NULL on failure with the reason in err.
+ */
+struct engine_dns *engine_dns_new(uv_loop_t *loop, const char *server,
+				  unsigned timeout_ms, char *err, size_t errsz);
+/*
+ * Look name (a normalized domain name, copied) up: A and AAAA at once,
+ * without search domains. cb is called exactly once, possibly before this
+ * returns (a lookup that cannot start). 0, -EINVAL (bad name), -ENOMEM
+ * (then cb is not called).
+ */
+int engine_dns_lookup(struct engine_dns *r, const char *name,
+		      engine_dns_cb cb, void *ctx);
+/* Lookups in flight. */
+size_t engine_dns_active(const struct engine_dns *r);
+/* Drop every lookup (their callbacks are not called) and close; NULL ok.
+ * Not from a callback. Run the loop afterwards so libuv can release the
+ * handles. */
+void engine_dns_free(struct engine_dns *r);
+
+/* The outcome of a pre-flight check. */
+enum engine_preflight_verdict {
+	ENGINE_PREFLIGHT_OK = 0,     /* points at us (or, with no addresses
+					configured, resolves at all) */
+	ENGINE_PREFLIGHT_MISMATCH,   /* resolves to an address not ours */
+	ENGINE_PREFLIGHT_NO_ADDRESS, /* exists, but has no A or AAAA */
+	ENGINE_PREFLIGHT_NXDOMAIN,   /* does not exist */
+	ENGINE_PREFLIGHT_DNS_ERROR,  /* the DNS could not tell (SERVFAIL,
+					timeout, unreachable, ...) */
+	ENGINE_PREFLIGHT__MAX
+};
+/* Problem types stored as the domain's last error: "dns-ok",
+ * "dns-mismatch", "dns-no-address", "dns-nxdomain", "dns-error". */
+extern const char *const engine_preflight_types[ENGINE_PREFLIGHT__MAX];
+
+/*
+ * Judge r, the answers for name, against ours (n_ours IP literals,
+ * borrowed; any text form inet_pton reads). Pure. The rule:
+ *  - a query that failed (neither records, NODATA nor NXDOMAIN) makes the
+ *    whole check DNS_ERROR: what it would have said is unknown;
+ *  - NXDOMAIN from either query: NXDOMAIN;
+ *  - no address at all: NO_ADDRESS;
+ *  - with ours empty, any address is OK; otherwise every address must be
+ *    one of ours (a CA validating HTTP-01 may connect to any of them, and
+ *    Let's Encrypt tries IPv6 first), else MISMATCH.
+ * why (whysz > 0) gets one line for people and the history, naming the
+ * domain, what was seen (addresses sorted, so an answer in another order
+ * reads the same) and the CNAME chain, e.g. "shop.example.com resolves to
+ * 203.0.113.9 (via CNAME x.example.net), not one of ours: 127.0.0.1".
+ */
+enum engine_preflight_verdict
+engine_preflight_judge(const char *name, const struct engine_dns_result *r,
+		       const char *const *ours, size_t n_ours, char *why,
+		       size_t whysz);
+
+/* First re-check of a domain that failed its pre-flight. */
+#define ENGINE_PREFLIGHT_BASE_MS ENGINE_MIN_MS
+/*
+ * When to check again after the checks-th consecutive failed pre-flight
+ * (1 for the first; 0 is taken as 1): 1 minute doubling per check, capped
+ * at max_ms (<= 0: ENGINE_BACKOFF_CAP_MS), then shortened by up to 10 %
+ * from rnd so domains that failed together spread out. Pure.
+ */
+int64_t engine_preflight_backoff(unsigned checks, int64_t now_ms,
+				 int64_t max_ms, uint64_t rnd);
 
 #endif

@@ -4,7 +4,10 @@
  *
  * A job is one domain being worked on:
  *
- *   due (store) --> KEYGEN (thread pool) --> ORDER (acme_order on the loop)
+ *   due (store) --> PREFLIGHT (DNS, on the loop) --> KEYGEN (thread pool)
+ *        |            not pointing at us: tokens back, DNS_PENDING with
+ *        |            the answer seen, re-checked with backoff
+ *        |        --> ORDER (acme_order on the loop)
  *        |              newOrder answered: order URL + key persisted
  *        |              (store_order_begin) before anything else is sent
  *        |                 VALID: certificate stored with its renewal time,
@@ -81,6 +84,7 @@ struct engine_daemon {
 	struct engine_limits *lim; /* the account's ledger; loop thread only */
 	struct engine_ari_poller *ari;
 	struct go_name *go;
+	struct engine_dns *dns;    /* pre-flight resolver, NULL when off */
 	int64_t next_gc_ms;
 	unsigned held;             /* held back by the ledger, last pass */
 	uv_mutex_t stats_mu;       /* guards stats (read by the API thread) */
@@ -100,6 +104,7 @@ struct job {
 	char *order_url;       /* resuming a persisted order */
 	int64_t order_id;      /* 0 until persisted */
 	int charged;           /* ledger tokens reserved for this order */
+	int was_dns_pending;   /* failed its last pre-flight */
 	enum engine_class cls;
 	char regdomain[NAME_MAX_LEN + 1];
 	char replaces[ACME_ARI_CERTID_MAX]; /* "" unless renewing with ARI */
@@ -675,6 +680,96 @@ static void job_queue_keygen(struct job *j)
 		job_local_failure(j, "cannot queue key generation");
 }
 
+/* ---- PREFLIGHT (DNS on the loop) ------------------------------------------------ */
+
+/*
+ * The name does not point at us (or DNS cannot tell): no order. The
+ * tokens reserved go back, the domain waits DNS_PENDING with what was
+ * seen as its last error, re-checked with backoff (engine_preflight_backoff,
+ * up to renew.backoff_max). One history event per answer: a re-check
+ * that sees the same thing adds none.
+ */
+static void job_dns_pending(struct job *j, enum engine_preflight_verdict v,
+			    const char *why)
+{
+	struct engine_daemon *d = j->d;
+	int64_t now = clock_wall_ms();
+	struct store_domain dom;
+	struct store_problem p = {0};
+	struct store_job sj = {0};
+	char when[40];
+	int same;
+
+	job_refund(j);
+	if (store_domain_get(d->st, j->name, &dom) < 0 ||
+	    dom.status == STORE_DOMAIN_REMOVED) {
+		job_end(j); /* removed meanwhile: nothing to schedule */
+		return;
+	}
+	snprintf(p.type, sizeof(p.type), "%s", engine_preflight_types[v]);
+	snprintf(p.detail, sizeof(p.detail), "%s", why);
+	snprintf(p.step, sizeof(p.step), "preflight");
+	p.retry_after_ms = STORE_NO_TIME;
+	same = dom.has_error && strcmp(dom.last_error.step, p.step) == 0 &&
+	       strcmp(dom.last_error.type, p.type) == 0 &&
+	       strcmp(dom.last_error.detail, p.detail) == 0;
+	sj.status = STORE_DOMAIN_DNS_PENDING;
+	sj.failures = j->failures + 1;
+	sj.next_attempt_ms = engine_preflight_backoff(
+	    sj.failures, now, d->o.backoff_max_ms, rnd64());
+	sj.error = &p;
+	if (store_domain_set_job(d->st, j->name, &sj, now) < 0)
+		log_error("daemon", j->name, "cannot update the store: %s",
+			  store_errmsg(d->st));
+	time_str(sj.next_attempt_ms, when, sizeof(when));
+	if (!same) {
+		store_event_append(d->st, j->name, now, "dns-pending", why);
+		log_info("daemon", j->name, "not ordering: %s (checking again "
+			 "at %s)", why, when);
+	} else {
+		log_debug("daemon", j->name, "still %s (checking again at %s)",
+			  p.type, when);
+	}
+	job_end(j);
+}
+
+static void preflight_done(void *ctx, const struct engine_dns_result *r)
+{
+	struct job *j = ctx;
+	struct engine_daemon *d = j->d;
+	enum engine_preflight_verdict v;
+	char why[sizeof(((struct store_problem *)0)->detail)];
+
+	v = engine_preflight_judge(j->name, r, d->o.preflight_addrs,
+				   d->o.n_preflight_addrs, why, sizeof(why));
+	if (v != ENGINE_PREFLIGHT_OK) {
+		job_dns_pending(j, v, why);
+		return;
+	}
+	if (j->was_dns_pending) {
+		store_event_append(d->st, j->name, clock_wall_ms(), "dns-ok", why);
+		log_info("daemon", j->name, "DNS now points at us: %s", why);
+	} else {
+		log_debug("daemon", j->name, "pre-flight: %s", why);
+	}
+	job_queue_keygen(j);
+}
+
+/* Check DNS first when the pre-flight is on; a resumed order never
+ * comes here (it was checked before it was created). */
+static void job_preflight(struct job *j)
+{
+	int rc;
+
+	if (!j->d->dns) {
+		job_queue_keygen(j);
+		return;
+	}
+	rc = engine_dns_lookup(j->d->dns, j->name, preflight_done, j);
+	if (rc < 0)
+		job_local_failure(j, "cannot start the DNS pre-flight");
+}
+
 /* ---- scheduling ---------------------------------------------------------------- */
 
 /* The store's order of due domains: renewals (by expiry), then new
@@ -824,8 +919,9 @@ static int start_due(struct engine_daemon *d, const struct store_due *due,
 		job_free(j);
 		return -EIO;
 	}
+	j->was_dns_pending = dom.status == STORE_DOMAIN_DNS_PENDING;
 	j->charged = 1; /* from here on job_local_failure refunds */
-	job_queue_keygen(j);
+	job_preflight(j); /* then keygen, unless DNS says no */
 	return 0;
 }
 
@@ -1233,6 +1329,19 @@ int engine_daemon_open(const struct engine_daemon_opts *o,
 	uv_signal_init(&d->s.loop, &d->sighup);
 	d->sigterm.data = d->sigint.data = d->sighup.data = d;
 	d->handles_open = 1;
+	if (o->preflight) {
+		d->dns = engine_dns_new(&d->s.loop, o->preflight_resolver, 0,
+					err, errsz);
+		if (!d->dns) {
+			rc = -EINVAL;
+			goto fail;
+		}
+		log_info("daemon", NULL,
+			 "DNS pre-flight on: resolver %s, %zu addresses of ours",
+			 o->preflight_resolver ? o->preflight_resolver
+					       : "from /etc/resolv.conf",
+			 o->n_preflight_addrs);
+	}
 	*out = d;
 	return 0;
 fail:
@@ -1273,6 +1382,8 @@ void engine_daemon_close(struct engine_daemon *d)
 	/* Jobs still in flight are abandoned here; their orders stay
 	 * pending in the store and resume at the next start. */
 	d->stopping = 1;
+	engine_dns_free(d->dns); /* before the loop closes: its handles */
+	d->dns = NULL;
 	engine_session_close(&d->s);
 	while (d->jobs) {
 		d->jobs->task.closing = 1;

@@ -33,7 +33,9 @@ listen = 127.0.0.1:$HTTP01_PORT
 socket = $STATE/api.sock
 
 [preflight]
-enabled = false
+; challtestsrv answers 127.0.0.1 for every name
+resolver = $DNS_SERVER
+addresses = 127.0.0.1
 
 [limits]
 orders = 5/2m
