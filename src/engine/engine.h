@@ -596,8 +596,9 @@ int engine_batch_merge(struct engine_batch *to, struct engine_batch *from);
  * *len (may be NULL); NULL on ENOMEM. An empty batch gives "". */
 char *engine_batch_lines(const struct engine_batch *b, size_t *len);
 /* Add the names of text (len bytes, one a line, as engine_batch_lines
- * writes them). Blank lines are skipped; a line that is not a valid name
- * is skipped and counted in *bad (may be NULL). 0 or -ENOMEM. */
+ * writes them). Blank lines are skipped; a line that is not a valid name,
+ * and a last line without its '\n' (a torn write), are skipped and
+ * counted in *bad (may be NULL). 0 or -ENOMEM. */
 int engine_batch_parse(struct engine_batch *b, const char *text, size_t len,
 		       size_t *bad);
 

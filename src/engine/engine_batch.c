@@ -192,13 +192,19 @@ int engine_batch_parse(struct engine_batch *b, const char *text, size_t len,
 		const char *nl = memchr(text + pos, '\n', len - pos);
 		size_t l = nl ? (size_t)(nl - (text + pos)) : len - pos;
 
+		if (!nl) {
+			/* every line is written with its '\n': one without
+			 * is a write a crash cut short, maybe mid-name */
+			nbad++;
+			break;
+		}
 		if (l > 0 && name_ok(text + pos, l)) {
 			memcpy(name, text + pos, l);
 			name[l] = '\0';
 			if (engine_batch_add(b, name) < 0)
 				return -ENOMEM;
 		} else if (l > 0) {
-			nbad++; /* a torn last line after a crash, or garbage */
+			nbad++; /* garbage: not ours */
 		}
 		pos += l + 1;
 	}

@@ -398,9 +398,10 @@ static void on_flush_deadline(uv_timer_t *t)
 	struct engine_deploy *dp = t->data;
 	void (*done)(void *) = dp->flush_done;
 
-	log_warn("deploy", NULL, "stopping with hooks still running for %zu "
-		 "domains: they are delivered again at the next start",
-		 engine_batch_count(dp->run));
+	log_warn("deploy", NULL, "stopping with the hooks still running for "
+		 "%zu domain%s: delivered again at the next start",
+		 engine_batch_count(dp->run),
+		 engine_batch_count(dp->run) == 1 ? "" : "s");
 	dp->abandoned = 1;
 	engine_cmd_kill(dp->cmd);
 	dp->flush_done = NULL;
@@ -419,8 +420,10 @@ int engine_deploy_flush(struct engine_deploy *dp, int64_t max_ms,
 	dp->flush_done = done;
 	dp->flush_ctx = ctx;
 	if (dp->state == DP_WAITING) {
+		size_t n = engine_batch_count(dp->pending);
+
 		log_info("deploy", NULL, "stopping: running the pending hooks "
-			 "for %zu domains now", engine_batch_count(dp->pending));
+			 "for %zu domain%s now", n, n == 1 ? "" : "s");
 		start_run(dp);
 	}
 	if (dp->state == DP_IDLE) { /* ended at once */
@@ -542,10 +545,11 @@ int engine_deploy_new(uv_loop_t *loop, struct store *st,
 	dp->batch_timer.data = dp->events_timer.data = dp->flush_timer.data = dp;
 	dp->handles = 3;
 	if (engine_batch_count(dp->pending)) {
-		log_info("deploy", NULL, "%zu changed domains not yet delivered "
-			 "before the last stop: hooks run for them in %lld ms",
-			 engine_batch_count(dp->pending),
-			 (long long)dp->batch_ms);
+		size_t n = engine_batch_count(dp->pending);
+
+		log_info("deploy", NULL, "%zu changed domain%s not delivered "
+			 "before the last stop: the hooks run for them in "
+			 "%lld ms", n, n == 1 ? "" : "s", (long long)dp->batch_ms);
 		dp->first_change = uv_now(loop);
 		wait_batch(dp);
 	}
