@@ -21,10 +21,10 @@
 #include "util/util.h"
 
 struct engine_batch {
-	char **names;   /* insertion order */
+	char **names; /* insertion order */
 	size_t n, cap;
-	size_t *slots;  /* index + 1 into names; 0 = empty; size nslots */
-	size_t nslots;  /* a power of two, at least twice n */
+	size_t *slots; /* index + 1 into names; 0 = empty; size nslots */
+	size_t nslots; /* a power of two, at least twice n */
 };
 
 /* FNV-1a: names are short and ours, no adversary picks them. */
@@ -213,7 +213,8 @@ int engine_batch_parse(struct engine_batch *b, const char *text, size_t len,
 	return 0;
 }
 
-/* ---- the webhook's body ------------------------------------------------------ */
+/* ---- the webhook's body
+ * ------------------------------------------------------ */
 
 static json_t *time_json(int64_t ms)
 {
@@ -270,7 +271,8 @@ char *engine_batch_json(const struct engine_batch_item *items, size_t n,
 		json_t *d = json_object();
 
 		if (!d || json_array_append_new(arr, d) ||
-		    json_object_set_new(d, "name", json_string(items[i].name)) ||
+		    json_object_set_new(d, "name",
+					json_string(items[i].name)) ||
 		    json_object_set_new(d, "not_after",
 					time_json(items[i].not_after_ms)) ||
 		    json_object_set_new(d, "serial",

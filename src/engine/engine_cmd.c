@@ -26,18 +26,19 @@
 
 extern char **environ;
 
-#define CMD_LINE_MAX 1000  /* bytes of one logged line */
-#define CMD_LINES_MAX 200  /* lines logged per run: a chatty hook must not
-			      flood the daemon's log */
+#define CMD_LINE_MAX 1000 /* bytes of one logged line */
+#define CMD_LINES_MAX                                                          \
+	200 /* lines logged per run: a chatty hook must not                    \
+	       flood the daemon's log */
 #define CMD_KILL_GRACE_MS 5000
-#define CMD_EOF_GRACE_MS 1000
+#define CMD_EOF_GRACE_MS  1000
 
 struct stream {
 	struct engine_cmd *c;
 	uv_pipe_t pipe;
-	int is_err;     /* stderr: logged at warn */
-	int reading;    /* not yet at EOF */
-	int skipping;   /* the current line was cut: drop until '\n' */
+	int is_err;   /* stderr: logged at warn */
+	int reading;  /* not yet at EOF */
+	int skipping; /* the current line was cut: drop until '\n' */
 	size_t len;
 	char line[CMD_LINE_MAX + 1];
 	char rbuf[4096];
@@ -49,10 +50,10 @@ struct engine_cmd {
 	uv_process_t proc;
 	uv_timer_t timer; /* timeout, then kill grace, then EOF grace */
 	struct stream out, err;
-	int handles;      /* open handles; the object is freed at 0 */
+	int handles; /* open handles; the object is freed at 0 */
 	enum cmd_phase phase;
 	int exited;
-	int cancelled;    /* engine_cmd_free: no callback */
+	int cancelled; /* engine_cmd_free: no callback */
 	int pid;
 	unsigned lines, dropped;
 	struct engine_cmd_result res;
@@ -314,10 +315,10 @@ struct engine_cmd *engine_cmd_start(uv_loop_t *loop, const char *command,
 		return c;
 	}
 	c->pid = c->proc.pid;
-	c->out.reading = uv_read_start((uv_stream_t *)&c->out.pipe, on_alloc,
-				       on_read) == 0;
-	c->err.reading = uv_read_start((uv_stream_t *)&c->err.pipe, on_alloc,
-				       on_read) == 0;
+	c->out.reading =
+	    uv_read_start((uv_stream_t *)&c->out.pipe, on_alloc, on_read) == 0;
+	c->err.reading =
+	    uv_read_start((uv_stream_t *)&c->err.pipe, on_alloc, on_read) == 0;
 	uv_timer_start(&c->timer, on_timer,
 		       (uint64_t)(timeout_ms > 0 ? timeout_ms : 1), 0);
 	return c;

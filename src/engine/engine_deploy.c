@@ -39,14 +39,15 @@
 #include "util/util.h"
 
 #define DEPLOY_TIMEOUT_DEFAULT_MS (5 * 60 * 1000)
-#define DEPLOY_JOURNAL_MAX (64u << 20) /* 250,000 names of 253 bytes */
-#define DEPLOY_EVENTS_SLICE 64 /* history writes per loop turn: each is a
-				  durable transaction, 10,000 in one go would
-				  hold the loop for seconds */
+#define DEPLOY_JOURNAL_MAX	  (64u << 20) /* 250,000 names of 253 bytes */
+#define DEPLOY_EVENTS_SLICE                                                    \
+	64 /* history writes per loop turn: each is a                          \
+	      durable transaction, 10,000 in one go would                      \
+	      hold the loop for seconds */
 
 enum dp_state { DP_IDLE = 0, DP_WAITING, DP_RUNNING, DP__MAX };
 static const char *const dp_state_names[DP__MAX] = {"idle", "waiting",
-						     "running"};
+						    "running"};
 
 struct engine_deploy {
 	uv_loop_t *loop;
@@ -57,19 +58,19 @@ struct engine_deploy {
 	int journal_fd;
 	struct engine_batch *pending; /* for the next run */
 	struct engine_batch *run;     /* the run in progress */
-	uint64_t first_change;        /* loop time of the oldest pending */
+	uint64_t first_change;	      /* loop time of the oldest pending */
 	enum dp_state state;
 	uv_timer_t batch_timer, events_timer, flush_timer;
-	int handles;                  /* timers open; freed at 0 */
-	struct engine_cmd *cmd;       /* running command, else NULL */
+	int handles;		/* timers open; freed at 0 */
+	struct engine_cmd *cmd; /* running command, else NULL */
 	struct engine_webhook *wh;
 	int cmd_busy, wh_busy;
 	char cmd_fail[200], wh_fail[300]; /* "" = that hook did not fail */
-	size_t ev_next;               /* history writes done for run */
+	size_t ev_next;			  /* history writes done for run */
 	uint64_t run_started;
 	int stopping;
-	int abandoned;                /* the stop's deadline passed: the run's
-					 names stay in hooks/running */
+	int abandoned; /* the stop's deadline passed: the run's
+			  names stay in hooks/running */
 	void (*flush_done)(void *ctx);
 	void *flush_ctx;
 };
@@ -92,18 +93,21 @@ static void on_batch(uv_timer_t *t)
 /* Arm the batch timer for the oldest pending change. */
 static void wait_batch(struct engine_deploy *dp)
 {
-	uint64_t now = uv_now(dp->loop), at = dp->first_change + (uint64_t)dp->batch_ms;
+	uint64_t now = uv_now(dp->loop),
+		 at = dp->first_change + (uint64_t)dp->batch_ms;
 
 	set_state(dp, DP_WAITING);
 	uv_timer_start(&dp->batch_timer, on_batch, at > now ? at - now : 0, 0);
 }
 
-/* ---- the end of a run ------------------------------------------------------ */
+/* ---- the end of a run ------------------------------------------------------
+ */
 
 static void run_finished(struct engine_deploy *dp)
 {
 	if (unlink(dp->running_path) < 0 && errno != ENOENT)
-		log_warn("deploy", NULL, "cannot remove %s: %s (its names are "
+		log_warn("deploy", NULL,
+			 "cannot remove %s: %s (its names are "
 			 "delivered again at the next start)",
 			 dp->running_path, strerror(errno));
 	engine_batch_clear(dp->run);
@@ -128,7 +132,8 @@ static void run_finished(struct engine_deploy *dp)
 static void on_events(uv_timer_t *t)
 {
 	struct engine_deploy *dp = t->data;
-	size_t n = engine_batch_count(dp->run), end = dp->ev_next + DEPLOY_EVENTS_SLICE;
+	size_t n = engine_batch_count(dp->run),
+	       end = dp->ev_next + DEPLOY_EVENTS_SLICE;
 	int64_t now = clock_wall_ms();
 	char detail[512];
 
@@ -140,8 +145,10 @@ static void on_events(uv_timer_t *t)
 		if (store_event_append(dp->st, name, now, "deploy-failed",
 				       detail) < 0 &&
 		    dp->ev_next == 0)
-			log_warn("deploy", name, "cannot record the failure in "
-				 "the history: %s", store_errmsg(dp->st));
+			log_warn("deploy", name,
+				 "cannot record the failure in "
+				 "the history: %s",
+				 store_errmsg(dp->st));
 	}
 	if (dp->ev_next < n) {
 		uv_timer_start(&dp->events_timer, on_events, 0, 0);
@@ -159,8 +166,9 @@ static void run_ended(struct engine_deploy *dp)
 	if (dp->cmd_busy || dp->wh_busy || dp->abandoned)
 		return;
 	if (!dp->cmd_fail[0] && !dp->wh_fail[0]) {
-		log_info("deploy", NULL, "hooks done for %zu domain%s in %llu ms",
-			 n, n == 1 ? "" : "s", (unsigned long long)took);
+		log_info("deploy", NULL,
+			 "hooks done for %zu domain%s in %llu ms", n,
+			 n == 1 ? "" : "s", (unsigned long long)took);
 		run_finished(dp);
 		return;
 	}
@@ -215,7 +223,8 @@ static void wh_done(void *ctx, int ok, unsigned attempts, const char *why)
 	run_ended(dp);
 }
 
-/* ---- starting a run ------------------------------------------------------- */
+/* ---- starting a run -------------------------------------------------------
+ */
 
 static int start_cmd(struct engine_deploy *dp, size_t n)
 {
@@ -228,15 +237,16 @@ static int start_cmd(struct engine_deploy *dp, size_t n)
 	snprintf(file, sizeof(file), "CERTHERD_DOMAINS_FILE=%s",
 		 dp->running_path);
 	if (dp->live_dir) {
-		snprintf(live, sizeof(live), "CERTHERD_LIVE_DIR=%s", dp->live_dir);
+		snprintf(live, sizeof(live), "CERTHERD_LIVE_DIR=%s",
+			 dp->live_dir);
 		env[2] = live;
 	}
 	/* stdin: the same names, for `while read name` */
 	fd = open(dp->running_path, O_RDONLY | O_CLOEXEC);
 	dp->cmd_busy = 1;
-	dp->cmd = engine_cmd_start(dp->loop, dp->command, env, fd,
-				   dp->timeout_ms, "deploy-hook", cmd_done, dp,
-				   err, sizeof(err));
+	dp->cmd =
+	    engine_cmd_start(dp->loop, dp->command, env, fd, dp->timeout_ms,
+			     "deploy-hook", cmd_done, dp, err, sizeof(err));
 	if (fd >= 0)
 		close(fd); /* the child has its own copy */
 	if (!dp->cmd) {
@@ -261,7 +271,8 @@ static void start_webhook(struct engine_deploy *dp, size_t n)
 
 			items[i].name = engine_batch_name(dp->run, i);
 			items[i].not_after_ms = -1;
-			if (store_cert_current(dp->st, items[i].name, &c) == 0) {
+			if (store_cert_current(dp->st, items[i].name, &c) ==
+			    0) {
 				info[i] = c.info;
 				items[i].serial = info[i].serial;
 				items[i].not_after_ms = info[i].not_after_ms;
@@ -302,7 +313,8 @@ static void keep_current(struct engine_deploy *dp)
 
 		if (store_domain_get(dp->st, name, &dom) < 0 ||
 		    dom.status == STORE_DOMAIN_REMOVED) {
-			log_info("deploy", name, "not delivered: the domain was "
+			log_info("deploy", name,
+				 "not delivered: the domain was "
 				 "removed");
 			continue;
 		}
@@ -324,7 +336,8 @@ static void start_run(struct engine_deploy *dp)
 
 	uv_timer_stop(&dp->batch_timer);
 	if (engine_batch_merge(dp->run, dp->pending) < 0) {
-		log_error("deploy", NULL, "out of memory starting the hooks; "
+		log_error("deploy", NULL,
+			  "out of memory starting the hooks; "
 			  "trying again after one batch time");
 		dp->first_change = uv_now(dp->loop);
 		wait_batch(dp);
@@ -346,9 +359,11 @@ static void start_run(struct engine_deploy *dp)
 		if (dp->command)
 			snprintf(dp->cmd_fail, sizeof(dp->cmd_fail),
 				 "deploy hook not run: cannot write its names "
-				 "file (%s)", strerror(-rc));
+				 "file (%s)",
+				 strerror(-rc));
 	} else if (dp->journal_fd >= 0 && ftruncate(dp->journal_fd, 0) < 0) {
-		log_warn("deploy", NULL, "cannot empty %s: %s (its names are "
+		log_warn("deploy", NULL,
+			 "cannot empty %s: %s (its names are "
 			 "delivered again at the next start)",
 			 dp->pending_path, strerror(errno));
 	}
@@ -357,7 +372,8 @@ static void start_run(struct engine_deploy *dp)
 		return;
 	}
 	log_info("deploy", n == 1 ? engine_batch_name(dp->run, 0) : NULL,
-		 "running hooks for %zu changed domain%s", n, n == 1 ? "" : "s");
+		 "running hooks for %zu changed domain%s", n,
+		 n == 1 ? "" : "s");
 	if (dp->command && rc == 0)
 		start_cmd(dp, n);
 	if (dp->wh)
@@ -365,7 +381,8 @@ static void start_run(struct engine_deploy *dp)
 	run_ended(dp); /* returns at once while a hook is busy */
 }
 
-/* ---- the public side ------------------------------------------------------ */
+/* ---- the public side ------------------------------------------------------
+ */
 
 void engine_deploy_changed(struct engine_deploy *dp, const char *name)
 {
@@ -383,8 +400,10 @@ void engine_deploy_changed(struct engine_deploy *dp, const char *name)
 	if (rc == 0)
 		return; /* already in the next batch */
 	len = snprintf(line, sizeof(line), "%s\n", name);
-	if (dp->journal_fd >= 0 && write(dp->journal_fd, line, (size_t)len) != len)
-		log_warn("deploy", name, "cannot append to %s: %s (a crash "
+	if (dp->journal_fd >= 0 &&
+	    write(dp->journal_fd, line, (size_t)len) != len)
+		log_warn("deploy", name,
+			 "cannot append to %s: %s (a crash "
 			 "before the next run would not deliver it)",
 			 dp->pending_path, strerror(errno));
 	if (engine_batch_count(dp->pending) == 1)
@@ -398,7 +417,8 @@ static void on_flush_deadline(uv_timer_t *t)
 	struct engine_deploy *dp = t->data;
 	void (*done)(void *) = dp->flush_done;
 
-	log_warn("deploy", NULL, "stopping with the hooks still running for "
+	log_warn("deploy", NULL,
+		 "stopping with the hooks still running for "
 		 "%zu domain%s: delivered again at the next start",
 		 engine_batch_count(dp->run),
 		 engine_batch_count(dp->run) == 1 ? "" : "s");
@@ -422,8 +442,10 @@ int engine_deploy_flush(struct engine_deploy *dp, int64_t max_ms,
 	if (dp->state == DP_WAITING) {
 		size_t n = engine_batch_count(dp->pending);
 
-		log_info("deploy", NULL, "stopping: running the pending hooks "
-			 "for %zu domain%s now", n, n == 1 ? "" : "s");
+		log_info("deploy", NULL,
+			 "stopping: running the pending hooks "
+			 "for %zu domain%s now",
+			 n, n == 1 ? "" : "s");
 		start_run(dp);
 	}
 	if (dp->state == DP_IDLE) { /* ended at once */
@@ -435,7 +457,8 @@ int engine_deploy_flush(struct engine_deploy *dp, int64_t max_ms,
 	return 1;
 }
 
-/* ---- set-up and release --------------------------------------------------- */
+/* ---- set-up and release ---------------------------------------------------
+ */
 
 static void dp_closed(uv_handle_t *h)
 {
@@ -469,8 +492,10 @@ static int journal_load(struct engine_deploy *dp, char *err, size_t errsz)
 			return rc;
 		}
 		if (bad)
-			log_warn("deploy", NULL, "%s: %zu lines are not domain "
-				 "names, skipped", paths[i], bad);
+			log_warn("deploy", NULL,
+				 "%s: %zu lines are not domain "
+				 "names, skipped",
+				 paths[i], bad);
 	}
 	/* one clean journal, then the running file can go */
 	lines = engine_batch_lines(dp->pending, &len);
@@ -506,8 +531,8 @@ int engine_deploy_new(uv_loop_t *loop, struct store *st,
 	dp->st = st;
 	dp->journal_fd = -1;
 	dp->batch_ms = o->batch_ms > 0 ? o->batch_ms : 0;
-	dp->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms
-					   : DEPLOY_TIMEOUT_DEFAULT_MS;
+	dp->timeout_ms =
+	    o->timeout_ms > 0 ? o->timeout_ms : DEPLOY_TIMEOUT_DEFAULT_MS;
 	if (o->command && *o->command && !(dp->command = strdup(o->command)))
 		goto fail;
 	if (o->webhook && *o->webhook &&
@@ -525,7 +550,8 @@ int engine_deploy_new(uv_loop_t *loop, struct store *st,
 	snprintf(dp->running_path, sizeof(dp->running_path), "%s/running", dir);
 	rc = fsio_mkdirs(dir, 0700);
 	if (rc < 0) {
-		snprintf(err, errsz, "cannot create %s: %s", dir, strerror(-rc));
+		snprintf(err, errsz, "cannot create %s: %s", dir,
+			 strerror(-rc));
 		goto fail_msg;
 	}
 	rc = journal_load(dp, err, errsz);
@@ -542,14 +568,17 @@ int engine_deploy_new(uv_loop_t *loop, struct store *st,
 	uv_timer_init(loop, &dp->batch_timer);
 	uv_timer_init(loop, &dp->events_timer);
 	uv_timer_init(loop, &dp->flush_timer);
-	dp->batch_timer.data = dp->events_timer.data = dp->flush_timer.data = dp;
+	dp->batch_timer.data = dp->events_timer.data = dp->flush_timer.data =
+	    dp;
 	dp->handles = 3;
 	if (engine_batch_count(dp->pending)) {
 		size_t n = engine_batch_count(dp->pending);
 
-		log_info("deploy", NULL, "%zu changed domain%s not delivered "
+		log_info("deploy", NULL,
+			 "%zu changed domain%s not delivered "
 			 "before the last stop: the hooks run for them in "
-			 "%lld ms", n, n == 1 ? "" : "s", (long long)dp->batch_ms);
+			 "%lld ms",
+			 n, n == 1 ? "" : "s", (long long)dp->batch_ms);
 		dp->first_change = uv_now(loop);
 		wait_batch(dp);
 	}

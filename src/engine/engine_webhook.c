@@ -72,13 +72,15 @@ static void on_response(void *ctx, const struct acme_response *res)
 			 res->transport_error ? res->transport_error
 					      : "no response");
 	else
-		snprintf(w->why, sizeof(w->why), "HTTP status %ld", res->status);
+		snprintf(w->why, sizeof(w->why), "HTTP status %ld",
+			 res->status);
 	if (w->attempt >= ENGINE_WEBHOOK_ATTEMPTS) {
 		done(w, 0);
 		return;
 	}
-	log_warn("webhook", NULL, "attempt %u of %u failed: %s; retrying in %lld ms",
-		 w->attempt, ENGINE_WEBHOOK_ATTEMPTS, w->why,
+	log_warn("webhook", NULL,
+		 "attempt %u of %u failed: %s; retrying in %lld ms", w->attempt,
+		 ENGINE_WEBHOOK_ATTEMPTS, w->why,
 		 (long long)engine_batch_retry_ms(w->attempt + 1));
 	uv_timer_start(&w->retry, on_retry,
 		       (uint64_t)engine_batch_retry_ms(w->attempt + 1), 0);
@@ -87,17 +89,18 @@ static void on_response(void *ctx, const struct acme_response *res)
 static void send_now(struct engine_webhook *w)
 {
 	struct acme_request req = {
-		.method = ACME_POST,
-		.url = w->url,
-		.body = w->body,
-		.body_len = w->len,
+	    .method = ACME_POST,
+	    .url = w->url,
+	    .body = w->body,
+	    .body_len = w->len,
 	};
 	int rc;
 
 	w->attempt++;
 	rc = engine_http_send(w->http, &req, on_response, w);
 	if (rc < 0) {
-		snprintf(w->why, sizeof(w->why), "cannot send: %s", strerror(-rc));
+		snprintf(w->why, sizeof(w->why), "cannot send: %s",
+			 strerror(-rc));
 		done(w, 0);
 	}
 }
@@ -105,10 +108,10 @@ static void send_now(struct engine_webhook *w)
 struct engine_webhook *engine_webhook_new(uv_loop_t *loop, const char *url)
 {
 	struct engine_http_opts ho = {
-		.connect_timeout_ms = WEBHOOK_CONNECT_MS,
-		.timeout_ms = WEBHOOK_TIMEOUT_MS,
-		.max_host_connections = 1,
-		.content_type = "application/json",
+	    .connect_timeout_ms = WEBHOOK_CONNECT_MS,
+	    .timeout_ms = WEBHOOK_TIMEOUT_MS,
+	    .max_host_connections = 1,
+	    .content_type = "application/json",
 	};
 	struct engine_webhook *w = calloc(1, sizeof(*w));
 

@@ -121,7 +121,8 @@ static void test_parse_dirty(void **state)
 	size_t bad = 0;
 
 	(void)state;
-	assert_int_equal(engine_batch_parse(b, text, sizeof(text) - 1, &bad), 0);
+	assert_int_equal(engine_batch_parse(b, text, sizeof(text) - 1, &bad),
+			 0);
 	/* upper case, blank inside, NUL inside, torn */
 	assert_int_equal(bad, 4);
 	assert_int_equal(engine_batch_count(b), 2);
@@ -159,13 +160,15 @@ static json_t *parse(const char *s, size_t len)
 static void test_json(void **state)
 {
 	struct engine_batch_item it[3] = {
-		{.name = "a.example.com", .serial = "0ABC", .not_after_ms = T0},
-		{.name = "*.example.org", .serial = "12", .not_after_ms = T0 + 1500},
-		{.name = "gone.example.net", .serial = NULL, .not_after_ms = -1},
+	    {.name = "a.example.com", .serial = "0ABC", .not_after_ms = T0},
+	    {.name = "*.example.org",
+	     .serial = "12",
+	     .not_after_ms = T0 + 1500},
+	    {.name = "gone.example.net", .serial = NULL, .not_after_ms = -1},
 	};
 	size_t len = 0;
-	char *s = engine_batch_json(it, 3, "/var/lib/certherd/live",
-				    T0 + 60000, &len);
+	char *s = engine_batch_json(it, 3, "/var/lib/certherd/live", T0 + 60000,
+				    &len);
 	json_t *j, *d;
 
 	(void)state;
@@ -185,8 +188,9 @@ static void test_json(void **state)
 			    "0ABC");
 	assert_string_equal(json_string_value(json_object_get(d, "not_after")),
 			    "2025-06-01T00:00:00Z");
-	assert_string_equal(json_string_value(json_object_get(d, "fullchain")),
-			    "/var/lib/certherd/live/a.example.com/fullchain.pem");
+	assert_string_equal(
+	    json_string_value(json_object_get(d, "fullchain")),
+	    "/var/lib/certherd/live/a.example.com/fullchain.pem");
 	assert_string_equal(json_string_value(json_object_get(d, "privkey")),
 			    "/var/lib/certherd/live/a.example.com/privkey.pem");
 	/* a wildcard's files are under its base name (store_live_write) */
