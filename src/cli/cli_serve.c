@@ -296,6 +296,10 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 	o.http_redirect = cfg.http.redirect == CONFIG_REDIRECT_REDIRECT;
 	o.concurrency = (unsigned)cfg.acme.concurrency;
 	o.ari = cfg.renew.ari;
+	o.deploy_cmd = cfg.hooks.deploy[0] ? cfg.hooks.deploy : NULL;
+	o.webhook_url = cfg.hooks.webhook[0] ? cfg.hooks.webhook : NULL;
+	o.hooks_batch_ms = cfg.hooks.batch * 1000;
+	o.hooks_timeout_ms = cfg.hooks.timeout * 1000;
 	limits_from(&cfg, limits);
 	o.limits = limits;
 	sc.orders_period_ms = limits[ENGINE_LIMIT_ORDERS].period_ms;

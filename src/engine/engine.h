@@ -27,6 +27,8 @@ struct engine_http_opts {
 	long timeout_ms;            /* whole exchange; 0 = 60 s */
 	long max_host_connections;  /* 0 = 8 kept-alive connections */
 	const char *user_agent;     /* NULL = "certherd/VERSION" */
+	const char *content_type;   /* of POST bodies; NULL = ACME's
+				       "application/jose+json" */
 };
 
 typedef void (*engine_http_cb)(void *ctx, const struct acme_response *res);
@@ -243,6 +245,12 @@ struct engine_daemon_opts {
 	size_t n_preflight_addrs;
 	int64_t backoff_max_ms;              /* longest wait between re-checks,
 						0 = ENGINE_BACKOFF_CAP_MS */
+	/* [hooks]: run when certificates change (engine_deploy.c); command
+	 * and webhook NULL = none. batch and timeout in milliseconds. */
+	const char *deploy_cmd;
+	const char *webhook_url;
+	int64_t hooks_batch_ms;
+	int64_t hooks_timeout_ms;
 };
 
 /* Failure types counted apart (the rest count as "other"), and the
@@ -756,5 +764,155 @@ engine_preflight_judge(const char *name, const struct engine_dns_result *r,
  */
 int64_t engine_preflight_backoff(unsigned checks, int64_t now_ms,
 				 int64_t max_ms, uint64_t rnd);
+/* ---- deploy hook and webhook (engine_batch.c, engine_cmd.c,
+ *      engine_webhook.c, engine_deploy.c) ----------------------------------- */
+
+/*
+ * A set of domain names in the order they were added, each once: the
+ * certificates changed since the last hook run. Pure (no I/O).
+ */
+struct engine_batch;
+
+struct engine_batch *engine_batch_new(void); /* NULL on ENOMEM */
+void engine_batch_free(struct engine_batch *b); /* NULL ok */
+/* Add name (copied; 1..NAME_MAX_LEN bytes of [a-z0-9.*-], as the store
+ * holds them). 1 when added, 0 when already there, -EINVAL, -ENOMEM. */
+int engine_batch_add(struct engine_batch *b, const char *name);
+size_t engine_batch_count(const struct engine_batch *b);
+/* The i-th name (i < count), borrowed until the batch changes. */
+const char *engine_batch_name(const struct engine_batch *b, size_t i);
+void engine_batch_clear(struct engine_batch *b);
+/* Move every name of from into to (deduplicated); from is left empty.
+ * 0, or -ENOMEM with from unchanged (to may hold some of its names:
+ * merging again is harmless). */
+int engine_batch_merge(struct engine_batch *to, struct engine_batch *from);
+/* Every name followed by '\n', malloc'd and NUL-terminated, length in
+ * *len (may be NULL); NULL on ENOMEM. An empty batch gives "". */
+char *engine_batch_lines(const struct engine_batch *b, size_t *len);
+/* Add the names of text (len bytes, one a line, as engine_batch_lines
+ * writes them). Blank lines are skipped; a line that is not a valid name,
+ * and a last line without its '\n' (a torn write), are skipped and
+ * counted in *bad (may be NULL). 0 or -ENOMEM. */
+int engine_batch_parse(struct engine_batch *b, const char *text, size_t len,
+		       size_t *bad);
+
+/* What the webhook tells of one changed domain. */
+struct engine_batch_item {
+	const char *name;
+	const char *serial;   /* hex; NULL = unknown */
+	int64_t not_after_ms; /* < 0: unknown */
+};
+/*
+ * The webhook's body (docs/daemon.md):
+ *   {"event":"certificates-changed","time":T,"count":N,"domains":[
+ *     {"name":..,"not_after":T,"serial":..,"fullchain":P,"privkey":P},..]}
+ * times RFC 3339 UTC, paths under live_dir (null when live_dir is NULL,
+ * unknown values null). malloc'd, NUL-terminated, length in *len; NULL on
+ * ENOMEM.
+ */
+char *engine_batch_json(const struct engine_batch_item *items, size_t n,
+			const char *live_dir, int64_t now_ms, size_t *len);
+
+/* Webhook attempts and the wait before attempt k (1-based, k >= 2):
+ * 1 s, 4 s, 16 s. */
+#define ENGINE_WEBHOOK_ATTEMPTS 4
+int64_t engine_batch_retry_ms(unsigned attempt);
+
+/* ---- a shell command on the loop (engine_cmd.c) ---- */
+
+struct engine_cmd;
+
+struct engine_cmd_result {
+	int spawn_error;     /* negative errno when it could not start, else 0 */
+	int64_t exit_status; /* when it exited */
+	int term_signal;     /* when a signal ended it, else 0 */
+	int timed_out;       /* killed because it ran past its timeout */
+};
+typedef void (*engine_cmd_cb)(void *ctx, const struct engine_cmd_result *r);
+
+/*
+ * Run `sh -c command` in a process group of its own, with the daemon's
+ * environment plus env (NULL-terminated "K=V" strings, copied), stdin
+ * from stdin_fd (borrowed; -1 = /dev/null). Every line it writes is
+ * logged under sub: stdout at info, stderr at warn (lines over 1,000
+ * bytes are cut, at most 200 lines a run). After timeout_ms the group
+ * gets SIGTERM, 5 s later SIGKILL. cb is called once, when the command has
+ * ended and its output is read (or could not start: spawn_error); the
+ * object is released right after it. NULL with err set on failure (cb
+ * is then not called).
+ */
+struct engine_cmd *engine_cmd_start(uv_loop_t *loop, const char *command,
+				    const char *const *env, int stdin_fd,
+				    int64_t timeout_ms, const char *sub,
+				    engine_cmd_cb cb, void *ctx, char *err,
+				    size_t errsz);
+/* Stop it now (SIGTERM, then SIGKILL after the grace); cb still comes.
+ * Like engine_cmd_free, only before cb was called (c is gone after). */
+void engine_cmd_kill(struct engine_cmd *c);
+/* Kill the group with SIGKILL and release everything without calling
+ * cb; NULL ok. Run the loop afterwards so libuv can release handles. */
+void engine_cmd_free(struct engine_cmd *c);
+
+/* ---- the webhook (engine_webhook.c) ---- */
+
+struct engine_webhook;
+/* ok: a 2xx came; otherwise why holds the last failure (borrowed). */
+typedef void (*engine_webhook_cb)(void *ctx, int ok, unsigned attempts,
+				  const char *why);
+
+/* POST to url (copied) on loop; TLS verified with the system's roots.
+ * NULL on ENOMEM. */
+struct engine_webhook *engine_webhook_new(uv_loop_t *loop, const char *url);
+/*
+ * POST body (len bytes, taken over: freed by the webhook) as
+ * application/json, 30 s per attempt, up to ENGINE_WEBHOOK_ATTEMPTS
+ * attempts on a transport error or a non-2xx status, waiting
+ * engine_batch_retry_ms between them; cb once at the end. One post at a
+ * time: -EBUSY while one is in flight, else 0 or -ENOMEM.
+ */
+int engine_webhook_post(struct engine_webhook *w, char *body, size_t len,
+			engine_webhook_cb cb, void *ctx);
+/* Cancel (cb not called) and release; NULL ok. Run the loop afterwards. */
+void engine_webhook_free(struct engine_webhook *w);
+
+/* ---- batching, both hooks, the journal (engine_deploy.c) ---- */
+
+struct store;
+struct engine_deploy;
+
+struct engine_deploy_opts {
+	const char *command;   /* NULL or "" = none */
+	const char *webhook;   /* NULL or "" = none */
+	int64_t batch_ms;      /* changes within this time make one run */
+	int64_t timeout_ms;    /* the command is killed after; 0 = 5 min */
+	const char *state_dir; /* hooks/ (journal, names file) goes here */
+	const char *live_dir;  /* CERTHERD_LIVE_DIR, paths; NULL = none */
+};
+
+/*
+ * Set up the batcher on loop with the store st (borrowed; loop thread
+ * only). Names a previous run left undelivered (stop, crash) are taken
+ * from the journal and delivered after one batch time. *out NULL when
+ * neither hook is configured (every function accepts NULL). 0, or a
+ * negative errno with err set.
+ */
+int engine_deploy_new(uv_loop_t *loop, struct store *st,
+		      const struct engine_deploy_opts *o,
+		      struct engine_deploy **out, char *err, size_t errsz);
+/* name's certificate was stored: deliver it with the next batch. */
+void engine_deploy_changed(struct engine_deploy *dp, const char *name);
+/*
+ * For a stop: run the pending batch now (or let the running one end),
+ * start nothing after it, and call done(ctx) once nothing runs any more
+ * or after max_ms, when a command still running is killed. Names not
+ * delivered stay in the journal for the next start. Returns 1 when done
+ * will be called, 0 when nothing was pending or running (done is not
+ * called).
+ */
+int engine_deploy_flush(struct engine_deploy *dp, int64_t max_ms,
+			void (*done)(void *ctx), void *ctx);
+/* Kill a running command, cancel a webhook, release; NULL ok. Run the
+ * loop afterwards so libuv can release the handles. */
+void engine_deploy_free(struct engine_deploy *dp);
 
 #endif

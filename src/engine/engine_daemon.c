@@ -73,6 +73,7 @@ struct engine_daemon {
 	struct engine_chall *chall;
 	struct acme_challenge_hooks chall_hooks; /* the responder's */
 	struct store *chall_st; /* the responder thread's own store handle */
+	struct engine_deploy *deploy; /* hooks; NULL when none configured */
 	uv_async_t wake;
 	uv_timer_t tick;
 	uv_signal_t sigterm, sigint, sighup;
@@ -541,6 +542,7 @@ static void order_done(struct engine_task *t, enum acme_step s)
 	uv_mutex_lock(&d->stats_mu);
 	d->stats.orders_valid++;
 	uv_mutex_unlock(&d->stats_mu);
+	engine_deploy_changed(d->deploy, j->name);
 	job_end(j);
 }
 
@@ -1145,6 +1147,16 @@ void engine_daemon_wake(struct engine_daemon *d)
 	uv_async_send(&d->wake);
 }
 
+/* How long a stop waits for the hooks' last batch (docs/daemon.md). */
+#define DEPLOY_STOP_MS 5000
+
+static void stop_loop(void *ctx)
+{
+	struct engine_daemon *d = ctx;
+
+	uv_stop(&d->s.loop);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
 	struct engine_daemon *d = s->data;
@@ -1155,11 +1167,17 @@ static void on_signal(uv_signal_t *s, int signum)
 			 "restart to apply changes (pending orders resume)");
 		return;
 	}
+	if (d->stopping) /* a second signal: stop at once */
+		goto stop;
 	log_info("daemon", NULL,
 		 "stopping on signal %d: %u jobs in flight resume at the next "
 		 "start",
 		 signum, d->in_flight);
 	d->stopping = 1;
+	/* a pending batch of hooks runs first, for a few seconds at most */
+	if (engine_deploy_flush(d->deploy, DEPLOY_STOP_MS, stop_loop, d))
+		return;
+stop:
 	uv_stop(&d->s.loop);
 }
 
@@ -1320,6 +1338,20 @@ int engine_daemon_open(const struct engine_daemon_opts *o,
 		rc = -ENOMEM;
 		goto fail;
 	}
+	{
+		struct engine_deploy_opts dop = {
+			.command = o->deploy_cmd,
+			.webhook = o->webhook_url,
+			.batch_ms = o->hooks_batch_ms,
+			.timeout_ms = o->hooks_timeout_ms,
+			.state_dir = o->state_dir,
+			.live_dir = o->live_dir,
+		};
+		rc = engine_deploy_new(&d->s.loop, d->st, &dop, &d->deploy, err,
+				       errsz);
+		if (rc < 0)
+			goto fail;
+	}
 	uv_async_init(&d->s.loop, &d->wake, on_wake);
 	d->wake.data = d;
 	uv_timer_init(&d->s.loop, &d->tick);
@@ -1384,6 +1416,8 @@ void engine_daemon_close(struct engine_daemon *d)
 	d->stopping = 1;
 	engine_dns_free(d->dns); /* before the loop closes: its handles */
 	d->dns = NULL;
+	engine_deploy_free(d->deploy); /* its handles close with the loop's */
+	d->deploy = NULL;
 	engine_session_close(&d->s);
 	while (d->jobs) {
 		d->jobs->task.closing = 1;

@@ -26,6 +26,7 @@ struct engine_http {
 	uv_timer_t timer;
 	char *ca_bundle;
 	char *user_agent;
+	char *content_type;	/* "Content-Type: ..." of POST bodies */
 	long connect_timeout_ms, timeout_ms;
 	size_t active;
 	struct xfer *xfers; /* doubly linked, for cancellation on free */
@@ -221,6 +222,20 @@ static int timer_cb(CURLM *m, long timeout_ms, void *ud)
 	return 0;
 }
 
+/* "Content-Type: " + type, malloc'd; NULL on ENOMEM. */
+static char *content_type_header(const char *type)
+{
+	static const char pfx[] = "Content-Type: ";
+	size_t n = strlen(type);
+	char *s = malloc(sizeof(pfx) + n);
+
+	if (s) {
+		memcpy(s, pfx, sizeof(pfx) - 1);
+		memcpy(s + sizeof(pfx) - 1, type, n + 1);
+	}
+	return s;
+}
+
 static void global_init(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -242,10 +257,14 @@ struct engine_http *engine_http_new(uv_loop_t *loop,
 	h->user_agent = strdup(opts && opts->user_agent ? opts->user_agent : ua);
 	if (opts && opts->ca_bundle)
 		h->ca_bundle = strdup(opts->ca_bundle);
-	if (!h->multi || !h->user_agent ||
+	h->content_type = content_type_header(
+		opts && opts->content_type ? opts->content_type
+					   : "application/jose+json");
+	if (!h->multi || !h->user_agent || !h->content_type ||
 	    (opts && opts->ca_bundle && !h->ca_bundle)) {
 		curl_multi_cleanup(h->multi);
 		free(h->user_agent);
+		free(h->content_type);
 		free(h->ca_bundle);
 		free(h);
 		return NULL;
@@ -318,8 +337,7 @@ int engine_http_send(struct engine_http *h, const struct acme_request *req,
 		curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, x->body_out);
 		curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE,
 				 (long)req->body_len);
-		x->hdrs = curl_slist_append(x->hdrs,
-					    "Content-Type: application/jose+json");
+		x->hdrs = curl_slist_append(x->hdrs, h->content_type);
 		/* No "Expect: 100-continue" round trip. */
 		x->hdrs = curl_slist_append(x->hdrs, "Expect:");
 		break;
@@ -368,6 +386,7 @@ void engine_http_free(struct engine_http *h)
 	curl_multi_cleanup(h->multi);
 	free(h->ca_bundle);
 	free(h->user_agent);
+	free(h->content_type);
 	uv_timer_stop(&h->timer);
 	h->timer.data = h;
 	uv_close((uv_handle_t *)&h->timer, http_closed);

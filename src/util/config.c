@@ -180,6 +180,8 @@ static const struct key keys[] = {
      "URL POSTed a JSON list of changed domains (empty: none)", 0, 0, NULL, 0},
     {"hooks", "batch", T_DURATION, F(hooks.batch), "30s",
      "changes within this time make one hook run", 0, DAY, NULL, 0},
+    {"hooks", "timeout", T_DURATION, F(hooks.timeout), "5m",
+     "the deploy command is killed after this long", 1, DAY, NULL, 0},
 
     {"log", "level", T_ENUM, F(log.level), "info", "least level logged", 0, 0,
      config_log_level_names, 0},

@@ -179,6 +179,7 @@ struct config {
 		char *deploy;
 		char *webhook;
 		int64_t batch;
+		int64_t timeout;
 	} hooks;
 	struct {
 		enum config_log_level level;
