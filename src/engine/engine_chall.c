@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,9 @@ struct entry {
 
 struct engine_chall {
 	struct MHD_Daemon *mhd;
-	int redirect; /* other requests: 308 to https instead of 404 */
+	/* other requests: 308 to https instead of 404; atomic because a
+	 * reload (loop thread) changes it while MHD's thread reads it */
+	atomic_int redirect;
 	pthread_mutex_t lock;
 	struct entry *buckets[BUCKETS];
 	size_t count;
@@ -98,7 +101,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn,
 		goto reply;
 	}
 	if (strncmp(url, PREFIX, strlen(PREFIX)) != 0) {
-		if (ch->redirect && https_location(conn, url, location,
+		if (atomic_load(&ch->redirect) &&
+		    https_location(conn, url, location,
 						   sizeof(location)) == 0)
 			status = MHD_HTTP_PERMANENT_REDIRECT;
 		goto reply;
@@ -147,7 +151,7 @@ struct engine_chall *engine_chall_new(const char *listen, int redirect,
 		return NULL;
 	}
 	pthread_mutex_init(&ch->lock, NULL);
-	ch->redirect = redirect;
+	atomic_init(&ch->redirect, redirect ? 1 : 0);
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	ch->mhd = MHD_start_daemon(
@@ -229,6 +233,11 @@ struct acme_challenge_hooks engine_chall_hooks(struct engine_chall *ch)
 	struct acme_challenge_hooks h = {publish, unpublish, ch};
 
 	return h;
+}
+
+void engine_chall_set_redirect(struct engine_chall *ch, int redirect)
+{
+	atomic_store(&ch->redirect, redirect ? 1 : 0);
 }
 
 size_t engine_chall_count(struct engine_chall *ch)
