@@ -89,6 +89,8 @@ static int status_extra(void *ctx, json_t *obj)
 	rl = json_array();
 	if (!rl || json_object_set_new(obj, "rate_limits", rl) ||
 	    json_object_set_new(obj, "in_flight", json_integer(st.in_flight)) ||
+	    json_object_set_new(obj, "concurrency",
+				json_integer(st.concurrency)) ||
 	    json_object_set_new(obj, "draining", json_boolean(st.draining)) ||
 	    json_object_set_new(obj, "held_by_rate_limits",
 				json_integer(st.held)))

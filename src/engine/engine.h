@@ -246,6 +246,7 @@ struct engine_daemon_stats {
 	int64_t orders_full_at_ms; /* when it is full again */
 	int64_t at_ms;             /* when the snapshot was taken */
 	int64_t orders_period_ms;  /* refill time of the orders bucket */
+	unsigned concurrency;      /* the limit on in_flight in force */
 	int draining;              /* SIGTERM: no new orders, waiting for
 				      those in flight */
 };

@@ -236,6 +236,7 @@ static void publish_stats(struct engine_daemon *d, int64_t now)
 	d->stats.at_ms = now;
 	d->stats.orders_period_ms =
 		engine_limits_def(d->lim, ENGINE_LIMIT_ORDERS)->period_ms;
+	d->stats.concurrency = d->o.concurrency;
 	d->stats.draining = d->draining;
 	uv_mutex_unlock(&d->stats_mu);
 }
