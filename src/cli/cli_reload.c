@@ -24,16 +24,16 @@
 /* Keys the running daemon applies at a reload. A feature that holds a
  * live setting in struct engine_daemon_opts adds its keys here. */
 static const char *const live_keys[] = {
-	"log.level",
-	"acme.concurrency",
-	"http.redirect",
-	"limits.orders",
-	"limits.certs_per_domain",
-	"limits.identical",
-	"limits.failed_authz",
-	"renew.backoff_max",
-	"daemon.drain_timeout",
-	NULL,
+    "log.level",
+    "acme.concurrency",
+    "http.redirect",
+    "limits.orders",
+    "limits.certs_per_domain",
+    "limits.identical",
+    "limits.failed_authz",
+    "renew.backoff_max",
+    "daemon.drain_timeout",
+    NULL,
 };
 
 /* Longest value quoted in a log line; longer ones end in "...". */
@@ -49,8 +49,8 @@ static int is_live(const char *key)
 	return 0;
 }
 
-int cli__serve_config(const struct cli_global *g, struct config *cfg,
-		      char *err, size_t errsz)
+int cli__serve_config(const struct cli_global *g, struct config *cfg, char *err,
+		      size_t errsz)
 {
 	int rc;
 
@@ -240,8 +240,8 @@ int cli__reload(struct cli_reload *r, struct engine_daemon *d)
 			if (strcmp(vals[i], r->start_vals[i]) == 0)
 				continue;
 			log_warn("serve", NULL,
-				 "%s changed (%s -> %s); restart to apply",
-				 key, show(r->start_vals[i], a, sizeof(a)),
+				 "%s changed (%s -> %s); restart to apply", key,
+				 show(r->start_vals[i], a, sizeof(a)),
 				 show(vals[i], b, sizeof(b)));
 			restart++;
 			continue;
@@ -267,15 +267,17 @@ int cli__reload(struct cli_reload *r, struct engine_daemon *d)
 	 * under the same path. Never shown. */
 	if (strcmp(next.api.token_file, r->start->api.token_file) == 0 &&
 	    !same_secret(next.api.token, r->start->api.token)) {
-		log_warn("serve", NULL, "the contents of api.token_file "
-					"changed; restart to apply");
+		log_warn("serve", NULL,
+			 "the contents of api.token_file "
+			 "changed; restart to apply");
 		restart++;
 	}
 	if (strcmp(next.acme.eab_hmac_key_file,
 		   r->start->acme.eab_hmac_key_file) == 0 &&
 	    !same_secret(next.acme.eab_hmac_key, r->start->acme.eab_hmac_key)) {
-		log_warn("serve", NULL, "the contents of acme.eab_hmac_key_file "
-					"changed; restart to apply");
+		log_warn("serve", NULL,
+			 "the contents of acme.eab_hmac_key_file "
+			 "changed; restart to apply");
 		restart++;
 	}
 	log_info("serve", NULL,

@@ -74,7 +74,7 @@ int engine_notify_reloading(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	snprintf(buf, sizeof(buf), "RELOADING=1\nMONOTONIC_USEC=%llu",
 		 (unsigned long long)ts.tv_sec * 1000000ull +
-			 (unsigned long long)ts.tv_nsec / 1000ull);
+		     (unsigned long long)ts.tv_nsec / 1000ull);
 	return send_state(buf);
 }
 
