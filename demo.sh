@@ -1,16 +1,20 @@
 #!/bin/bash
 # The demo: on a fresh Debian 12 machine, install what is needed, build
 # certherd, start a local Pebble CA (Let's Encrypt's test server) on a
-# private loopback, and obtain certificates for 1,000 domains with real
-# HTTP-01 validation. Then check a few of them with openssl.
+# private loopback, run the daemon (`certherd serve`) against it, register
+# 1,000 domains through its control API as a hosting platform would, and
+# watch them being issued with real HTTP-01 validation. Then check a few
+# certificates with openssl and stop the daemon with SIGTERM.
 #
 #   sudo ./demo.sh [N]        N domains (default 1000)
 #
 # Everything runs in a private network namespace: nothing listens on the
-# machine's real interfaces. Certificates end up in ./demo-out/live/.
+# machine's real interfaces. Certificates end up in ./demo-out/live/, the
+# daemon's state and log in ./demo-out/state/ and ./demo-out/serve.log.
 set -euo pipefail
 cd "$(dirname "$0")"
 N=${1:-1000}
+case "$N" in '' | *[!0-9]* | 0) echo "demo.sh: N must be a positive number" >&2; exit 2 ;; esac
 
 if [ "${CERTHERD_DEMO_INNER:-}" != 1 ]; then
 	[ "$(id -u)" = 0 ] || { echo "demo.sh: run as root (sudo ./demo.sh): it installs packages and uses a network namespace" >&2; exit 1; }
@@ -23,56 +27,155 @@ if [ "${CERTHERD_DEMO_INNER:-}" != 1 ]; then
 fi
 
 OUT=$PWD/demo-out
-tests/ca/ca.sh start "$OUT/ca" >/dev/null
-trap 'tests/ca/ca.sh stop "$OUT/ca" >/dev/null 2>&1' EXIT
-set -a
-. "$OUT/ca/ca.env"
-set +a
-for i in $(seq 1 "$N"); do echo "shop$i.customer-domains.test"; done >"$OUT/domains.txt"
-cp "$OUT/domains.txt" "$OUT/todo.txt"
+CONF=$OUT/certherd.conf
+CH=build/certherd
+SERVE_PID=
 
-echo "== certherd issue: $N domains against Pebble $PEBBLE_VERSION at $ACME_DIRECTORY"
-start=$(date +%s.%N)
-# Pebble (a test CA) can wedge for good under parallel load: its store lock
-# leaks (docs/pebble.md). Then restart it and ask again for the domains that
-# have no certificate yet; the account key is reused.
-for attempt in 1 2 3; do
-	build/certherd issue --directory "$ACME_DIRECTORY" --ca-bundle "$CA_BUNDLE" \
-		--http-listen "127.0.0.1:$HTTP01_PORT" --out "$OUT" --log-level warn \
-		--domains-file "$OUT/todo.txt" --concurrency 300 &
-	pid=$!
-	wedged=0
-	while kill -0 "$pid" 2>/dev/null; do
-		sleep 2
-		if kill -0 "$pid" 2>/dev/null && tests/ca/ca.sh wedged "$OUT/ca" 2>/dev/null; then
-			wedged=1
-			kill "$pid"
-		fi
-	done
-	wait "$pid" || true
-	[ "$wedged" = 1 ] || break
-	echo "== Pebble wedged (its bug, see docs/pebble.md); restarting it and continuing"
-	cat "$PEBBLE_ROOT" >>"$OUT/roots.pem" # earlier certificates chain to it
+tests/ca/ca.sh start "$OUT/ca" >/dev/null
+cleanup() {
+	[ -z "$SERVE_PID" ] || kill -KILL "$SERVE_PID" 2>/dev/null || true
 	tests/ca/ca.sh stop "$OUT/ca" >/dev/null 2>&1
-	tests/ca/ca.sh start "$OUT/ca" >/dev/null
-	while read -r d; do
-		[ -s "$OUT/live/$d/fullchain.pem" ] || echo "$d"
-	done <"$OUT/domains.txt" >"$OUT/todo.txt"
+}
+trap cleanup EXIT
+load_ca_env() {
+	set -a
+	. "$OUT/ca/ca.env"
+	set +a
+}
+load_ca_env
+
+# The daemon's configuration: Pebble as the CA, its HTTP-01 port, no DNS
+# pre-flight (the demo's names exist only in Pebble's own DNS server).
+write_conf() {
+	cat >"$CONF" <<CONF
+[acme]
+directory = $ACME_DIRECTORY
+ca_bundle = $CA_BUNDLE
+email = ops@customer-domains.test
+concurrency = 300
+
+[store]
+state_dir = $OUT/state
+live_dir = $OUT/live
+
+[http]
+listen = 127.0.0.1:$HTTP01_PORT
+
+[preflight]
+enabled = false
+
+[log]
+level = warn
+CONF
+}
+start_daemon() {
+	"$CH" -c "$CONF" serve 2>>"$OUT/serve.log" &
+	SERVE_PID=$!
+	for _ in $(seq 100); do
+		[ -S "$OUT/state/api.sock" ] && "$CH" -c "$CONF" status >/dev/null 2>&1 && return 0
+		kill -0 "$SERVE_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "demo.sh: the daemon did not start; its log:" >&2
+	tail -20 "$OUT/serve.log" >&2
+	exit 1
+}
+# stop_daemon [now]: SIGTERM (a drain of the orders in flight); with "now"
+# a second SIGTERM right after it, which stops at once. Sets STOP_RC.
+stop_daemon() {
+	kill -TERM "$SERVE_PID"
+	if [ "${1:-}" = now ]; then
+		sleep 0.2
+		kill -TERM "$SERVE_PID" 2>/dev/null || true
+	fi
+	STOP_RC=0
+	wait "$SERVE_PID" || STOP_RC=$?
+	SERVE_PID=
+}
+
+write_conf
+echo "== certherd serve against Pebble $PEBBLE_VERSION at $ACME_DIRECTORY"
+start_daemon
+echo "   daemon running (pid $SERVE_PID), control API on $OUT/state/api.sock"
+
+for i in $(seq 1 "$N"); do echo "shop$i.customer-domains.test"; done >"$OUT/domains.txt"
+echo "== registering $N domains through the API (certherd domains add, 100 per request)"
+start=$(date +%s.%N)
+rm -f "$OUT"/batch.*
+split -l 100 -d -a 4 "$OUT/domains.txt" "$OUT/batch."
+batches=0
+for b in "$OUT"/batch.*; do
+	"$CH" -c "$CONF" domains add --file "$b" >/dev/null
+	batches=$((batches + 1))
+done
+rm -f "$OUT"/batch.*
+awk -v a="$start" -v b="$(date +%s.%N)" -v n="$batches" \
+	'BEGIN { printf "   %d requests in %.2f s\n", n, b - a }'
+
+# One status line a second until every domain is valid. Pebble (a test CA)
+# can wedge for good under parallel load: its store lock leaks
+# (docs/pebble.md). Then stop the daemon, restart Pebble and the daemon
+# (which resumes its orders), and, once nothing is in flight any more, ask
+# again for the domains the lost orders left waiting; the account key is
+# reused.
+echo "== issuing (one line a second from certherd status --json)"
+wedges=0
+stalled=0
+while :; do
+	sleep 1
+	st=$("$CH" -c "$CONF" status --json 2>/dev/null || echo '{}')
+	read -r valid issuing pending failed inflight < <(jq -r \
+		'[.domains.valid, .domains.issuing, .domains.pending,
+		  .domains.failed, .in_flight] | map(. // 0) | @tsv' <<<"$st")
+	awk -v a="$start" -v b="$(date +%s.%N)" -v v="$valid" -v n="$N" \
+		-v i="$issuing" -v p="$pending" -v f="$failed" -v q="$inflight" \
+		'BEGIN { printf "   [%5.1f s] %5d/%d valid  %4d issuing  %5d pending  %3d failed  %3d orders in flight\n", b - a, v, n, i, p, f, q }'
+	[ "$valid" -lt "$N" ] || break
+	if tests/ca/ca.sh wedged "$OUT/ca" 2>/dev/null; then
+		wedges=$((wedges + 1))
+		[ $wedges -le 3 ] || { echo "demo.sh: Pebble wedged $wedges times; giving up" >&2; exit 1; }
+		echo "== Pebble wedged (its bug, see docs/pebble.md); restarting it and the daemon"
+		stop_daemon now
+		cat "$PEBBLE_ROOT" >>"$OUT/roots.pem" # earlier certificates chain to it
+		tests/ca/ca.sh stop "$OUT/ca" >/dev/null 2>&1
+		tests/ca/ca.sh start "$OUT/ca" >/dev/null
+		load_ca_env
+		write_conf
+		start_daemon
+		continue
+	fi
+	# After a wedge the orders of the old Pebble fail on the new one and
+	# back off; with nothing left in flight, make the waiting names due.
+	if [ $wedges -gt 0 ] && [ "$inflight" = 0 ] && [ "$issuing" = 0 ]; then
+		stalled=$((stalled + 1))
+		if [ $stalled -ge 2 ]; then
+			"$CH" -c "$CONF" domains ls --json 2>/dev/null |
+				jq -r 'select(.state == "pending" or .state == "failed") | .name' |
+				xargs -r -n 200 "$CH" -c "$CONF" renew >/dev/null
+			stalled=0
+		fi
+	else
+		stalled=0
+	fi
 done
 end=$(date +%s.%N)
 cat "$PEBBLE_ROOT" >>"$OUT/roots.pem"
-got=$(find "$OUT/live" -name fullchain.pem | wc -l)
-awk -v n="$got" -v a="$start" -v b="$end" \
-	'BEGIN { printf "== %d certificates in %.1f s (%.0f per second)\n", n, b - a, n / (b - a) }'
+awk -v n="$N" -v a="$start" -v b="$end" \
+	'BEGIN { printf "== %d certificates in %.1f s (%.0f per second), from the first API request to the last one valid\n", n, b - a, n / (b - a) }'
 
 echo "== a sample, checked with openssl against Pebble's root(s):"
-for i in 1 $((N / 2)) "$N"; do
+for i in 1 $(((N + 1) / 2)) "$N"; do
 	d=shop$i.customer-domains.test
 	l=$OUT/live/$d
-	printf '%-36s ' "$d"
+	printf '   %-36s ' "$d"
 	openssl verify -CAfile "$OUT/roots.pem" -untrusted "$l/chain.pem" "$l/cert.pem" >/dev/null &&
 		printf 'chain ok, ' || printf 'CHAIN BAD, '
 	openssl x509 -noout -ext subjectAltName -in "$l/cert.pem" | tail -1 | tr -d ' \n'
 	printf ', key %s\n' "$(stat -c %a "$l/privkey.pem")"
 done
-echo "== certificates are in demo-out/live/<domain>/{cert,chain,fullchain,privkey}.pem"
+
+t0=$(date +%s.%N)
+stop_daemon
+awk -v a="$t0" -v b="$(date +%s.%N)" -v rc="$STOP_RC" \
+	'BEGIN { printf "== daemon stopped by SIGTERM in %.1f s, exit status %d\n", b - a, rc }'
+echo "== certificates are in demo-out/live/<domain>/{cert,chain,fullchain,privkey}.pem; the daemon's log in demo-out/serve.log"

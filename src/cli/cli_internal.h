@@ -61,4 +61,40 @@ int cli__names_add(struct cli_names *ns, const char *cmd, const char *raw);
 int cli__names_file(struct cli_names *ns, const char *cmd, const char *path);
 void cli__names_clear(struct cli_names *ns);
 
+/* ---- serve's configuration, at start and at SIGHUP (cli_reload.c) ------ */
+
+struct config;
+
+/* Read the daemon's configuration as `serve` does: defaults, -c FILE,
+ * every --set in order, config_validate, secret files. 0, or a negative
+ * errno with err set and cfg freed. */
+int cli__serve_config(const struct cli_global *g, struct config *cfg,
+		      char *err, size_t errsz);
+/* log.level from cfg, unless --log-level was given (which wins). */
+void cli__serve_log_level(const struct cli_global *g, const struct config *cfg);
+/* The live settings of cfg into o (concurrency, redirect, limits into
+ * limits[], which o->limits points to, backoff, drain). The CA's default
+ * limits follow start's acme.directory: the CA cannot change without a
+ * restart. Borrowed: cfg, start; o's pointers point into limits. */
+void cli__serve_live_opts(const struct config *cfg, const struct config *start,
+			  struct engine_daemon_opts *o,
+			  struct engine_limit_def limits[ENGINE_LIMIT__MAX]);
+
+/* What a reload compares the new configuration with. */
+struct cli_reload {
+	const struct cli_global *g;  /* borrowed, for -c and --set */
+	const struct config *start;  /* what the daemon started with;
+					borrowed, outlives the daemon */
+	char **start_vals;           /* start's values as dumped, owned */
+	char **live_vals;            /* the last applied ones, owned */
+};
+/* 0 or -ENOMEM. */
+int cli__reload_init(struct cli_reload *r, const struct cli_global *g,
+		     const struct config *start);
+void cli__reload_free(struct cli_reload *r); /* NULL ok */
+/* SIGHUP, on the daemon's loop thread: re-read, then apply or keep
+ * everything (logged either way). 1 applied, 0 kept the running
+ * configuration, <0 out of memory (also kept). */
+int cli__reload(struct cli_reload *r, struct engine_daemon *d);
+
 #endif

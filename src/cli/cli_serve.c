@@ -2,8 +2,10 @@
  * cli_serve.c — `certherd serve`: the daemon. Reads the configuration
  * (-c FILE, then every --set section.key=value), opens the engine (store,
  * account, HTTP-01 responder), starts the control API and runs until
- * SIGTERM or SIGINT. Exit status 0 on a clean stop, 1 when it could not
- * start (the reason on stderr), 2 for usage errors.
+ * SIGTERM or SIGINT, which drain (docs/operations.md); SIGHUP reloads the
+ * configuration (cli_reload.c). Tells systemd when it is ready. Exit
+ * status 0 on a clean stop, 1 when it could not start (the reason on
+ * stderr), 2 for usage errors.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -38,8 +40,8 @@ static const char *addr_str(const struct config_addr *a, char *buf, size_t sz)
 
 struct serve_ctx {
 	struct engine_daemon *d;
-	int64_t orders_period_ms;
 	char ca_label[512]; /* the directory URL, escaped for a label */
+	struct cli_reload reload;
 };
 
 /* s as a Prometheus label value: backslash, quote and newline escaped;
@@ -105,6 +107,9 @@ static int status_extra(void *ctx, json_t *obj)
 	rl = json_array();
 	if (!rl || json_object_set_new(obj, "rate_limits", rl) ||
 	    json_object_set_new(obj, "in_flight", json_integer(st.in_flight)) ||
+	    json_object_set_new(obj, "concurrency",
+				json_integer(st.concurrency)) ||
+	    json_object_set_new(obj, "draining", json_boolean(st.draining)) ||
 	    json_object_set_new(obj, "held_by_rate_limits",
 				json_integer(st.held)))
 		return -ENOMEM;
@@ -118,7 +123,7 @@ static int status_extra(void *ctx, json_t *obj)
 	    json_object_set_new(b, "key", json_string("")) ||
 	    json_object_set_new(
 		b, "tokens",
-		json_real(orders_now(&st, now, sc->orders_period_ms))) ||
+		json_real(orders_now(&st, now, st.orders_period_ms))) ||
 	    json_object_set_new(b, "capacity", json_real(st.orders_capacity)) ||
 	    json_object_set_new(b, "full_at",
 				json_time(st.orders_full_at_ms > now
@@ -153,7 +158,7 @@ static int metrics_extra(void *ctx, FILE *out)
 			"rate-limit bucket of the account.\n"
 			"# TYPE certherd_ratelimit_capacity gauge\n"
 			"certherd_ratelimit_capacity{limit=\"orders\"} %.0f\n",
-			orders_now(&st, clock_wall_ms(), sc->orders_period_ms),
+			orders_now(&st, clock_wall_ms(), st.orders_period_ms),
 			st.orders_capacity);
 	fprintf(out,
 		"# HELP certherd_orders_total Orders finished since start, by "
@@ -204,7 +209,7 @@ static int is_letsencrypt(const char *url)
  * limits we cannot know (its rateLimited answers still back off).
  * Renewal exemptions stay Let's Encrypt's (CA policy, not a number an
  * operator tunes). */
-static void limits_from(const struct config *cfg,
+static void limits_from(const struct config *cfg, const char *directory,
 			struct engine_limit_def defs[ENGINE_LIMIT__MAX])
 {
 	const struct config_rate *r[ENGINE_LIMIT__MAX] = {
@@ -213,7 +218,7 @@ static void limits_from(const struct config *cfg,
 		[ENGINE_LIMIT_IDENTICAL] = &cfg->limits.identical,
 		[ENGINE_LIMIT_FAILED_AUTHZ] = &cfg->limits.failed_authz,
 	};
-	int le = is_letsencrypt(cfg->acme.directory);
+	int le = is_letsencrypt(directory);
 
 	for (int k = 0; k < ENGINE_LIMIT__MAX; k++) {
 		defs[k] = engine_limits_letsencrypt[k];
@@ -229,6 +234,25 @@ static void limits_from(const struct config *cfg,
 	}
 }
 
+void cli__serve_live_opts(const struct config *cfg, const struct config *start,
+			  struct engine_daemon_opts *o,
+			  struct engine_limit_def limits[ENGINE_LIMIT__MAX])
+{
+	o->http_redirect = cfg->http.redirect == CONFIG_REDIRECT_REDIRECT;
+	o->concurrency = (unsigned)cfg->acme.concurrency;
+	limits_from(cfg, start->acme.directory, limits);
+	o->limits = limits;
+	o->backoff_max_ms = cfg->renew.backoff_max * 1000;
+	o->drain_ms = cfg->daemon.drain_timeout * 1000;
+}
+
+static void reload(struct engine_daemon *d, void *ctx)
+{
+	struct serve_ctx *sc = ctx;
+
+	cli__reload(&sc->reload, d);
+}
+
 int cli_serve(const struct cli_global *g, int argc, char **argv)
 {
 	struct config cfg;
@@ -242,8 +266,7 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 	unsigned char *hmac = NULL;
 	char err[1024] = "", http[80], tcp[80], resolver[80];
 	const char *ours[64]; /* preflight.addresses: at most 64 */
-	enum log_level lvl;
-	int status = 1;
+	int status = 1, have_cfg = 0;
 
 	if (argc > 1) {
 		int help = strcmp(argv[1], "--help") == 0 ||
@@ -255,19 +278,14 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 			"docs/config.md.\n");
 		return help ? 0 : 2;
 	}
-	if (config_defaults(&cfg) < 0)
-		return 1;
-	if (g->config && config_load_file(&cfg, g->config, err, sizeof(err)) < 0)
+	if (cli__serve_config(g, &cfg, err, sizeof(err)) < 0)
 		goto bad;
-	for (size_t i = 0; i < g->n_sets; i++)
-		if (config_set(&cfg, g->sets[i], err, sizeof(err)) < 0)
-			goto bad;
-	if (config_validate(&cfg, err, sizeof(err)) < 0 ||
-	    config_load_secrets(&cfg, err, sizeof(err)) < 0)
-		goto bad;
-	if (log_level_parse(config_log_level_names[cfg.log.level], &lvl) == 0 &&
-	    !g->log_level_set)
-		log_set_level(lvl);
+	have_cfg = 1;
+	cli__serve_log_level(g, &cfg);
+	if (cli__reload_init(&sc.reload, g, &cfg) < 0) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
 
 	o.acct.directory_url = cfg.acme.directory;
 	o.acct.ca_bundle = cfg.acme.ca_bundle[0] ? cfg.acme.ca_bundle : NULL;
@@ -293,16 +311,11 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 		o.key_type = KEY_ECDSA_P256;
 	o.profile = cfg.acme.profile[0] ? cfg.acme.profile : NULL;
 	o.http_listen = addr_str(&cfg.http.listen, http, sizeof(http));
-	o.http_redirect = cfg.http.redirect == CONFIG_REDIRECT_REDIRECT;
-	o.concurrency = (unsigned)cfg.acme.concurrency;
 	o.ari = cfg.renew.ari;
 	o.deploy_cmd = cfg.hooks.deploy[0] ? cfg.hooks.deploy : NULL;
 	o.webhook_url = cfg.hooks.webhook[0] ? cfg.hooks.webhook : NULL;
 	o.hooks_batch_ms = cfg.hooks.batch * 1000;
 	o.hooks_timeout_ms = cfg.hooks.timeout * 1000;
-	limits_from(&cfg, limits);
-	o.limits = limits;
-	sc.orders_period_ms = limits[ENGINE_LIMIT_ORDERS].period_ms;
 	label_escape(cfg.acme.directory, sc.ca_label, sizeof(sc.ca_label));
 	o.preflight = cfg.preflight.enabled;
 	o.preflight_resolver = addr_str(&cfg.preflight.resolver, resolver,
@@ -310,7 +323,9 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 	for (size_t i = 0; i < cfg.preflight.addresses.n && i < 64; i++)
 		ours[o.n_preflight_addrs++] = cfg.preflight.addresses.v[i].host;
 	o.preflight_addrs = ours;
-	o.backoff_max_ms = cfg.renew.backoff_max * 1000;
+	cli__serve_live_opts(&cfg, &cfg, &o, limits);
+	o.reload = reload;
+	o.reload_ctx = &sc;
 	if (!o.http_listen) {
 		snprintf(err, sizeof(err), "http.listen is required (HTTP-01)");
 		goto bad;
@@ -332,6 +347,10 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 	log_info("serve", NULL, "certherd %s serving; API on %s%s%s",
 		 CERTHERD_VERSION, ao.socket_path ? ao.socket_path : "",
 		 ao.tcp_listen ? " and " : "", ao.tcp_listen ? ao.tcp_listen : "");
+	/* Both listeners accept now (the HTTP-01 responder since
+	 * engine_daemon_open, the API since api_start): systemd may start
+	 * what depends on us. */
+	engine_notify_ready();
 	status = engine_daemon_run(d) == 0 ? 0 : 1;
 	goto out;
 bad:
@@ -347,6 +366,8 @@ out:
 	if (hmac)
 		OPENSSL_cleanse(hmac, o.acct.eab_hmac_len);
 	free(hmac);
-	config_free(&cfg);
+	cli__reload_free(&sc.reload);
+	if (have_cfg)
+		config_free(&cfg);
 	return status;
 }

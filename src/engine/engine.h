@@ -76,6 +76,9 @@ struct engine_chall *engine_chall_new(const char *listen, int redirect,
 				      char *err, size_t errsz);
 /* Hooks for acme_order_new; they publish into this responder. */
 struct acme_challenge_hooks engine_chall_hooks(struct engine_chall *ch);
+/* Change the answer to non-challenge requests (a configuration reload).
+ * Safe from any thread; requests already answered keep theirs. */
+void engine_chall_set_redirect(struct engine_chall *ch, int redirect);
 /* Number of responses being served (for tests and metrics). */
 size_t engine_chall_count(struct engine_chall *ch);
 void engine_chall_free(struct engine_chall *ch); /* NULL ok */
@@ -243,14 +246,24 @@ struct engine_daemon_opts {
 						daemon's life; none: the name
 						must only resolve */
 	size_t n_preflight_addrs;
-	int64_t backoff_max_ms;              /* longest wait between re-checks,
-						0 = ENGINE_BACKOFF_CAP_MS */
 	/* [hooks]: run when certificates change (engine_deploy.c); command
 	 * and webhook NULL = none. batch and timeout in milliseconds. */
 	const char *deploy_cmd;
 	const char *webhook_url;
 	int64_t hooks_batch_ms;
 	int64_t hooks_timeout_ms;
+	/* Longest failure backoff and DNS re-check wait (renew.backoff_max);
+	 * 0 = ENGINE_BACKOFF_CAP_MS. A wait the CA asks for (Retry-After) is
+	 * still honoured in full. */
+	int64_t backoff_max_ms;
+	/* SIGTERM/SIGINT: how long orders in flight may finish before the
+	 * daemon stops (daemon.drain_timeout); 0 = stop at once. */
+	int64_t drain_ms;
+	/* SIGHUP, on the loop thread: re-read the configuration and call
+	 * engine_daemon_reconfigure (cli_serve.c does). NULL: SIGHUP only
+	 * logs that there is nothing to reload. ctx is borrowed. */
+	void (*reload)(struct engine_daemon *d, void *ctx);
+	void *reload_ctx;
 };
 
 /* Failure types counted apart (the rest count as "other"), and the
@@ -276,6 +289,10 @@ struct engine_daemon_stats {
 	} failures[ENGINE_FAIL_TYPES];
 	unsigned n_failure_types;
 	uint64_t ari_ok, ari_failed; /* renewalInfo fetches */
+	int64_t orders_period_ms;  /* refill time of the orders bucket */
+	unsigned concurrency;      /* the limit on in_flight in force */
+	int draining;              /* SIGTERM: no new orders, waiting for
+				      those in flight */
 };
 /* Copy the latest snapshot into *out. Safe from any thread. */
 void engine_daemon_stats(struct engine_daemon *d,
@@ -285,12 +302,46 @@ void engine_daemon_stats(struct engine_daemon *d,
  * err set. *out is the caller's: engine_daemon_close. */
 int engine_daemon_open(const struct engine_daemon_opts *o,
 		       struct engine_daemon **out, char *err, size_t errsz);
-/* Run until SIGTERM/SIGINT or engine_daemon_stop; 0 on a clean stop. */
+/*
+ * Run until stopped; 0 on a clean stop. The first SIGTERM or SIGINT
+ * drains: no new order starts, those in flight may finish for up to
+ * drain_ms, then the loop stops (what is still pending resumes at the
+ * next start); a second one stops at once. SIGHUP calls opts.reload
+ * between RELOADING=1 and READY=1 notifications.
+ */
 int engine_daemon_run(struct engine_daemon *d);
+/*
+ * Apply the settings of n that can change while running: concurrency,
+ * http_redirect, limits (buckets keep their tokens, capped at a new
+ * capacity), backoff_max_ms, drain_ms. Every other field of n is ignored
+ * (it needs a restart; the caller says so). n and what it points to are
+ * borrowed: what is kept is copied. Loop thread only (the reload hook).
+ * 0, or -EINVAL with err set and nothing changed.
+ *
+ * A feature adding a live setting adds its field to struct
+ * engine_daemon_opts and its copy here.
+ */
+int engine_daemon_reconfigure(struct engine_daemon *d,
+			      const struct engine_daemon_opts *n, char *err,
+			      size_t errsz);
 /* Something changed (a domain added, a renewal asked for): run a
  * scheduler pass soon. Safe from any thread. */
 void engine_daemon_wake(struct engine_daemon *d);
 void engine_daemon_close(struct engine_daemon *d); /* NULL ok */
+
+/* ---- service manager notifications (engine_notify.c) ---------------------
+ *
+ * sd_notify(3) for a Type=notify systemd unit. Every function does nothing
+ * and returns 0 without NOTIFY_SOCKET in the environment; otherwise 0 or
+ * a negative errno (logged once). Safe from any thread.
+ */
+int engine_notify_enabled(void);   /* 1 when NOTIFY_SOCKET is set */
+int engine_notify_ready(void);     /* READY=1 */
+int engine_notify_reloading(void); /* RELOADING=1 + MONOTONIC_USEC */
+int engine_notify_stopping(void);  /* STOPPING=1 */
+/* STATUS=<one line, newlines replaced, at most 512 bytes> */
+int engine_notify_status(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
 
 /* ---- scheduling: pure policy (engine_renew.c, engine_limits.c,
  *      engine_queue.c) ------------------------------------------------------

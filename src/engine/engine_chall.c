@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,9 @@ struct entry {
 
 struct engine_chall {
 	struct MHD_Daemon *mhd;
-	int redirect; /* other requests: 308 to https instead of 404 */
+	/* other requests: 308 to https instead of 404; atomic because a
+	 * reload (loop thread) changes it while MHD's thread reads it */
+	atomic_int redirect;
 	engine_chall_lookup_fn lookup;
 	void *lookup_ctx;
 	pthread_mutex_t lock;
@@ -127,7 +130,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn,
 	if (strncmp(url, PREFIX, strlen(PREFIX)) != 0) {
 		/* The raw target when we have it (a missing one means an
 		 * oversized or odd request line: the path alone then). */
-		if (ch->redirect &&
+		if (atomic_load(&ch->redirect) &&
 		    https_location(conn, raw && raw[0] == '/' ? raw : url,
 				   location, sizeof(location)) == 0)
 			status = MHD_HTTP_PERMANENT_REDIRECT;
@@ -184,7 +187,7 @@ struct engine_chall *engine_chall_new(const char *listen, int redirect,
 		return NULL;
 	}
 	pthread_mutex_init(&ch->lock, NULL);
-	ch->redirect = redirect;
+	atomic_init(&ch->redirect, redirect ? 1 : 0);
 	ch->lookup = lookup;
 	ch->lookup_ctx = lookup_ctx;
 	if (ss.ss_family == AF_INET6)
@@ -269,6 +272,11 @@ struct acme_challenge_hooks engine_chall_hooks(struct engine_chall *ch)
 	struct acme_challenge_hooks h = {publish, unpublish, ch};
 
 	return h;
+}
+
+void engine_chall_set_redirect(struct engine_chall *ch, int redirect)
+{
+	atomic_store(&ch->redirect, redirect ? 1 : 0);
 }
 
 size_t engine_chall_count(struct engine_chall *ch)

@@ -55,6 +55,9 @@
 #define ARI_IN_FLIGHT 16
 /* Buckets that have refilled are dropped from memory this often. */
 #define GC_EVERY_MS ENGINE_MIN_MS
+/* A STATUS= line for the service manager at most this often: it counts
+ * the domains per state in the store, which costs a scan. */
+#define STATUS_EVERY_MS 5000
 
 struct job;
 
@@ -77,8 +80,11 @@ struct engine_daemon {
 	uv_async_t wake;
 	uv_timer_t tick;
 	uv_signal_t sigterm, sigint, sighup;
+	uv_timer_t drain_timer;
 	int handles_open;
 	int stopping;
+	int draining;          /* SIGTERM: no new jobs, waiting for these */
+	int64_t next_status_ms; /* next STATUS= notification */
 	int in_schedule, schedule_again; /* see schedule() */
 	unsigned in_flight;
 	struct job *jobs; /* in flight, doubly linked */
@@ -328,6 +334,10 @@ static void publish_stats(struct engine_daemon *d, int64_t now)
 	d->stats.orders_full_at_ms = h.full_at_ms;
 	d->stats.at_ms = now;
 	engine_ari_poller_counts(d->ari, &d->stats.ari_ok, &d->stats.ari_failed);
+	d->stats.orders_period_ms =
+		engine_limits_def(d->lim, ENGINE_LIMIT_ORDERS)->period_ms;
+	d->stats.concurrency = d->o.concurrency;
+	d->stats.draining = d->draining;
 	uv_mutex_unlock(&d->stats_mu);
 }
 
@@ -362,12 +372,19 @@ static void job_free(struct job *j)
 	d->in_flight--;
 }
 
+static void stop_now(struct engine_daemon *d, int at_once);
+
 static void job_closed(struct engine_task *t)
 {
 	struct job *j = t->ctx;
 	struct engine_daemon *d = j->d;
 
 	job_free(j);
+	if (d->draining && !d->stopping && d->in_flight == 0) {
+		log_info("daemon", NULL,
+			 "drained: every order in flight has finished");
+		stop_now(d, 0);
+	}
 	if (!d->stopping)
 		schedule(d);
 }
@@ -400,6 +417,11 @@ static void job_failed(struct job *j, const struct acme_error *e)
 	sj.failures = j->failures + 1;
 	sj.next_attempt_ms = engine_renew_backoff(sj.failures, e, now, rnd64(),
 						  &why);
+	/* renew.backoff_max caps our own backoff, never a wait the CA
+	 * asked for (Retry-After, rateLimited). */
+	if (d->o.backoff_max_ms > 0 && strcmp(why, "backoff") == 0 &&
+	    sj.next_attempt_ms > now + d->o.backoff_max_ms)
+		sj.next_attempt_ms = now + d->o.backoff_max_ms;
 	if (j->replaces[0] && e->type &&
 	    strcmp(e->type, "alreadyReplaced") == 0) {
 		/* Another order already replaced this certificate (RFC 9773
@@ -1017,6 +1039,36 @@ static void hold(struct engine_daemon *d, const struct store_due *due,
 	log_info("daemon", due->name, "%s", last.detail);
 }
 
+/* STATUS= for `systemctl status`: domains per state, orders in flight,
+ * held back. At most every STATUS_EVERY_MS unless forced (a drain
+ * begins); nothing at all without a service manager listening. */
+static void notify_status(struct engine_daemon *d, int64_t now, int force)
+{
+	uint64_t c[STORE_DOMAIN__MAX];
+	uint64_t total = 0;
+
+	if (!engine_notify_enabled() || (!force && now < d->next_status_ms))
+		return;
+	d->next_status_ms = now + STATUS_EVERY_MS;
+	if (store_domain_count(d->st, c) < 0)
+		return;
+	for (int i = 0; i < STORE_DOMAIN__MAX; i++)
+		if (i != STORE_DOMAIN_REMOVED)
+			total += c[i];
+	engine_notify_status(
+		"%s%llu domains: %llu valid, %llu pending, %llu issuing, "
+		"%llu renewing, %llu failed; %u orders in flight, %u held by "
+		"rate limits",
+		d->draining ? "draining: " : "", (unsigned long long)total,
+		(unsigned long long)c[STORE_DOMAIN_VALID],
+		(unsigned long long)(c[STORE_DOMAIN_PENDING] +
+				     c[STORE_DOMAIN_DNS_PENDING]),
+		(unsigned long long)c[STORE_DOMAIN_ISSUING],
+		(unsigned long long)c[STORE_DOMAIN_RENEWING],
+		(unsigned long long)c[STORE_DOMAIN_FAILED], d->in_flight,
+		d->held);
+}
+
 /*
  * One pass: up to DUE_BATCH due domains from the store, ranked by class
  * in a queue of this pass (engine_queue_next applies the class shares
@@ -1044,7 +1096,7 @@ static void schedule_pass(struct engine_daemon *d)
 		store_challenge_expire(d->st, now);
 		d->next_gc_ms = now + GC_EVERY_MS;
 	}
-	if (d->stopping || d->in_flight >= d->o.concurrency)
+	if (d->stopping || d->draining || d->in_flight >= d->o.concurrency)
 		goto out;
 	max = d->o.concurrency - d->in_flight;
 	if (store_domain_due(d->st, now, due_rank, due, DUE_BATCH, &n) < 0) {
@@ -1113,6 +1165,7 @@ static void schedule_pass(struct engine_daemon *d)
 out:
 	engine_queue_free(q);
 	publish_stats(d, now);
+	notify_status(d, now, 0);
 }
 
 /* A pass can end a job synchronously (a local failure), whose close asks
@@ -1147,6 +1200,8 @@ void engine_daemon_wake(struct engine_daemon *d)
 	uv_async_send(&d->wake);
 }
 
+/* ---- signals: reload, drain, stop ------------------------------------------- */
+
 /* How long a stop waits for the hooks' last batch (docs/daemon.md). */
 #define DEPLOY_STOP_MS 5000
 
@@ -1157,28 +1212,118 @@ static void stop_loop(void *ctx)
 	uv_stop(&d->s.loop);
 }
 
+/* Stop the loop: after the hooks' pending batch (a few seconds at most),
+ * or at once (a second signal). */
+static void stop_now(struct engine_daemon *d, int at_once)
+{
+	if (d->stopping) {
+		if (at_once)
+			uv_stop(&d->s.loop);
+		return;
+	}
+	if (!d->draining)
+		engine_notify_stopping();
+	d->stopping = 1;
+	if (!at_once &&
+	    engine_deploy_flush(d->deploy, DEPLOY_STOP_MS, stop_loop, d))
+		return;
+	uv_stop(&d->s.loop);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+	struct engine_daemon *d = t->data;
+
+	log_warn("daemon", NULL,
+		 "drain time is up: %u orders still in flight resume at the "
+		 "next start",
+		 d->in_flight);
+	stop_now(d, 0);
+}
+
+/*
+ * The first SIGTERM/SIGINT drains: schedule_pass starts nothing more
+ * (jobs already past key generation go on, as do resumed orders), the
+ * jobs in flight may finish until drain_ms, and the last one to end stops
+ * the loop (job_closed), after the hooks' pending batch. What the timer
+ * cuts off stays pending in the store and resumes at the next start, as
+ * after a crash. A second signal stops at once.
+ */
+static void drain(struct engine_daemon *d, int signum)
+{
+	if (d->draining || d->stopping) {
+		log_info("daemon", NULL, "signal %d again: stopping at once",
+			 signum);
+		stop_now(d, 1);
+		return;
+	}
+	if (d->in_flight == 0 || d->o.drain_ms <= 0) {
+		log_info("daemon", NULL,
+			 "stopping on signal %d: %u orders in flight resume "
+			 "at the next start",
+			 signum, d->in_flight);
+		stop_now(d, 0);
+		return;
+	}
+	d->draining = 1;
+	engine_notify_stopping();
+	log_info("daemon", NULL,
+		 "draining on signal %d: no new orders; waiting up to %lld ms "
+		 "for the %u in flight (signal again to stop at once)",
+		 signum, (long long)d->o.drain_ms, d->in_flight);
+	uv_timer_start(&d->drain_timer, on_drain_timeout,
+		       (uint64_t)d->o.drain_ms, 0);
+	publish_stats(d, clock_wall_ms());
+	notify_status(d, clock_wall_ms(), 1);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
 	struct engine_daemon *d = s->data;
 
-	if (signum == SIGHUP) {
-		log_info("daemon", NULL,
-			 "SIGHUP: configuration reload is not supported yet; "
-			 "restart to apply changes (pending orders resume)");
+	if (signum != SIGHUP) {
+		drain(d, signum);
 		return;
 	}
-	if (d->stopping) /* a second signal: stop at once */
-		goto stop;
-	log_info("daemon", NULL,
-		 "stopping on signal %d: %u jobs in flight resume at the next "
-		 "start",
-		 signum, d->in_flight);
-	d->stopping = 1;
-	/* a pending batch of hooks runs first, for a few seconds at most */
-	if (engine_deploy_flush(d->deploy, DEPLOY_STOP_MS, stop_loop, d))
-		return;
-stop:
-	uv_stop(&d->s.loop);
+	engine_notify_reloading();
+	if (d->o.reload)
+		d->o.reload(d, d->o.reload_ctx);
+	else
+		log_info("daemon", NULL, "SIGHUP: no configuration to reload");
+	engine_notify_ready();
+	notify_status(d, clock_wall_ms(), 1);
+}
+
+int engine_daemon_reconfigure(struct engine_daemon *d,
+			      const struct engine_daemon_opts *n, char *err,
+			      size_t errsz)
+{
+	/* Check everything first: a reload applies entirely or not at all. */
+	for (int k = 0; n->limits && k < ENGINE_LIMIT__MAX; k++)
+		if (n->limits[k].capacity > 0 && n->limits[k].period_ms <= 0) {
+			snprintf(err, errsz, "bad rate limit for %s",
+				 engine_limit_names[k]);
+			return -EINVAL;
+		}
+	d->o.concurrency = n->concurrency ? n->concurrency : 100;
+	d->o.http_redirect = n->http_redirect;
+	engine_chall_set_redirect(d->chall, n->http_redirect);
+	for (int k = 0; n->limits && k < ENGINE_LIMIT__MAX; k++) {
+		int was_on = limit_on(d, (enum engine_limit)k);
+
+		engine_limits_set(d->lim, (enum engine_limit)k, &n->limits[k]);
+		/* Turned on: the account's bucket as last saved, not full
+		 * (a domain's own are loaded when it is due). */
+		if (!was_on && k == ENGINE_LIMIT_ORDERS)
+			bucket_load(d, ENGINE_LIMIT_ORDERS, "");
+	}
+	d->o.backoff_max_ms = n->backoff_max_ms;
+	/* A drain under way keeps the deadline it announced. */
+	d->o.drain_ms = n->drain_ms;
+	/* A raised concurrency or a larger bucket can start work now. */
+	publish_stats(d, clock_wall_ms());
+	schedule(d);
+	return 0;
 }
 
 /* ---- start-up: resume what a crash or stop left ------------------------------------ */
@@ -1360,6 +1505,8 @@ int engine_daemon_open(const struct engine_daemon_opts *o,
 	uv_signal_init(&d->s.loop, &d->sigint);
 	uv_signal_init(&d->s.loop, &d->sighup);
 	d->sigterm.data = d->sigint.data = d->sighup.data = d;
+	uv_timer_init(&d->s.loop, &d->drain_timer);
+	d->drain_timer.data = d;
 	d->handles_open = 1;
 	if (o->preflight) {
 		d->dns = engine_dns_new(&d->s.loop, o->preflight_resolver, 0,
@@ -1410,6 +1557,7 @@ void engine_daemon_close(struct engine_daemon *d)
 		uv_close((uv_handle_t *)&d->sigterm, NULL);
 		uv_close((uv_handle_t *)&d->sigint, NULL);
 		uv_close((uv_handle_t *)&d->sighup, NULL);
+		uv_close((uv_handle_t *)&d->drain_timer, NULL);
 	}
 	/* Jobs still in flight are abandoned here; their orders stay
 	 * pending in the store and resume at the next start. */

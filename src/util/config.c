@@ -186,6 +186,10 @@ static const struct key keys[] = {
     {"log", "level", T_ENUM, F(log.level), "info", "least level logged", 0, 0,
      config_log_level_names, 0},
 
+    {"daemon", "drain_timeout", T_DURATION, F(daemon.drain_timeout), "10s",
+     "on SIGTERM, how long orders in flight may finish (0: stop at once)", 0,
+     3600, NULL, 0},
+
     {"front", "enabled", T_BOOL, F(front.enabled), "false",
      "front mode: terminate TLS on listen for every domain", 0, 0, NULL, 0},
     {"front", "listen", T_ADDR, F(front.listen), ":443", "TLS listener", 0, 0,

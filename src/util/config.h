@@ -185,6 +185,9 @@ struct config {
 		enum config_log_level level;
 	} log;
 	struct {
+		int64_t drain_timeout; /* SIGTERM: orders in flight may finish */
+	} daemon;
+	struct {
 		bool enabled;
 		struct config_addr listen;
 		struct config_addr upstream;
