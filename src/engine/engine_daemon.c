@@ -832,6 +832,15 @@ static void ari_done(void *ctx, const char *name, int renew_now)
 		engine_daemon_wake(d);
 }
 
+/* Is a job for name in flight? (At most acme.concurrency of them.) */
+static int job_running(const struct engine_daemon *d, const char *name)
+{
+	for (const struct job *j = d->jobs; j; j = j->next)
+		if (strcmp(j->name, name) == 0)
+			return 1;
+	return 0;
+}
+
 /*
  * A due domain: 1 to queue it for an order, with its class in *cls; 0
  * when it needs no order now: its due time was a renewalInfo fetch (handed
@@ -850,6 +859,23 @@ static int triage(struct engine_daemon *d, const struct store_due *due,
 	int rc, queue = 1;
 
 	*cls = ENGINE_CLASS_NEW;
+	if ((due->status == STORE_DOMAIN_ISSUING ||
+	     due->status == STORE_DOMAIN_RENEWING) &&
+	    job_running(d, due->name)) {
+		/* Made due while its order runs (`certherd renew`): that
+		 * order's end schedules it; never two orders at once. */
+		if (store_domain_get(d->st, due->name, &dom) == 0) {
+			struct store_job sj = {
+			    .status = dom.status,
+			    .next_attempt_ms = STORE_NO_TIME,
+			    .failures = dom.failures,
+			    .error = dom.has_error ? &dom.last_error : NULL,
+			};
+
+			store_domain_set_job(d->st, due->name, &sj, now);
+		}
+		return 0;
+	}
 	if (due->not_after_ms == STORE_NO_TIME ||
 	    store_cert_current(d->st, due->name, &c) < 0)
 		return 1;
@@ -1404,14 +1430,11 @@ static void reschedule_orphans(struct engine_daemon *d)
 		if (store_domain_list(d->st, &f, doms, 256, &n) < 0)
 			return;
 		for (size_t i = 0; i < n; i++) {
-			struct job *j;
 			struct store_job sj = {0};
-			int busy = 0;
 
-			for (j = d->jobs; j && !busy; j = j->next)
-				busy = strcmp(j->name, doms[i].name) == 0;
-			snprintf(after, sizeof(after), "%s", doms[i].name);
-			if (busy)
+			snprintf(after, sizeof(after), "%.*s", (int)sizeof(after) - 1,
+				 doms[i].name);
+			if (job_running(d, doms[i].name))
 				continue;
 			sj.status = doms[i].status == STORE_DOMAIN_RENEWING
 					    ? STORE_DOMAIN_VALID
