@@ -458,7 +458,6 @@ void api__domain_renew(struct api_call *c, const char *raw)
 	char name[NAME_MAX_LEN + 1];
 	struct store_domain d;
 	struct store_cert cert;
-	struct store_job job;
 	const char *ari = api__arg(c, "ari");
 	int ask = ari && (strcmp(ari, "1") == 0 || strcmp(ari, "true") == 0);
 	int rc;
@@ -497,11 +496,7 @@ void api__domain_renew(struct api_call *c, const char *raw)
 	}
 	/* due now, same state, failures and last error: the scheduler
 	 * decides what an attempt means for this state */
-	job.status = d.status;
-	job.next_attempt_ms = c->now_ms;
-	job.failures = d.failures;
-	job.error = d.has_error ? &d.last_error : NULL;
-	rc = store_domain_set_job(c->st, name, &job, c->now_ms);
+	rc = store_domain_reschedule(c->st, &d, c->now_ms, c->now_ms);
 	if (rc == -ENOENT) {
 		load(c, name, &d); /* removed meanwhile: same answer as above */
 		return;

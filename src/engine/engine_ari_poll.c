@@ -111,7 +111,6 @@ static void poll_record(struct poll *q, const struct acme_ari *a,
 	struct engine_ari_poller *p = q->p;
 	struct engine_ari_window w, *wp = NULL;
 	struct store_domain dom;
-	struct store_job sj = {0};
 	int64_t next;
 	int renew;
 
@@ -147,11 +146,7 @@ static void poll_record(struct poll *q, const struct acme_ari *a,
 	renew = engine_renew_after_ari(q->nb, q->na, wp,
 				       a ? a->retry_after_ms : -1, now,
 				       engine_renew_seed(q->serial), &next);
-	sj.status = dom.status;
-	sj.next_attempt_ms = renew ? now : next;
-	sj.failures = dom.failures;
-	sj.error = dom.has_error ? &dom.last_error : NULL;
-	if (store_domain_set_job(p->st, q->name, &sj, now) < 0) {
+	if (store_domain_reschedule(p->st, &dom, renew ? now : next, now) < 0) {
 		log_error("ari", q->name, "cannot update the store: %s",
 			  store_errmsg(p->st));
 		return;
@@ -191,7 +186,6 @@ int engine_ari_poller_start(struct engine_ari_poller *p,
 {
 	char certid[ACME_ARI_CERTID_MAX];
 	unsigned char *der = NULL;
-	struct store_job sj = {0};
 	struct poll *q;
 	size_t der_len;
 	int rc;
@@ -223,11 +217,7 @@ int engine_ari_poller_start(struct engine_ari_poller *p,
 	q->old.start_ms = c->info.ari_start_ms;
 	q->old.end_ms = c->info.ari_end_ms;
 	q->lease_ms = now_ms + ENGINE_ARI_LEASE_MS;
-	sj.status = dom->status;
-	sj.next_attempt_ms = q->lease_ms;
-	sj.failures = dom->failures;
-	sj.error = dom->has_error ? &dom->last_error : NULL;
-	if (store_domain_set_job(p->st, q->name, &sj, now_ms) < 0) {
+	if (store_domain_reschedule(p->st, dom, q->lease_ms, now_ms) < 0) {
 		acme_ari_op_free(q->op);
 		free(q);
 		return -EIO;

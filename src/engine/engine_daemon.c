@@ -864,16 +864,8 @@ static int triage(struct engine_daemon *d, const struct store_due *due,
 	    job_running(d, due->name)) {
 		/* Made due while its order runs (`certherd renew`): that
 		 * order's end schedules it; never two orders at once. */
-		if (store_domain_get(d->st, due->name, &dom) == 0) {
-			struct store_job sj = {
-			    .status = dom.status,
-			    .next_attempt_ms = STORE_NO_TIME,
-			    .failures = dom.failures,
-			    .error = dom.has_error ? &dom.last_error : NULL,
-			};
-
-			store_domain_set_job(d->st, due->name, &sj, now);
-		}
+		if (store_domain_get(d->st, due->name, &dom) == 0)
+			store_domain_reschedule(d->st, &dom, STORE_NO_TIME, now);
 		return 0;
 	}
 	if (due->not_after_ms == STORE_NO_TIME ||
@@ -900,14 +892,7 @@ static int triage(struct engine_daemon *d, const struct store_due *due,
 	/* ARI cannot name this certificate: the lifetime rule alone. */
 	at = engine_renew_at(nb, na, NULL, now, seed);
 	if (at > now) {
-		struct store_job sj = {
-		    .status = dom.status,
-		    .next_attempt_ms = at,
-		    .failures = dom.failures,
-		    .error = dom.has_error ? &dom.last_error : NULL,
-		};
-
-		store_domain_set_job(d->st, due->name, &sj, now);
+		store_domain_reschedule(d->st, &dom, at, now);
 		queue = 0;
 	}
 out:
@@ -991,7 +976,6 @@ static void hold(struct engine_daemon *d, const struct store_due *due,
 	    engine_limits_def(d->lim, ENGINE_LIMIT_ORDERS);
 	struct store_domain dom;
 	struct store_event last;
-	struct store_job sj = {0};
 	char why[512], when[40];
 	double need = 1;
 	int64_t t, at = now;
@@ -1043,11 +1027,7 @@ static void hold(struct engine_daemon *d, const struct store_due *due,
 					     : ENGINE_MIN_MS);
 	if (store_domain_get(d->st, due->name, &dom) < 0)
 		return;
-	sj.status = dom.status;
-	sj.next_attempt_ms = at;
-	sj.failures = dom.failures;
-	sj.error = dom.has_error ? &dom.last_error : NULL;
-	if (store_domain_set_job(d->st, due->name, &sj, now) < 0) {
+	if (store_domain_reschedule(d->st, &dom, at, now) < 0) {
 		log_error("daemon", due->name, "cannot update the store: %s",
 			  store_errmsg(d->st));
 		return;

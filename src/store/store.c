@@ -307,6 +307,19 @@ int store_domain_set_job(struct store *st, const char *name,
 	return st->ops->domain_set_job(st, name, job, now_ms);
 }
 
+int store_domain_reschedule(struct store *st, const struct store_domain *dom,
+			    int64_t next_attempt_ms, int64_t now_ms)
+{
+	struct store_job job = {
+	    .status = dom->status,
+	    .next_attempt_ms = next_attempt_ms,
+	    .failures = dom->failures,
+	    .error = dom->has_error ? &dom->last_error : NULL,
+	};
+
+	return store_domain_set_job(st, dom->name, &job, now_ms);
+}
+
 /* ---- orders ---------------------------------------------------------- */
 
 static int pem_ok(const char *pem)

@@ -176,6 +176,10 @@ struct store_job {
 /* Update name's job state. Borrows job. -ENOENT if unknown. */
 int store_domain_set_job(struct store *st, const char *name,
 			 const struct store_job *job, int64_t now_ms);
+/* Move only dom's next attempt (as read with store_domain_get): its
+ * status, failures and last error stay. -ENOENT if it is gone. */
+int store_domain_reschedule(struct store *st, const struct store_domain *dom,
+			    int64_t next_attempt_ms, int64_t now_ms);
 
 /* ---- orders: persisted before use so a restart resumes them ---------- */
 

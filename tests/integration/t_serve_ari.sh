@@ -110,16 +110,24 @@ check "c untouched" sh -c '[ "$("$0" -c "$1" domains show --json c.example.com |
 
 # Metrics: orders by result, failures by problem type, ARI fetches. One
 # more domain points where nothing listens, so pebble's validation fails
-# with a "connection" problem.
+# with a "connection" problem: it backs off while other domains proceed.
 curl -fsS -X POST "$CHALLTESTSRV_MGMT/add-a" \
 	-d '{"host": "fail.example.com", "addresses": ["127.0.0.2"]}' >/dev/null
 check "add fail.example.com (its A record points nowhere)" ch domains add fail.example.com
 failed_once() { show fail.example.com | jq -e '.last_error.type == "connection"' >/dev/null; }
 check "its order fails with a connection problem" wait_for 60 failed_once
+show fail.example.com >"$TEST_TMP/fail.json"
+check "it backs off: failures 1, next attempt about a minute ahead" \
+	jq -e '.failures == 1 and .state == "pending" and ((.next_attempt_at | fromdateiso8601) - now) > 40' "$TEST_TMP/fail.json"
+check "the rest proceed meanwhile" ch domains add d.example.com e.example.com
+check "d.example.com becomes valid" wait_for 60 is_valid d.example.com
+check "e.example.com becomes valid" wait_for 60 is_valid e.example.com
+check "fail.example.com was not tried again" \
+	test "$(n_events fail.example.com failed)" = 1
 curl -fsS --unix-socket "$STATE/api.sock" http://x/metrics >"$TEST_TMP/metrics.txt"
 metric() { awk -v k="$1" '$1 == k { print $2 }' "$TEST_TMP/metrics.txt"; }
 CA_L="ca=\"$ACME_DIRECTORY\""
-check "metrics: 5 orders valid (3 issued, 2 renewed)" test "$(metric "certherd_orders_total{$CA_L,result=\"valid\"}")" = 5
+check "metrics: 7 orders valid (5 issued, 2 renewed)" test "$(metric "certherd_orders_total{$CA_L,result=\"valid\"}")" = 7
 check "metrics: 1 order failed" test "$(metric "certherd_orders_total{$CA_L,result=\"failed\"}")" = 1
 check "metrics: the failure counted as connection" test "$(metric "certherd_order_failures_total{$CA_L,problem=\"connection\"}")" = 1
 check "metrics: 2 renewalInfo fetches answered" test "$(metric "certherd_ari_fetches_total{$CA_L,result=\"ok\"}")" = 2
