@@ -84,6 +84,8 @@ struct engine_daemon {
 	int handles_open;
 	int stopping;
 	int draining;          /* SIGTERM: no new jobs, waiting for these */
+	unsigned n_preflight;  /* jobs waiting for their DNS pre-flight: a
+				  drain does not wait for them (no order yet) */
 	int64_t next_status_ms; /* next STATUS= notification */
 	int in_schedule, schedule_again; /* see schedule() */
 	unsigned in_flight;
@@ -380,7 +382,7 @@ static void job_closed(struct engine_task *t)
 	struct engine_daemon *d = j->d;
 
 	job_free(j);
-	if (d->draining && !d->stopping && d->in_flight == 0) {
+	if (d->draining && !d->stopping && d->in_flight == d->n_preflight) {
 		log_info("daemon", NULL,
 			 "drained: every order in flight has finished");
 		stop_now(d, 0);
@@ -764,6 +766,14 @@ static void preflight_done(void *ctx, const struct engine_dns_result *r)
 	enum engine_preflight_verdict v;
 	char why[sizeof(((struct store_problem *)0)->detail)];
 
+	d->n_preflight--;
+	if (d->draining) {
+		/* No order yet: left ISSUING/RENEWING like a crash would,
+		 * due again at the next start (reschedule_orphans). */
+		job_refund(j);
+		job_end(j);
+		return;
+	}
 	v = engine_preflight_judge(j->name, r, d->o.preflight_addrs,
 				   d->o.n_preflight_addrs, why, sizeof(why));
 	if (v != ENGINE_PREFLIGHT_OK) {
@@ -792,6 +802,8 @@ static void job_preflight(struct job *j)
 	rc = engine_dns_lookup(j->d->dns, j->name, preflight_done, j);
 	if (rc < 0)
 		job_local_failure(j, "cannot start the DNS pre-flight");
+	else
+		j->d->n_preflight++;
 }
 
 /* ---- scheduling ---------------------------------------------------------------- */
@@ -1257,18 +1269,15 @@ static void on_drain_timeout(uv_timer_t *t)
  */
 static void drain(struct engine_daemon *d, int signum)
 {
-	if (d->draining || d->stopping) {
-		log_info("daemon", NULL, "signal %d again: stopping at once",
-			 signum);
-		stop_now(d, 1);
-		return;
-	}
-	if (d->in_flight == 0 || d->o.drain_ms <= 0) {
+	int again = d->draining || d->stopping;
+
+	if (again || d->in_flight == d->n_preflight || d->o.drain_ms <= 0) {
 		log_info("daemon", NULL,
 			 "stopping on signal %d: %u orders in flight resume "
-			 "at the next start",
-			 signum, d->in_flight);
-		stop_now(d, 0);
+			 "at the next start%s",
+			 signum, d->in_flight,
+			 again ? " (second signal: not waiting)" : "");
+		stop_now(d, again);
 		return;
 	}
 	d->draining = 1;
@@ -1276,7 +1285,7 @@ static void drain(struct engine_daemon *d, int signum)
 	log_info("daemon", NULL,
 		 "draining on signal %d: no new orders; waiting up to %lld ms "
 		 "for the %u in flight (signal again to stop at once)",
-		 signum, (long long)d->o.drain_ms, d->in_flight);
+		 signum, (long long)d->o.drain_ms, d->in_flight - d->n_preflight);
 	uv_timer_start(&d->drain_timer, on_drain_timeout,
 		       (uint64_t)d->o.drain_ms, 0);
 	publish_stats(d, clock_wall_ms());
