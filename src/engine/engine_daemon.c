@@ -396,6 +396,29 @@ static void job_end(struct job *j)
 	engine_task_close(&j->task, job_closed);
 }
 
+/* The last error's step of a renewal whose newOrder with "replaces" the
+ * CA refused: the next order goes without it. */
+#define REPLACES_REFUSED "newOrder-replaces"
+
+/*
+ * Did the CA refuse this renewal's newOrder because of "replaces"? Yes
+ * for alreadyReplaced (another order replaced the certificate, RFC 9773
+ * §5); and, since a CA that cannot match the identifier to one of its
+ * orders answers with whatever it has (pebble 2.10: a 500 for some
+ * serials), for any problem at newOrder but a rate limit: one more
+ * attempt without "replaces" costs one order at most.
+ */
+static int replaces_refused(const struct job *j, const struct acme_error *e)
+{
+	if (!j->replaces[0])
+		return 0;
+	if (e->type && strcmp(e->type, "alreadyReplaced") == 0)
+		return 1;
+	return e->step && strcmp(e->step, "newOrder") == 0 &&
+	       e->code != ACME_E_TRANSPORT &&
+	       !(e->type && strcmp(e->type, "rateLimited") == 0);
+}
+
 static void job_failed(struct job *j, const struct acme_error *e)
 {
 	struct engine_daemon *d = j->d;
@@ -424,11 +447,10 @@ static void job_failed(struct job *j, const struct acme_error *e)
 	if (d->o.backoff_max_ms > 0 && strcmp(why, "backoff") == 0 &&
 	    sj.next_attempt_ms > now + d->o.backoff_max_ms)
 		sj.next_attempt_ms = now + d->o.backoff_max_ms;
-	if (j->replaces[0] && e->type &&
-	    strcmp(e->type, "alreadyReplaced") == 0) {
-		/* Another order already replaced this certificate (RFC 9773
-		 * §5): not final for us. The stored problem makes the next
-		 * attempt, at once, go without "replaces". */
+	if (replaces_refused(j, e)) {
+		/* Not final for us: the stored step (REPLACES_REFUSED) makes
+		 * the next attempt, at once, go without "replaces". */
+		snprintf(p.step, sizeof(p.step), "%s", REPLACES_REFUSED);
 		sj.failures = j->failures;
 		sj.next_attempt_ms = now;
 		why = "retrying without replaces";
@@ -913,7 +935,7 @@ out:
 }
 
 /* The identifier of name's current certificate for "replaces", or ""
- * (no ARI, no certificate, or the CA said it was already replaced). */
+ * (no ARI, no certificate, or the CA refused it last time). */
 static void replaces_for(struct engine_daemon *d, const struct store_domain *dom,
 			 char *out, size_t sz)
 {
@@ -924,7 +946,7 @@ static void replaces_for(struct engine_daemon *d, const struct store_domain *dom
 	out[0] = '\0';
 	if (!ari_usable(d) ||
 	    (dom->has_error &&
-	     strcmp(dom->last_error.type, "alreadyReplaced") == 0) ||
+	     strcmp(dom->last_error.step, REPLACES_REFUSED) == 0) ||
 	    store_cert_current(d->st, dom->name, &c) < 0)
 		return;
 	if (c.chain_pem &&

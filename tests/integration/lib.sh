@@ -219,6 +219,42 @@ pem_certs() {
 		tr -d ' \t\r\n'
 }
 
+# ---- certherd serve -------------------------------------------------------
+# serve_conf PREFLIGHT [LINE...]: write $CONF for `certherd serve` against
+# the test CA, state in $STATE, HTTP-01 on $HTTP01_PORT, API on
+# $STATE/api.sock. PREFLIGHT: "dns" checks names against challtestsrv's
+# DNS (which answers 127.0.0.1 for every name, ours), "off" turns the
+# pre-flight off, "none" leaves [preflight] to the LINEs. Each LINE is
+# appended as is (sections may repeat: "[acme]" "concurrency = 50").
+serve_conf() {
+	local pf=$1
+	shift
+	: "${STATE:=$TEST_TMP/state}" "${CONF:=$TEST_TMP/certherd.conf}"
+	{
+		printf '[acme]\ndirectory = %s\nca_bundle = %s\nemail = ops@example.com\n\n' \
+			"$ACME_DIRECTORY" "$CA_BUNDLE"
+		printf '[store]\nstate_dir = %s\n\n[http]\nlisten = 127.0.0.1:%s\n\n' \
+			"$STATE" "$HTTP01_PORT"
+		printf '[api]\nsocket = %s/api.sock\n\n' "$STATE"
+		case $pf in
+		dns) printf '[preflight]\nresolver = %s\naddresses = 127.0.0.1\n\n' "$DNS_SERVER" ;;
+		off) printf '[preflight]\nenabled = false\n\n' ;;
+		none) ;;
+		*) echo "serve_conf: PREFLIGHT must be dns, off or none" >&2; return 2 ;;
+		esac
+		[ $# = 0 ] || printf '%s\n' "$@"
+	} >"$CONF"
+}
+# ch ARG...: the certherd CLI on $CONF.
+ch() { "$CERTHERD" -c "$CONF" "$@"; }
+# serve_start [ARG...]: `certherd -c $CONF ARG... serve` in the background
+# (SERVE_PID, log $TEST_TMP/serve.log); returns once its API answers.
+serve_start() {
+	bg serve "$CERTHERD" -c "$CONF" "$@" serve
+	SERVE_PID=$BG_PID
+	wait_for 30 sh -c '"$0" -c "$1" status >/dev/null 2>&1' "$CERTHERD" "$CONF"
+}
+
 # ari_certid_openssl CERT: the certificate's RFC 9773 identifier computed
 # with openssl alone: base64url(AKI keyIdentifier) "." base64url(the DER
 # content octets of its serial).

@@ -14,38 +14,12 @@
 ca_start || { fail "test CA starts"; finish; }
 STATE=$TEST_TMP/state
 CONF=$TEST_TMP/certherd.conf
-cat >"$CONF" <<CONF
-[acme]
-directory = $ACME_DIRECTORY
-ca_bundle = $CA_BUNDLE
-email = ops@example.com
-concurrency = 50
-
-[store]
-state_dir = $STATE
-
-[http]
-listen = 127.0.0.1:$HTTP01_PORT
-
-[api]
-socket = $STATE/api.sock
-
-[preflight]
-; challtestsrv answers 127.0.0.1 for every name
-resolver = $DNS_SERVER
-addresses = 127.0.0.1
-CONF
-ch() { "$CERTHERD" -c "$CONF" "$@"; }
-serve() {
-	bg serve "$CERTHERD" -c "$CONF" serve
-	SERVE_PID=$BG_PID
-	wait_for 30 test -S "$STATE/api.sock"
-}
+serve_conf dns "[acme]" "concurrency = 50"
 # n_valid: how many domains the daemon reports valid.
 n_valid() { ch domains ls --json 2>/dev/null | grep -c '"state": *"valid"'; }
 all_valid() { [ "$(n_valid)" = "$1" ]; }
 
-check "daemon starts and its API socket appears" serve
+check "daemon starts and its API socket appears" serve_start
 check "API socket is 0660" test "$(stat -c %a "$STATE/api.sock")" = 660
 check "state directory is 0700" test "$(stat -c %a "$STATE")" = 700
 
@@ -67,7 +41,7 @@ for k in 1 2 3 4; do
 	kill -9 "$SERVE_PID"
 	wait "$SERVE_PID" 2>/dev/null
 	rm -f "$STATE/api.sock"
-	check "restart after kill -9 #$k" serve
+	check "restart after kill -9 #$k" serve_start
 done
 check "all 500 end valid" wait_for 300 all_valid 500
 check "no temp files left behind" test -z "$(find "$STATE" -name '*.tmp*')"

@@ -19,27 +19,7 @@
 ca_start || { fail "test CA starts"; finish; }
 STATE=$TEST_TMP/state
 CONF=$TEST_TMP/certherd.conf
-cat >"$CONF" <<CONF
-[acme]
-directory = $ACME_DIRECTORY
-ca_bundle = $CA_BUNDLE
-email = ops@example.com
-
-[store]
-state_dir = $STATE
-
-[http]
-listen = 127.0.0.1:$HTTP01_PORT
-
-[preflight]
-enabled = false
-CONF
-ch() { "$CERTHERD" -c "$CONF" "$@"; }
-serve() {
-	bg serve "$CERTHERD" -c "$CONF" "$@" serve
-	SERVE_PID=$BG_PID
-	wait_for 30 sh -c '"$0" -c "$1" status >/dev/null 2>&1' "$CERTHERD" "$CONF"
-}
+serve_conf off
 show() { ch domains show --json "$1" 2>/dev/null; }
 state_of() { show "$1" | jq -r .state; }
 is_valid() { [ "$(state_of "$1")" = valid ]; }
@@ -49,7 +29,7 @@ n_events() { show "$1" | jq --arg k "$2" '[.history[] | select(.kind == $k)] | l
 has_events() { [ "$(n_events "$1" "$2")" -ge "$3" ]; }
 last_detail() { show "$1" | jq -r --arg k "$2" '[.history[] | select(.kind == $k) | .detail] | first // ""'; }
 
-check "daemon starts" serve
+check "daemon starts" serve_start
 check "add a, b, c" ch domains add a.example.com b.example.com c.example.com
 for n in a b c; do
 	check "$n.example.com becomes valid" wait_for 60 is_valid $n.example.com
@@ -136,7 +116,7 @@ check "metrics: no renewalInfo fetch failed" test "$(metric "certherd_ari_fetche
 # renew.ari = false: renew --ari renews directly, without replaces.
 kill -TERM "$SERVE_PID"
 check "daemon stops on SIGTERM" wait_for 30 sh -c "! kill -0 $SERVE_PID 2>/dev/null"
-check "daemon restarts with renew.ari = false" serve --set renew.ari=false
+check "daemon restarts with renew.ari = false" serve_start --set renew.ari=false
 C_OLD=$(serial_of c.example.com)
 check "renew --ari c" ch renew --ari c.example.com
 renewed_c() { [ "$(serial_of c.example.com)" != "$C_OLD" ] && is_valid c.example.com; }

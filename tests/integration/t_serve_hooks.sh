@@ -81,38 +81,8 @@ bg receiver python3 "$TEST_TMP/receiver.py" "$WH_PORT" "$POSTS" "$TEST_TMP/wh-mo
 wait_for 10 bash -c "echo >/dev/tcp/127.0.0.1/$WH_PORT" ||
 	fail "webhook receiver listens on $WH_PORT"
 
-cat >"$CONF" <<CONF
-[acme]
-directory = $ACME_DIRECTORY
-ca_bundle = $CA_BUNDLE
-email = ops@example.com
-concurrency = 50
-
-[store]
-state_dir = $STATE
-
-[http]
-listen = 127.0.0.1:$HTTP01_PORT
-
-[api]
-socket = $STATE/api.sock
-
-[preflight]
-enabled = false
-
-[hooks]
-deploy = $TEST_TMP/hook.sh
-webhook = http://127.0.0.1:$WH_PORT/certs?token=s3cret
-batch = 2s
-timeout = 3s
-CONF
-ch() { "$CERTHERD" -c "$CONF" "$@"; }
-serve() {
-	rm -f "$STATE/api.sock"
-	bg serve "$CERTHERD" -c "$CONF" "$@" serve
-	SERVE_PID=$BG_PID
-	wait_for 30 test -S "$STATE/api.sock"
-}
+serve_conf off "[acme]" "concurrency = 50" "[hooks]" "deploy = $TEST_TMP/hook.sh" \
+	"webhook = http://127.0.0.1:$WH_PORT/certs?token=s3cret" "batch = 2s" "timeout = 3s"
 n_valid() { ch domains ls --json 2>/dev/null | jq -s '[.[] | select(.state == "valid")] | length'; }
 all_valid() { [ "$(n_valid)" = "$1" ]; }
 # hooked: every name delivered to the hook so far, sorted, with repeats.
@@ -130,7 +100,7 @@ history_has() { # NAME KIND TEXT
 			'[.history[] | select(.kind == $k and (.detail | contains($t)))] | length > 0' >/dev/null
 }
 
-check "daemon starts with a deploy hook and a webhook" serve
+check "daemon starts with a deploy hook and a webhook" serve_start
 
 # ---- 40 at once: batched, each delivered once ----
 for i in $(seq 1 40); do echo "b$i.example.com"; done >"$TEST_TMP/batch.txt"
@@ -219,7 +189,7 @@ check "later runs do not repeat the failed names" \
 # ---- SIGTERM with a batch pending runs it first ----
 kill -TERM "$SERVE_PID"
 wait "$SERVE_PID" 2>/dev/null
-check "restart with hooks.batch = 1m" serve --set hooks.batch=1m
+check "restart with hooks.batch = 1m" serve_start --set hooks.batch=1m
 check "add t1" ch domains add t1.example.com
 check "t1 is valid" wait_for 60 all_valid 47
 sleep 0.5
@@ -233,13 +203,13 @@ check "and the webhook" bash -c "posted() { cat '$POSTS'/*-200.json | jq -r '.do
 check "the daemon exited within 5 s ($took ms)" test "$took" -lt 5000
 
 # ---- kill -9 with a batch pending: delivered after the restart ----
-check "restart with hooks.batch = 1m" serve --set hooks.batch=1m
+check "restart with hooks.batch = 1m" serve_start --set hooks.batch=1m
 check "add k1" ch domains add k1.example.com
 check "k1 is valid" wait_for 60 all_valid 48
 kill -9 "$SERVE_PID"
 wait "$SERVE_PID" 2>/dev/null
 check "k1 was not delivered before the kill" bash -c "! cat '$RUNS'/*.file | grep -qx k1.example.com"
-check "restart with hooks.batch = 2s" serve
+check "restart with hooks.batch = 2s" serve_start
 printf '%s\n' k1.example.com >"$TEST_TMP/k.txt"
 check "k1 is delivered after the restart" wait_for 30 has_names "$TEST_TMP/k.txt"
 check "the journal is empty again" wait_for 10 bash -c "[ ! -s '$STATE/hooks/pending' ] && [ ! -e '$STATE/hooks/running' ]"

@@ -20,25 +20,7 @@ LIFE=150
 PEBBLE_CERT_VALIDITY=$LIFE ca_start || { fail "test CA starts"; finish; }
 STATE=$TEST_TMP/state
 CONF=$TEST_TMP/certherd.conf
-cat >"$CONF" <<CONF
-[acme]
-directory = $ACME_DIRECTORY
-ca_bundle = $CA_BUNDLE
-email = ops@example.com
-
-[store]
-state_dir = $STATE
-
-[http]
-listen = 127.0.0.1:$HTTP01_PORT
-
-[renew]
-ari = false
-
-[preflight]
-enabled = false
-CONF
-ch() { "$CERTHERD" -c "$CONF" "$@"; }
+serve_conf off "[renew]" "ari = false"
 ls_json() { ch domains ls --json 2>/dev/null; }
 n_state() { ls_json | jq -s --arg s "$1" '[.[] | select(.state == $s)] | length'; }
 all_valid() { [ "$(n_state valid)" = 20 ]; }
@@ -51,8 +33,7 @@ all_renewed() {
 	done
 }
 
-bg serve "$CERTHERD" -c "$CONF" serve
-check "daemon starts" wait_for 30 sh -c '"$0" -c "$1" status >/dev/null 2>&1' "$CERTHERD" "$CONF"
+check "daemon starts" serve_start
 for i in $(seq -w 1 20); do echo "life$i.example.com"; done >"$TEST_TMP/names.txt"
 check "add 20 domains" ch domains add --file "$TEST_TMP/names.txt"
 check "all 20 valid" wait_for 60 all_valid

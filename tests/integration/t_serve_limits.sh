@@ -16,36 +16,7 @@
 ca_start || { fail "test CA starts"; finish; }
 STATE=$TEST_TMP/state
 CONF=$TEST_TMP/certherd.conf
-cat >"$CONF" <<CONF
-[acme]
-directory = $ACME_DIRECTORY
-ca_bundle = $CA_BUNDLE
-email = ops@example.com
-concurrency = 50
-
-[store]
-state_dir = $STATE
-
-[http]
-listen = 127.0.0.1:$HTTP01_PORT
-
-[api]
-socket = $STATE/api.sock
-
-[preflight]
-; challtestsrv answers 127.0.0.1 for every name
-resolver = $DNS_SERVER
-addresses = 127.0.0.1
-
-[limits]
-orders = 5/2m
-CONF
-ch() { "$CERTHERD" -c "$CONF" "$@"; }
-serve() {
-	bg serve "$CERTHERD" -c "$CONF" serve
-	SERVE_PID=$BG_PID
-	wait_for 30 test -S "$STATE/api.sock"
-}
+serve_conf dns "[acme]" "concurrency = 50" "[limits]" "orders = 5/2m"
 ls_json() { ch domains ls --json 2>/dev/null; }
 n_valid() { ls_json | jq -s '[.[] | select(.state == "valid")] | length'; }
 all_valid() { [ "$(n_valid)" = "$1" ]; }
@@ -53,7 +24,7 @@ all_valid() { [ "$(n_valid)" = "$1" ]; }
 valid_names() { ls_json | jq -r 'select(.state == "valid") | .name' | sort; }
 show() { ch domains show --json "$1" 2>/dev/null; }
 
-check "daemon starts with limits.orders = 5/2m" serve
+check "daemon starts with limits.orders = 5/2m" serve_start
 for i in $(seq -w 1 12); do echo "l$i.example.com"; done >"$TEST_TMP/names.txt"
 check "add 12 domains at once" ch domains add --file "$TEST_TMP/names.txt"
 check "5 become valid quickly" wait_for 20 all_valid 5
@@ -101,7 +72,7 @@ check "it went before every waiting new domain ($n_early of them not pending any
 # A restart keeps what was spent: the bucket comes back from the store.
 kill -TERM "$SERVE_PID"
 wait "$SERVE_PID" 2>/dev/null
-check "restart" serve
+check "restart" serve_start
 ch status --json >"$TEST_TMP/status2.json" 2>&1
 check "after the restart the orders bucket is still nearly empty" \
 	jq -e '.rate_limits[] | select(.limit == "orders" and .tokens < 2)' "$TEST_TMP/status2.json"

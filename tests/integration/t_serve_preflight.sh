@@ -27,30 +27,8 @@ ca_start || { fail "test CA starts"; finish; }
 DNSMASQ_PORT=8054
 STATE=$TEST_TMP/state
 CONF=$TEST_TMP/certherd.conf
-cat >"$CONF" <<CONF
-[acme]
-directory = $ACME_DIRECTORY
-ca_bundle = $CA_BUNDLE
-email = ops@example.com
-concurrency = 20
-
-[store]
-state_dir = $STATE
-
-[http]
-listen = 127.0.0.1:$HTTP01_PORT
-
-[api]
-socket = $STATE/api.sock
-
-[preflight]
-resolver = 127.0.0.1:$DNSMASQ_PORT
-addresses = 127.0.0.1
-
-[limits]
-orders = 50/1h
-CONF
-ch() { "$CERTHERD" -c "$CONF" "$@"; }
+serve_conf none "[acme]" "concurrency = 20" "[preflight]" \
+	"resolver = 127.0.0.1:$DNSMASQ_PORT" "addresses = 127.0.0.1" "[limits]" "orders = 50/1h"
 show() { ch domains show --json "$1" 2>/dev/null; }
 state_of() { show "$1" | jq -r .state; }
 is_state() { [ "$(state_of "$1")" = "$2" ]; }
@@ -105,9 +83,7 @@ check "dual.example.com AAAA 2001:db8::9 (A: ours)" \
 check "broken.example.com SERVFAIL" \
 	cts set-servfail '{"host":"broken.example.com"}'
 
-bg serve "$CERTHERD" -c "$CONF" serve
-SERVE_PID=$BG_PID
-check "daemon starts with the pre-flight on" wait_for 30 test -S "$STATE/api.sock"
+check "daemon starts with the pre-flight on" serve_start
 check "it says so" grep -q 'DNS pre-flight on: resolver 127.0.0.1:8054, 1 addresses' "$TEST_TMP/serve.log"
 
 BAD="away.example.com alias.example.com dual.example.com missing.nx.test broken.example.com"
