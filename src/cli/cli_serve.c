@@ -188,6 +188,8 @@ static int metrics_extra(void *ctx, FILE *out)
 		"%llu\n",
 		sc->ca_label, (unsigned long long)st.ari_ok, sc->ca_label,
 		(unsigned long long)st.ari_failed);
+	if (net_front_metrics(sc->front, out) < 0)
+		return -EIO;
 	return ferror(out) ? -EIO : 0;
 }
 

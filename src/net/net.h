@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 struct config_addr;
@@ -109,5 +110,8 @@ void net_front_stop(struct net_front *f);
  * handshake on; handshakes in flight keep the old one. Any thread. */
 void net_front_cert_changed(struct net_front *f, const char *name);
 void net_front_stats(struct net_front *f, struct net_front_stats *out);
+/* The stats as Prometheus text (net_metrics.c); f NULL writes nothing.
+ * 0 or -EIO. */
+int net_front_metrics(struct net_front *f, FILE *out);
 
 #endif

@@ -73,6 +73,13 @@ listen = 127.0.0.1:$HTTP01_PORT
 resolver = $DNS_SERVER
 addresses = 127.0.0.1
 
+[renew]
+; a forced renewal without ARI's "replaces": Pebble 2.10 sometimes answers
+; newOrder with "could not find an order for the given certificate" to a
+; replaces naming a certificate whose serial has its high bit set, and
+; the swap, not ARI, is what this test is about
+ari = false
+
 [front]
 enabled = true
 listen = 127.0.0.1:$FRONT
@@ -223,6 +230,22 @@ check "bad clients do not disturb good ones and are closed" \
 	python3 "$TEST_TMP/abuse.py" $FRONT f1.example.com "$PEBBLE_ROOT"
 note "$(grep -h 'good requests\|closed by' "$TEST_TMP/check.log" 2>/dev/null | tr '\n' ' ')"
 check "the daemon is still up" kill -0 $SERVE_PID
+
+curl -fsS --unix-socket "$STATE/api.sock" http://x/metrics >"$TEST_TMP/metrics.txt"
+metric() { awk -v k="$1" '$1 == k { print $2 }' "$TEST_TMP/metrics.txt"; }
+check "metrics: handshakes ok counted ($(metric 'certherd_front_handshakes_total{result="ok"}'))" \
+	test "$(metric 'certherd_front_handshakes_total{result="ok"}')" -ge 20
+check "metrics: unknown names counted ($(metric 'certherd_front_handshakes_total{result="unknown_name"}'))" \
+	test "$(metric 'certherd_front_handshakes_total{result="unknown_name"}')" -ge 2
+check "metrics: the missing SNI counted" \
+	test "$(metric 'certherd_front_handshakes_total{result="no_sni"}')" -ge 1
+# 20 silent + 20 half ClientHellos wait for the timeout; garbage is an error
+check "metrics: 40 handshake timeouts ($(metric 'certherd_front_handshakes_total{result="timeout"}'))" \
+	test "$(metric 'certherd_front_handshakes_total{result="timeout"}')" = 40
+check "metrics: no connection left open but ours" \
+	test "$(metric certherd_front_connections)" -le 1
+check "metrics: 6 certificates in the cache" \
+	test "$(metric 'certherd_front_cache_entries{kind="certificate"}')" = 6
 check "SIGTERM stops the daemon cleanly" bash -c "kill -TERM $SERVE_PID && for i in \$(seq 100); do kill -0 $SERVE_PID 2>/dev/null || exit 0; sleep 0.1; done; exit 1"
 check_fails "no sanitizer report" grep -q 'ERROR: AddressSanitizer\|runtime error' "$TEST_TMP/serve.log"
 finish
