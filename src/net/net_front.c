@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,6 +230,10 @@ int net_front_start(const struct net_front_opts *o, struct net_front **out,
 	int rc;
 
 	*out = NULL;
+	/* OpenSSL and libuv write to sockets with write(2): a client that
+	 * resets its connection must cost an EPIPE, not the process. The
+	 * daemon has no use for SIGPIPE anywhere. */
+	signal(SIGPIPE, SIG_IGN);
 	f = calloc(1, sizeof(*f));
 	if (!f) {
 		snprintf(err, errsz, "out of memory");

@@ -12,7 +12,8 @@
 # resume; 64 MiB both ways arrive intact; a renewal changes the served
 # certificate while a slow download started before it finishes intact;
 # garbage, half ClientHellos and silent clients neither stop nor slow a
-# good handshake, and are closed after the handshake timeout.
+# good handshake, and are closed after the handshake timeout; clients that
+# reset right after their handshake do not kill the daemon (SIGPIPE).
 # asan: yes
 # timeout: 600
 . "$(dirname "$0")/lib.sh"
@@ -225,10 +226,23 @@ for s in open_:
     except ConnectionResetError:
         pass
 print(f"all 60 closed by the front after {time.time() - t0:.1f}s")
+# clients that reset the connection right after the handshake, while the
+# front still has to tell the upstream and send close_notify: a write to
+# a reset socket must not kill the daemon (SIGPIPE)
+import ssl, struct
+ctx = ssl.create_default_context(cafile=root)
+for i in range(50):
+    s = socket.create_connection(("127.0.0.1", port))
+    t = ctx.wrap_socket(s, server_hostname=name)
+    if i % 2:
+        t.sendall(b"GET / HTTP/1.1\r\nHost: " + name.encode() + b"\r\n\r\n")
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    t.close()
+print("50 clients reset after their handshake")
 PY
 check "bad clients do not disturb good ones and are closed" \
 	python3 "$TEST_TMP/abuse.py" $FRONT f1.example.com "$PEBBLE_ROOT"
-note "$(grep -h 'good requests\|closed by' "$TEST_TMP/check.log" 2>/dev/null | tr '\n' ' ')"
+note "$(grep -h 'good requests\|closed by\|reset' "$TEST_TMP/check.log" 2>/dev/null | tr '\n' ' ')"
 check "the daemon is still up" kill -0 $SERVE_PID
 
 curl -fsS --unix-socket "$STATE/api.sock" http://x/metrics >"$TEST_TMP/metrics.txt"
