@@ -18,6 +18,7 @@
 
 #include "api/api.h"
 #include "cli/cli_internal.h"
+#include "net/net.h"
 #include "util/config.h"
 #include "util/util.h"
 
@@ -40,6 +41,7 @@ static const char *addr_str(const struct config_addr *a, char *buf, size_t sz)
 
 struct serve_ctx {
 	struct engine_daemon *d;
+	struct net_front *front; /* front mode, NULL when off */
 	char ca_label[512]; /* the directory URL, escaped for a label */
 	struct cli_reload reload;
 };
@@ -186,6 +188,8 @@ static int metrics_extra(void *ctx, FILE *out)
 		"%llu\n",
 		sc->ca_label, (unsigned long long)st.ari_ok, sc->ca_label,
 		(unsigned long long)st.ari_failed);
+	if (net_front_metrics(sc->front, out) < 0)
+		return -EIO;
 	return ferror(out) ? -EIO : 0;
 }
 
@@ -244,6 +248,32 @@ void cli__serve_live_opts(const struct config *cfg, const struct config *start,
 	o->limits = limits;
 	o->backoff_max_ms = cfg->renew.backoff_max * 1000;
 	o->drain_ms = cfg->daemon.drain_timeout * 1000;
+}
+
+/* order_done: the front serves the new certificate from now on. */
+static void cert_changed(void *ctx, const char *name)
+{
+	struct serve_ctx *sc = ctx;
+
+	net_front_cert_changed(sc->front, name);
+}
+
+/* front.* keys -> the front's options, and start it (after the engine
+ * has opened the store it reads certificates from). */
+static int front_start(const struct config *cfg, struct serve_ctx *sc,
+		       char *err, size_t errsz)
+{
+	struct net_front_opts fo = {
+		.state_dir = cfg->store.state_dir,
+		.listen = &cfg->front.listen,
+		.upstream = &cfg->front.upstream,
+		.upstream_h2c = &cfg->front.upstream_h2c,
+		.proxy_protocol = cfg->front.proxy_protocol,
+		.workers = (unsigned)cfg->front.workers,
+		.cache_size = (size_t)cfg->front.cache_size,
+	};
+
+	return net_front_start(&fo, &sc->front, err, errsz);
 }
 
 static void reload(struct engine_daemon *d, void *ctx)
@@ -326,11 +356,15 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 	cli__serve_live_opts(&cfg, &cfg, &o, limits);
 	o.reload = reload;
 	o.reload_ctx = &sc;
+	o.cert_changed = cert_changed;
+	o.cert_changed_ctx = &sc;
 	if (!o.http_listen) {
 		snprintf(err, sizeof(err), "http.listen is required (HTTP-01)");
 		goto bad;
 	}
 	if (engine_daemon_open(&o, &d, err, sizeof(err)) < 0)
+		goto fail;
+	if (cfg.front.enabled && front_start(&cfg, &sc, err, sizeof(err)) < 0)
 		goto fail;
 
 	ao.state_dir = cfg.store.state_dir;
@@ -362,6 +396,7 @@ fail:
 	status = 1;
 out:
 	api_stop(api);
+	net_front_stop(sc.front); /* before the engine: it may call us */
 	engine_daemon_close(d);
 	if (hmac)
 		OPENSSL_cleanse(hmac, o.acct.eab_hmac_len);

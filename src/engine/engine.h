@@ -264,6 +264,11 @@ struct engine_daemon_opts {
 	 * logs that there is nothing to reload. ctx is borrowed. */
 	void (*reload)(struct engine_daemon *d, void *ctx);
 	void *reload_ctx;
+	/* A certificate was stored (issued or renewed) for name, on the loop
+	 * thread: front mode serves it from the next handshake. NULL: none.
+	 * ctx is borrowed. */
+	void (*cert_changed)(void *ctx, const char *name);
+	void *cert_changed_ctx;
 };
 
 /* Failure types counted apart (the rest count as "other"), and the

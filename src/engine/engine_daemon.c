@@ -589,6 +589,8 @@ static void order_done(struct engine_task *t, enum acme_step s)
 	d->stats.orders_valid++;
 	uv_mutex_unlock(&d->stats_mu);
 	engine_deploy_changed(d->deploy, j->name);
+	if (d->o.cert_changed)
+		d->o.cert_changed(d->o.cert_changed_ctx, j->name);
 	job_end(j);
 }
 

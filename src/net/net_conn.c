@@ -1,0 +1,594 @@
+/*
+ * net_conn — one front connection on its worker's loop: TLS handshake
+ * (paused while its certificate loads), connect to the upstream, PROXY v2
+ * header, then bytes both ways.
+ *
+ *   HANDSHAKE --done--> CONNECTING --connected--> RELAY --both ends done--> CLOSING
+ *       |  ^ paused (ClientHello callback: certificate loading), on the
+ *       |  | worker's paused list, no poll; retried when a load finishes
+ *       +-------- alert, error, handshake timeout --------------------------> CLOSING
+ *
+ * Invariants of RELAY:
+ * - client -> upstream: at most one upstream write in flight (c2u_busy);
+ *   the client socket is not polled for reading meanwhile: back-pressure
+ *   is the upstream's pace, and memory is one buffer per direction.
+ * - upstream -> client: upstream reading is stopped while u2c holds bytes
+ *   not yet accepted by SSL_write.
+ * - half-close: the client's close_notify or EOF shuts the upstream's
+ *   write side (after queued writes); the upstream's EOF sends
+ *   close_notify and shuts the client's write side once u2c is flushed.
+ *   The connection ends when both directions have ended, on an error, or
+ *   after idle_timeout_ms with no byte moved.
+ * CLOSING: every handle is being closed; the last close frees the
+ * connection (SSL, socket). Callbacks that arrive meanwhile do nothing.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "net/net_internal.h"
+#include "tls/tls.h"
+#include "util/util.h"
+
+#define BUF_SIZE 16384 /* one TLS record of plaintext */
+
+enum conn_state {
+	CONN_HANDSHAKE = 0,
+	CONN_CONNECTING,
+	CONN_RELAY,
+	CONN_CLOSING,
+	CONN__MAX
+};
+static const char *const conn_state_names[CONN__MAX] = {
+	"handshake", "connecting", "relay", "closing"};
+
+struct net_conn {
+	struct net_worker *w;
+	struct net_conn *prev, *next;	/* w->conns */
+	struct net_conn *pprev, *pnext; /* w->paused, when paused */
+	int paused;
+	enum conn_state state;
+	int fd;
+	SSL *ssl;
+	struct tls_hello hello;
+	struct sockaddr_storage peer, local;
+	uv_poll_t poll;
+	int poll_events;
+	uv_timer_t timer;
+	uint64_t last_io; /* uv_now of the last byte moved */
+	union {
+		uv_tcp_t tcp;
+		uv_pipe_t pipe;
+	} up;
+	int up_init;
+	uv_connect_t creq;
+	uv_write_t wreq;
+	uv_shutdown_t sreq;
+	int open_handles;
+	/* what SSL_read / SSL_write last asked for: 0, or
+	 * SSL_ERROR_WANT_READ / SSL_ERROR_WANT_WRITE */
+	int rd_want, wr_want;
+	int client_eof, up_eof, up_shut, client_shut, up_reading;
+	int c2u_busy;
+	size_t u2c_len, u2c_off;
+	unsigned char c2u[BUF_SIZE];
+	unsigned char u2c[BUF_SIZE];
+};
+
+#define COUNT(f, x) atomic_fetch_add_explicit(&(f)->c.x, 1, memory_order_relaxed)
+
+static void conn_close(struct net_conn *c);
+static void client_io(struct net_conn *c);
+
+static void set_state(struct net_conn *c, enum conn_state s)
+{
+	log_debug("front", c->hello.sni[0] ? c->hello.sni : NULL,
+		  "connection %s -> %s", conn_state_names[c->state],
+		  conn_state_names[s]);
+	c->state = s;
+}
+
+static void paused_unlink(struct net_conn *c)
+{
+	if (!c->paused)
+		return;
+	if (c->pprev)
+		c->pprev->pnext = c->pnext;
+	else
+		c->w->paused = c->pnext;
+	if (c->pnext)
+		c->pnext->pprev = c->pprev;
+	c->pprev = c->pnext = NULL;
+	c->paused = 0;
+}
+
+static void on_client_poll(uv_poll_t *p, int status, int events);
+
+static void poll_set(struct net_conn *c, int events)
+{
+	if (events == c->poll_events)
+		return;
+	c->poll_events = events;
+	if (events)
+		uv_poll_start(&c->poll, events, on_client_poll);
+	else
+		uv_poll_stop(&c->poll);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct net_conn *c = h->data;
+	struct net_worker *w = c->w;
+
+	if (--c->open_handles > 0)
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->n_conns--;
+	atomic_fetch_sub_explicit(&w->f->c.conns_open, 1, memory_order_relaxed);
+	SSL_free(c->ssl);
+	close(c->fd);
+	free(c);
+}
+
+static void conn_close(struct net_conn *c)
+{
+	if (c->state == CONN_CLOSING)
+		return;
+	set_state(c, CONN_CLOSING);
+	paused_unlink(c);
+	uv_close((uv_handle_t *)&c->poll, on_handle_closed);
+	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+	if (c->up_init)
+		uv_close((uv_handle_t *)&c->up, on_handle_closed);
+}
+
+static void touch(struct net_conn *c)
+{
+	c->last_io = uv_now(&c->w->loop);
+}
+
+/* ---- handshake ----------------------------------------------------------- */
+
+static void start_upstream(struct net_conn *c);
+static void on_timer(uv_timer_t *t);
+
+static void handshake(struct net_conn *c)
+{
+	struct net_front *f = c->w->f;
+	int r, e;
+
+	ERR_clear_error();
+	r = SSL_do_handshake(c->ssl);
+	if (r == 1) {
+		COUNT(f, handshakes_ok);
+		poll_set(c, 0);
+		/* from now on the timer counts idle time */
+		uv_timer_start(&c->timer, on_timer, f->o.idle_timeout_ms, 0);
+		start_upstream(c);
+		return;
+	}
+	e = SSL_get_error(c->ssl, r);
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+		poll_set(c, UV_READABLE);
+		return;
+	case SSL_ERROR_WANT_WRITE:
+		poll_set(c, UV_WRITABLE);
+		return;
+	case SSL_ERROR_WANT_CLIENT_HELLO_CB:
+		/* the certificate is loading: wait off the poll, on the
+		 * worker's paused list, until the loader says so */
+		poll_set(c, 0);
+		if (!c->paused) {
+			c->paused = 1;
+			c->pnext = c->w->paused;
+			c->pprev = NULL;
+			if (c->pnext)
+				c->pnext->pprev = c;
+			c->w->paused = c;
+		}
+		return;
+	default:
+		break;
+	}
+	switch (c->hello.result) {
+	case TLS_HELLO_NO_SNI:
+		COUNT(f, hs_no_sni);
+		break;
+	case TLS_HELLO_UNKNOWN:
+		COUNT(f, hs_unknown);
+		log_debug("front", c->hello.sni,
+			  "handshake refused: no certificate");
+		break;
+	default:
+		COUNT(f, hs_error);
+		break;
+	}
+	ERR_clear_error();
+	conn_close(c);
+}
+
+/* ---- relay ---------------------------------------------------------------- */
+
+static void on_up_written(uv_write_t *req, int status)
+{
+	struct net_conn *c = req->data;
+
+	c->c2u_busy = 0;
+	if (c->state == CONN_CLOSING)
+		return;
+	if (status < 0) {
+		COUNT(c->w->f, upstream_errors);
+		conn_close(c);
+		return;
+	}
+	touch(c);
+	/* SSL may hold more decrypted bytes than the poll can tell */
+	client_io(c);
+}
+
+static int write_up(struct net_conn *c, const unsigned char *p, size_t n)
+{
+	uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+	int rc;
+
+	c->wreq.data = c;
+	rc = uv_write(&c->wreq, (uv_stream_t *)&c->up, &b, 1, on_up_written);
+	if (rc < 0)
+		return rc;
+	c->c2u_busy = 1;
+	return 0;
+}
+
+static void on_up_shutdown(uv_shutdown_t *req, int status)
+{
+	struct net_conn *c = req->data;
+
+	if (c->state != CONN_CLOSING)
+		client_io(c); /* both ends may be done now */
+}
+
+/* Read from the client and queue the bytes for the upstream. */
+static void from_client(struct net_conn *c)
+{
+	int n, e;
+
+	if (c->client_eof || c->c2u_busy)
+		return;
+	ERR_clear_error();
+	n = SSL_read(c->ssl, c->c2u, sizeof(c->c2u));
+	if (n > 0) {
+		c->rd_want = 0;
+		touch(c);
+		if (write_up(c, c->c2u, (size_t)n) < 0)
+			conn_close(c);
+		return;
+	}
+	e = SSL_get_error(c->ssl, n);
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		c->rd_want = e;
+		return;
+	case SSL_ERROR_ZERO_RETURN: /* close_notify, or EOF (see tls_ctx.c) */
+		c->client_eof = 1;
+		c->sreq.data = c;
+		if (!c->up_shut &&
+		    uv_shutdown(&c->sreq, (uv_stream_t *)&c->up,
+				on_up_shutdown) == 0)
+			c->up_shut = 1;
+		return;
+	default:
+		ERR_clear_error();
+		conn_close(c);
+		return;
+	}
+}
+
+static void on_up_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct net_conn *c = h->data;
+
+	*buf = uv_buf_init((char *)c->u2c, sizeof(c->u2c));
+}
+
+static void up_read_stop(struct net_conn *c)
+{
+	if (c->up_reading) {
+		uv_read_stop((uv_stream_t *)&c->up);
+		c->up_reading = 0;
+	}
+}
+
+static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct net_conn *c = s->data;
+
+	if (c->state == CONN_CLOSING || nread == 0)
+		return;
+	if (nread > 0) {
+		/* one buffer: stop reading until the client took it */
+		c->u2c_len = (size_t)nread;
+		c->u2c_off = 0;
+		up_read_stop(c);
+		touch(c);
+	} else if (nread == UV_EOF) {
+		c->up_eof = 1;
+		up_read_stop(c);
+	} else {
+		COUNT(c->w->f, upstream_errors);
+		conn_close(c);
+		return;
+	}
+	client_io(c);
+}
+
+static void up_read_start(struct net_conn *c)
+{
+	if (!c->up_reading && !c->up_eof && c->u2c_len == 0 &&
+	    uv_read_start((uv_stream_t *)&c->up, on_up_alloc, on_up_read) == 0)
+		c->up_reading = 1;
+}
+
+/* Give the client what the upstream sent. */
+static void to_client(struct net_conn *c)
+{
+	int n, e;
+
+	if (c->u2c_len == 0) {
+		if (c->up_eof && !c->client_shut) {
+			/* the upstream is done: tell the client, keep reading
+			 * it until it is done too */
+			ERR_clear_error();
+			SSL_shutdown(c->ssl);
+			ERR_clear_error();
+			shutdown(c->fd, SHUT_WR);
+			c->client_shut = 1;
+		}
+		return;
+	}
+	ERR_clear_error();
+	n = SSL_write(c->ssl, c->u2c + c->u2c_off, (int)(c->u2c_len - c->u2c_off));
+	if (n > 0) {
+		c->wr_want = 0;
+		touch(c);
+		c->u2c_off += (size_t)n;
+		if (c->u2c_off == c->u2c_len) {
+			c->u2c_len = c->u2c_off = 0;
+			up_read_start(c);
+			if (c->up_eof)
+				to_client(c); /* send close_notify now */
+		}
+		return;
+	}
+	e = SSL_get_error(c->ssl, n);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		c->wr_want = e;
+		return;
+	}
+	ERR_clear_error();
+	conn_close(c);
+}
+
+/* Everything that can move on the client side, then what to poll for. */
+static void client_io(struct net_conn *c)
+{
+	int ev = 0;
+
+	if (c->state != CONN_RELAY)
+		return;
+	from_client(c);
+	if (c->state != CONN_RELAY)
+		return;
+	to_client(c);
+	if (c->state != CONN_RELAY)
+		return;
+	if (c->client_eof && c->client_shut && !c->c2u_busy) {
+		conn_close(c); /* both directions ended */
+		return;
+	}
+	if (!c->client_eof && !c->c2u_busy)
+		ev |= c->rd_want == SSL_ERROR_WANT_WRITE ? UV_WRITABLE
+							 : UV_READABLE;
+	if (c->u2c_len)
+		ev |= c->wr_want == SSL_ERROR_WANT_READ ? UV_READABLE
+							: UV_WRITABLE;
+	poll_set(c, ev);
+}
+
+static void on_client_poll(uv_poll_t *p, int status, int events)
+{
+	struct net_conn *c = p->data;
+
+	if (c->state == CONN_CLOSING)
+		return;
+	if (status < 0) {
+		conn_close(c);
+		return;
+	}
+	if (c->state == CONN_HANDSHAKE)
+		handshake(c);
+	else
+		client_io(c);
+}
+
+static void on_up_connected(uv_connect_t *req, int status)
+{
+	struct net_conn *c = req->data;
+	struct net_front *f = c->w->f;
+	const unsigned char *alpn = NULL;
+	unsigned alpn_len = 0;
+
+	if (c->state == CONN_CLOSING)
+		return;
+	if (status < 0) {
+		COUNT(f, upstream_errors);
+		log_warn("front", c->hello.sni, "upstream connect failed: %s",
+			 uv_strerror(status));
+		conn_close(c);
+		return;
+	}
+	set_state(c, CONN_RELAY);
+	touch(c);
+	if (f->o.proxy_protocol) {
+		struct net_proxy_info pi = {
+			.src = (struct sockaddr *)&c->peer,
+			.dst = (struct sockaddr *)&c->local,
+			.authority = c->hello.sni,
+		};
+		int n;
+
+		SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
+		pi.alpn = alpn;
+		pi.alpn_len = alpn_len;
+		/* c2u is free: nothing was read from the client yet */
+		n = net_proxy_build(&pi, c->c2u, sizeof(c->c2u));
+		if (n < 0 || write_up(c, c->c2u, (size_t)n) < 0) {
+			conn_close(c);
+			return;
+		}
+	}
+	up_read_start(c);
+	c->poll_events = -1; /* force client_io to set the poll */
+	client_io(c);
+}
+
+static void start_upstream(struct net_conn *c)
+{
+	struct net_front *f = c->w->f;
+	const struct net__upstream *u = &f->up;
+	const unsigned char *alpn = NULL;
+	unsigned alpn_len = 0;
+	int rc;
+
+	SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
+	if (f->up_h2.set && alpn_len == 2 && memcmp(alpn, "h2", 2) == 0)
+		u = &f->up_h2;
+	set_state(c, CONN_CONNECTING);
+	touch(c);
+	c->creq.data = c;
+	if (u->is_unix) {
+		rc = uv_pipe_init(&c->w->loop, &c->up.pipe, 0);
+		if (rc == 0) {
+			c->up_init = 1;
+			c->open_handles++;
+			c->up.pipe.data = c;
+			uv_pipe_connect(&c->creq, &c->up.pipe, u->path,
+					on_up_connected);
+		}
+	} else {
+		rc = uv_tcp_init(&c->w->loop, &c->up.tcp);
+		if (rc == 0) {
+			c->up_init = 1;
+			c->open_handles++;
+			c->up.tcp.data = c;
+			uv_tcp_nodelay(&c->up.tcp, 1);
+			rc = uv_tcp_connect(&c->creq, &c->up.tcp,
+					    (const struct sockaddr *)&u->ss,
+					    on_up_connected);
+		}
+	}
+	if (rc < 0) {
+		COUNT(f, upstream_errors);
+		log_warn("front", c->hello.sni, "upstream connect failed: %s",
+			 uv_strerror(rc));
+		conn_close(c);
+	}
+}
+
+/* ---- timers, accept, worker hooks ------------------------------------------ */
+
+static void on_timer(uv_timer_t *t)
+{
+	struct net_conn *c = t->data;
+	struct net_front *f = c->w->f;
+	uint64_t now = uv_now(&c->w->loop), idle = f->o.idle_timeout_ms;
+
+	if (c->state == CONN_HANDSHAKE) {
+		/* a slow or silent client, or a certificate that takes too
+		 * long to load */
+		COUNT(f, hs_timeout);
+		conn_close(c);
+		return;
+	}
+	if (now - c->last_io >= idle) {
+		conn_close(c);
+		return;
+	}
+	uv_timer_start(&c->timer, on_timer, idle - (now - c->last_io), 0);
+}
+
+void net__conn_accept(struct net_worker *w, int fd)
+{
+	struct net_front *f = w->f;
+	struct net_conn *c = calloc(1, sizeof(*c));
+	socklen_t len;
+	int one = 1;
+
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->w = w;
+	c->fd = fd;
+	len = sizeof(c->peer);
+	getpeername(fd, (struct sockaddr *)&c->peer, &len);
+	len = sizeof(c->local);
+	getsockname(fd, (struct sockaddr *)&c->local, &len);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->ssl = SSL_new(f->ctx);
+	if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1 ||
+	    uv_poll_init_socket(&w->loop, &c->poll, fd) < 0) {
+		ERR_clear_error();
+		SSL_free(c->ssl);
+		close(fd);
+		free(c);
+		return;
+	}
+	SSL_set_accept_state(c->ssl);
+	SSL_set_app_data(c->ssl, &c->hello);
+	c->poll.data = c;
+	uv_timer_init(&w->loop, &c->timer);
+	c->timer.data = c;
+	c->open_handles = 2;
+	c->next = w->conns;
+	if (c->next)
+		c->next->prev = c;
+	w->conns = c;
+	w->n_conns++;
+	atomic_fetch_add_explicit(&f->c.conns_open, 1, memory_order_relaxed);
+	uv_timer_start(&c->timer, on_timer, f->o.handshake_timeout_ms, 0);
+	poll_set(c, UV_READABLE); /* the ClientHello */
+}
+
+void net__conn_retry_paused(struct net_worker *w)
+{
+	struct net_conn *c = w->paused, *next;
+
+	/* detach the list first: a handshake that must wait again puts
+	 * itself back on it */
+	w->paused = NULL;
+	for (; c; c = next) {
+		next = c->pnext;
+		c->paused = 0;
+		c->pprev = c->pnext = NULL;
+		if (c->state == CONN_HANDSHAKE)
+			handshake(c);
+	}
+}
+
+void net__conn_close_all(struct net_worker *w)
+{
+	for (struct net_conn *c = w->conns; c; c = c->next)
+		conn_close(c);
+}

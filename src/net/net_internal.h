@@ -1,0 +1,70 @@
+/*
+ * net_internal.h — what net_front.c and net_conn.c share: the worker and
+ * the front. Not for other modules.
+ */
+#ifndef CERTHERD_NET_INTERNAL_H
+#define CERTHERD_NET_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "net/net.h"
+
+struct net_conn;
+
+/* One upstream: a TCP address or a unix socket path. */
+struct net__upstream {
+	int is_unix;
+	struct sockaddr_storage ss; /* TCP */
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int set;
+};
+
+struct net_worker {
+	struct net_front *f;
+	unsigned id;
+	pthread_t th;
+	int started;
+	uv_loop_t loop;
+	uv_poll_t lpoll; /* the listening socket */
+	uv_async_t async; /* loads done, or stop */
+	int lfd;
+	atomic_int stop;
+	struct net_conn *conns;	 /* every open connection */
+	struct net_conn *paused; /* handshakes waiting for a certificate */
+	unsigned n_conns;
+};
+
+/* Counters, updated by workers with relaxed atomics. */
+struct net__counters {
+	atomic_uint_fast64_t accepted, refused, handshakes_ok, hs_no_sni,
+		hs_unknown, hs_timeout, hs_error, upstream_errors, conns_open;
+};
+
+struct net_front {
+	struct net_front_opts o;
+	SSL_CTX *ctx;
+	struct tls_loader *loader;
+	struct net_worker *w;
+	unsigned n;
+	struct net__upstream up, up_h2;
+	/* the loader's "loaded" notifications reach the workers' async
+	 * handles only while they exist */
+	pthread_mutex_t notify_mu;
+	int notify_off;
+	struct net__counters c;
+};
+
+/* net_conn.c: take over an accepted socket (closed on failure). */
+void net__conn_accept(struct net_worker *w, int fd);
+/* Retry every paused handshake of w (a certificate load finished). */
+void net__conn_retry_paused(struct net_worker *w);
+/* Close every connection of w (stop). */
+void net__conn_close_all(struct net_worker *w);
+
+#endif
