@@ -112,7 +112,7 @@ static int dns01_setup(const char *updater, const char *server,
 		return -1;
 	}
 	if (key_file) {
-		rc = config_read_secret(key_file, "--tsig-key-file", &text, why,
+		rc = config_read_secret_text(key_file, "--tsig-key-file", &text, why,
 					sizeof(why));
 		if (rc < 0) {
 			fprintf(stderr, "certherd issue: %s\n", why);

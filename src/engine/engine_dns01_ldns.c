@@ -217,10 +217,17 @@ int engine_dns01_update(const char *server, const char *zone,
 	}
 	ldns_pkt_set_random_id(q);
 	if (key) {
-		/* ldns_send signs with these and checks the answer's TSIG */
 		ldns_resolver_set_tsig_keyname(r, key->name);
 		ldns_resolver_set_tsig_algorithm(r, key->algorithm);
 		ldns_resolver_set_tsig_keydata(r, key->secret);
+		/* ldns 1.8 signs only what ldns_resolver_send builds itself:
+		 * an update packet is signed here */
+		if (ldns_update_pkt_tsig_add(q, r) != LDNS_STATUS_OK) {
+			snprintf(why, whysz, "cannot sign the update with TSIG "
+				 "key %s", key->name);
+			rc = -EINVAL;
+			goto out;
+		}
 	}
 	st = ldns_resolver_send_pkt(&a, r, q);
 	rc = -EIO;

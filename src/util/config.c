@@ -1398,8 +1398,23 @@ out:
 
 /* ---- secrets ------------------------------------------------------------ */
 
+static int read_secret(const char *path, const char *key, char **out,
+		       char *err, size_t errsz, int one_line);
+
 int config_read_secret(const char *path, const char *key, char **out, char *err,
 		       size_t errsz)
+{
+	return read_secret(path, key, out, err, errsz, 1);
+}
+
+int config_read_secret_text(const char *path, const char *key, char **out,
+			    char *err, size_t errsz)
+{
+	return read_secret(path, key, out, err, errsz, 0);
+}
+
+static int read_secret(const char *path, const char *key, char **out,
+		       char *err, size_t errsz, int one_line)
 {
 	char *buf = NULL;
 	struct stat st;
@@ -1477,7 +1492,7 @@ int config_read_secret(const char *path, const char *key, char **out, char *err,
 		msgf(err, errsz, "%s: %s is empty", key, path);
 		goto out;
 	}
-	if (memchr(buf, '\0', len) || memchr(buf, '\n', len)) {
+	if (memchr(buf, '\0', len) || (one_line && memchr(buf, '\n', len))) {
 		rc = -EINVAL;
 		msgf(err, errsz, "%s: %s must hold one line of text", key,
 		     path);

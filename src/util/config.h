@@ -269,6 +269,10 @@ int config_load_secrets(struct config *cfg, char *err, size_t errsz);
  */
 int config_read_secret(const char *path, const char *key, char **out, char *err,
 		       size_t errsz);
+/* The same checks for a secret of several lines (a TSIG key file as
+ * tsig-keygen writes it); only NUL bytes are refused. */
+int config_read_secret_text(const char *path, const char *key, char **out,
+			    char *err, size_t errsz);
 
 /*
  * Print the effective configuration as an INI file that config_load_file
