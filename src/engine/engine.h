@@ -231,6 +231,7 @@ void engine_issue_results_free(struct engine_issue_result *r, size_t n);
  */
 struct engine_daemon;
 struct engine_limit_def;
+struct engine_dns01_opts;
 
 struct engine_daemon_opts {
 	struct engine_account_opts acct; /* acct.out_dir: where the account
@@ -261,6 +262,11 @@ struct engine_daemon_opts {
 	const char *webhook_url;
 	int64_t hooks_batch_ms;
 	int64_t hooks_timeout_ms;
+	/* DNS-01 ([dns], [dns "ZONE"]): how TXT records are published for
+	 * wildcards and domains registered with challenge dns-01; NULL =
+	 * none (such domains fail with a clear reason). Borrowed during
+	 * engine_daemon_open only (copied). */
+	const struct engine_dns01_opts *dns01;
 	/* Longest failure backoff and DNS re-check wait (renew.backoff_max);
 	 * 0 = ENGINE_BACKOFF_CAP_MS. A wait the CA asks for (Retry-After) is
 	 * still honoured in full. */

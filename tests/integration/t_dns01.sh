@@ -115,4 +115,62 @@ check "slow update: the check waited (took ${took}s >= 4s)" test "$took" -ge 4
 check "slow update: the check saw it missing first" grep -q "not yet: .*does not serve the TXT record" "$TEST_TMP/slow.log"
 check "slow update: certificate verifies" verify_cert "$OUT" "slow.$ZONE"
 
+# ---- the daemon ----------------------------------------------------------------------
+
+STATE=$TEST_TMP/state
+CONF=$TEST_TMP/certherd.conf
+cat >"$CONF" <<CONF
+[acme]
+directory = $ACME_DIRECTORY
+ca_bundle = $CA_BUNDLE
+email = ops@example.com
+
+[store]
+state_dir = $STATE
+
+[http]
+listen = 127.0.0.1:$HTTP01_PORT
+
+[preflight]
+enabled = false
+
+[dns]
+resolver = $NAMED_ADDR
+propagation_timeout = 30s
+
+[dns "$ZONE"]
+updater = rfc2136
+server = $NAMED_ADDR
+tsig_key_file = $NAMED_KEY
+CONF
+ch() { "$CERTHERD" -c "$CONF" "$@"; }
+sq() { sqlite3 -cmd '.timeout 5000' "$STATE/certherd.db" "$@"; }
+shows() ( set -o pipefail; ch domains show --json "$1" 2>/dev/null | jq -e "$2" >/dev/null )
+state_of() { ch domains show --json "$1" 2>/dev/null | jq -r .state; }
+is_state() { [ "$(state_of "$1")" = "$2" ]; }
+bg serve "$CERTHERD" -c "$CONF" serve
+check "daemon starts with a [dns \"$ZONE\"] zone" wait_for 30 test -S "$STATE/api.sock"
+check "domains add '*.$ZONE'" ch domains add "*.$ZONE"
+check "API: api.$ZONE registered with challenge dns-01" \
+	curl -fsS --unix-socket "$STATE/api.sock" -H 'Content-Type: application/json' \
+	-d "{\"name\": \"api.$ZONE\", \"challenge\": \"dns-01\"}" http://certherd/v1/domains
+check "API: a wildcard with http-01 is refused" \
+	bash -c "curl -sS --unix-socket '$STATE/api.sock' -d '{\"name\": \"*.x.$ZONE\", \"challenge\": \"http-01\"}' http://certherd/v1/domains | grep -q 'only dns-01'"
+check "the wildcard becomes valid" wait_for 90 is_state "*.$ZONE" valid
+check "api.$ZONE becomes valid" wait_for 90 is_state "api.$ZONE" valid
+check "serve: wildcard certificate in live/_wildcard.$ZONE" \
+	verify_cert "$STATE" "_wildcard.$ZONE" "*.$ZONE"
+check "serve: api certificate verifies" verify_cert "$STATE" "api.$ZONE"
+check "serve: TXT records removed" wait_for 10 txt_gone "_acme-challenge.$ZONE"
+check "serve: api TXT record removed" wait_for 10 txt_gone "_acme-challenge.api.$ZONE"
+check "shown with challenge dns-01" shows "*.$ZONE" '.challenge == "dns-01"'
+# a wildcard outside every configured zone: no order, a clear reason
+check "domains add '*.elsewhere.example'" ch domains add "*.elsewhere.example"
+check "a wildcard without a zone fails with the reason" \
+	wait_for 30 shows "*.elsewhere.example" '.last_error.detail | test("no \\[dns")'
+check "no order was persisted for it" \
+	test "$(sq "SELECT count(*) FROM orders WHERE domain = '*.elsewhere.example'")" = 0
+check "two orders made, none left pending" \
+	test "$(sq "SELECT count(*) FROM orders WHERE state IN (0,1,2)"):$(sq "SELECT count(*) FROM orders")" = "0:2"
+
 finish
