@@ -160,7 +160,7 @@ int engine_tsig_parse(const char *text, size_t len, struct engine_tsig_key *k,
 			if (strcasecmp(l.tok, "hmac-sha256") != 0) {
 				snprintf(why, whysz, "algorithm %.40s is not "
 					 "supported: use hmac-sha256", l.tok);
-				return -EINVAL;
+				goto fail;
 			}
 		} else if (!l.quoted && strcmp(l.tok, "secret") == 0) {
 			if (have_secret++ || next(&l) != 1)
@@ -169,8 +169,7 @@ int engine_tsig_parse(const char *text, size_t len, struct engine_tsig_key *k,
 			    raw > 128 || strlen(l.tok) >= sizeof(k->secret)) {
 				snprintf(why, whysz, "the secret is not base64 "
 					 "of 16 to 128 bytes");
-				memset(l.tok, 0, sizeof(l.tok));
-				return -EINVAL;
+				goto fail;
 			}
 			snprintf(k->secret, sizeof(k->secret), "%s", l.tok);
 			memset(l.tok, 0, sizeof(l.tok));
