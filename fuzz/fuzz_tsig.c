@@ -18,8 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char why[256];
 
 	why[0] = '\0';
-	if (engine_tsig_parse((const char *)data, size, &k, why,
-			      sizeof(why)) == 0) {
+	if (engine_tsig_parse((const char *)data, size, &k, why, sizeof(why)) ==
+	    0) {
 		if (!k.name[0] || strcmp(k.algorithm, "hmac-sha256.") != 0 ||
 		    strlen(k.secret) < 24 || strlen(k.secret) % 4)
 			abort();

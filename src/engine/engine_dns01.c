@@ -35,14 +35,14 @@
 #include "util/config.h"
 #include "util/util.h"
 
-#define CHECK_EVERY_MS 2000
-#define DEFAULT_PROPAGATION_MS (120 * 1000)
+#define CHECK_EVERY_MS		2000
+#define DEFAULT_PROPAGATION_MS	(120 * 1000)
 #define DEFAULT_HOOK_TIMEOUT_MS (60 * 1000)
-#define DEFAULT_TTL 60
+#define DEFAULT_TTL		60
 
 const char *const engine_dns01_updater_names[ENGINE_DNS01__MAX] = {
-	[ENGINE_DNS01_RFC2136] = "rfc2136",
-	[ENGINE_DNS01_HOOK] = "hook",
+    [ENGINE_DNS01_RFC2136] = "rfc2136",
+    [ENGINE_DNS01_HOOK] = "hook",
 };
 
 /* A zone's settings, owned copies. */
@@ -54,10 +54,18 @@ struct zone {
 	int has_key;
 };
 
-enum op_state { OP_ZONE = 0, OP_ADD, OP_CHECK, OP_WAIT, OP_READY,
-		OP_REMOVE, OP_FAILED, OP__MAX };
+enum op_state {
+	OP_ZONE = 0,
+	OP_ADD,
+	OP_CHECK,
+	OP_WAIT,
+	OP_READY,
+	OP_REMOVE,
+	OP_FAILED,
+	OP__MAX
+};
 static const char *const op_state_names[OP__MAX] = {
-	"zone", "add", "check", "wait", "ready", "remove", "failed"};
+    "zone", "add", "check", "wait", "ready", "remove", "failed"};
 
 struct op {
 	struct engine_dns01 *d;
@@ -81,7 +89,7 @@ struct op {
 	uv_timer_t timer;
 	uv_work_t work;
 	struct engine_cmd *cmd;
-	int rc;        /* result of the work */
+	int rc; /* result of the work */
 	char why[512];
 };
 
@@ -93,7 +101,7 @@ struct engine_dns01 {
 	int64_t propagation_ms, hook_timeout_ms;
 	unsigned ttl;
 	struct op *ops;
-	size_t n_ops;  /* allocated, ended ones included */
+	size_t n_ops; /* allocated, ended ones included */
 	int closing;
 };
 
@@ -180,11 +188,10 @@ static void work_run(uv_work_t *w)
 		break;
 	case OP_ADD:
 	case OP_REMOVE:
-		op->rc = engine_dns01_update(z->server, op->zone,
-					     z->has_key ? &z->key : NULL,
-					     op->state == OP_ADD, op->owner,
-					     op->value, op->d->ttl, op->why,
-					     sizeof(op->why));
+		op->rc = engine_dns01_update(
+		    z->server, op->zone, z->has_key ? &z->key : NULL,
+		    op->state == OP_ADD, op->owner, op->value, op->d->ttl,
+		    op->why, sizeof(op->why));
 		break;
 	case OP_CHECK:
 		op->rc = engine_dns01_check(res, op->zone, op->owner, op->value,
@@ -227,7 +234,8 @@ static void queue_work(struct op *op)
 	}
 }
 
-/* ---- the hook command ------------------------------------------------------ */
+/* ---- the hook command ------------------------------------------------------
+ */
 
 static void cmd_done(void *ctx, const struct engine_cmd_result *r)
 {
@@ -237,18 +245,25 @@ static void cmd_done(void *ctx, const struct engine_cmd_result *r)
 	op->busy = 0;
 	op->rc = 0;
 	if (r->spawn_error)
-		snprintf(op->why, sizeof(op->why), "the DNS hook did not start: "
-			 "%s", strerror(-r->spawn_error));
+		snprintf(op->why, sizeof(op->why),
+			 "the DNS hook did not start: "
+			 "%s",
+			 strerror(-r->spawn_error));
 	else if (r->timed_out)
-		snprintf(op->why, sizeof(op->why), "the DNS hook ran past its "
+		snprintf(op->why, sizeof(op->why),
+			 "the DNS hook ran past its "
 			 "timeout of %lld s and was killed",
 			 (long long)(op->d->hook_timeout_ms / 1000));
 	else if (r->term_signal)
-		snprintf(op->why, sizeof(op->why), "the DNS hook was killed by "
-			 "signal %d", r->term_signal);
+		snprintf(op->why, sizeof(op->why),
+			 "the DNS hook was killed by "
+			 "signal %d",
+			 r->term_signal);
 	else if (r->exit_status != 0)
-		snprintf(op->why, sizeof(op->why), "the DNS hook exited with "
-			 "status %lld", (long long)r->exit_status);
+		snprintf(op->why, sizeof(op->why),
+			 "the DNS hook exited with "
+			 "status %lld",
+			 (long long)r->exit_status);
 	else
 		op->why[0] = '\0';
 	if (op->why[0])
@@ -277,7 +292,8 @@ static void run_hook(struct op *op, const char *action)
 	snprintf(e_domain, sizeof(e_domain), "CERTHERD_DOMAIN=%s", op->domain);
 	if (n < 0 || (size_t)n >= sizeof(cmdline)) {
 		op->rc = -E2BIG;
-		snprintf(op->why, sizeof(op->why), "the DNS hook command is "
+		snprintf(op->why, sizeof(op->why),
+			 "the DNS hook command is "
 			 "too long");
 		op_step(op);
 		return;
@@ -289,13 +305,16 @@ static void run_hook(struct op *op, const char *action)
 	if (!op->cmd) {
 		op->busy = 0;
 		op->rc = -EIO;
-		snprintf(op->why, sizeof(op->why), "the DNS hook did not start: "
-			 "%s", err);
+		snprintf(op->why, sizeof(op->why),
+			 "the DNS hook did not start: "
+			 "%s",
+			 err);
 		op_step(op);
 	}
 }
 
-/* ---- the machine --------------------------------------------------------------- */
+/* ---- the machine
+ * --------------------------------------------------------------- */
 
 static void start_update(struct op *op, int add)
 {
@@ -365,7 +384,8 @@ static void op_step(struct op *op)
 			fail_op(op, op->why);
 			return;
 		}
-		log_info("dns01", op->domain, "TXT record %s added (%s); "
+		log_info("dns01", op->domain,
+			 "TXT record %s added (%s); "
 			 "waiting until every name server of %s has it",
 			 op->owner, engine_dns01_updater_names[op->z->updater],
 			 op->zone);
@@ -386,12 +406,14 @@ static void op_step(struct op *op)
 		if (op->rc < 0 || now >= op->deadline) {
 			snprintf(why, sizeof(why), "%s", op->why);
 			if (op->rc == 0)
-				snprintf(why, sizeof(why), "the TXT record %s "
-					 "was not served by every name server "
-					 "of %s within %lld s: %s", op->owner,
-					 op->zone,
-					 (long long)(op->d->propagation_ms /
-						     1000), op->why);
+				snprintf(
+				    why, sizeof(why),
+				    "the TXT record %s "
+				    "was not served by every name server "
+				    "of %s within %lld s: %s",
+				    op->owner, op->zone,
+				    (long long)(op->d->propagation_ms / 1000),
+				    op->why);
 			fail_op(op, why);
 			return;
 		}
@@ -401,9 +423,10 @@ static void op_step(struct op *op)
 		return;
 	case OP_REMOVE:
 		if (op->rc < 0)
-			log_warn("dns01", op->domain, "TXT record %s may be left "
-				 "in zone %s: %s", op->owner, op->zone,
-				 op->why);
+			log_warn("dns01", op->domain,
+				 "TXT record %s may be left "
+				 "in zone %s: %s",
+				 op->owner, op->zone, op->why);
 		else
 			log_info("dns01", op->domain, "TXT record %s removed",
 				 op->owner);
@@ -415,7 +438,8 @@ static void op_step(struct op *op)
 	}
 }
 
-/* ---- public ------------------------------------------------------------------- */
+/* ---- public
+ * ------------------------------------------------------------------- */
 
 static const struct zone *zone_for(const struct engine_dns01 *d,
 				   const char *name)
@@ -530,15 +554,15 @@ int engine_dns01_new(uv_loop_t *loop, const struct engine_dns01_opts *o,
 	struct engine_dns01 *d = calloc(1, sizeof(*d));
 
 	*out = NULL;
-	if (!d || !(d->zones = calloc(o->n_zones ? o->n_zones : 1,
-				      sizeof(*d->zones))))
+	if (!d || !(d->zones =
+			calloc(o->n_zones ? o->n_zones : 1, sizeof(*d->zones))))
 		goto nomem;
 	d->loop = loop;
 	d->propagation_ms = o->propagation_timeout_ms > 0
-				    ? o->propagation_timeout_ms
-				    : DEFAULT_PROPAGATION_MS;
+				? o->propagation_timeout_ms
+				: DEFAULT_PROPAGATION_MS;
 	d->hook_timeout_ms = o->hook_timeout_ms > 0 ? o->hook_timeout_ms
-						     : DEFAULT_HOOK_TIMEOUT_MS;
+						    : DEFAULT_HOOK_TIMEOUT_MS;
 	d->ttl = o->ttl ? o->ttl : DEFAULT_TTL;
 	if (o->resolver && !(d->resolver = strdup(o->resolver)))
 		goto nomem;
@@ -546,18 +570,21 @@ int engine_dns01_new(uv_loop_t *loop, const struct engine_dns01_opts *o,
 		const struct engine_dns01_zone *s = &o->zones[i];
 		struct zone *z = &d->zones[d->n_zones++];
 
-		snprintf(z->name, sizeof(z->name), "%s", s->zone ? s->zone : "");
+		snprintf(z->name, sizeof(z->name), "%s",
+			 s->zone ? s->zone : "");
 		z->updater = s->updater;
 		if (s->updater == ENGINE_DNS01_RFC2136 &&
 		    (!s->server || !*s->server)) {
-			snprintf(err, errsz, "DNS zone %s: rfc2136 needs the "
-				 "primary server's address", z->name);
+			snprintf(err, errsz,
+				 "DNS zone %s: rfc2136 needs the "
+				 "primary server's address",
+				 z->name);
 			goto fail;
 		}
 		if (s->updater == ENGINE_DNS01_HOOK &&
 		    (!s->command || !*s->command)) {
-			snprintf(err, errsz, "DNS zone %s: hook needs a command",
-				 z->name);
+			snprintf(err, errsz,
+				 "DNS zone %s: hook needs a command", z->name);
 			goto fail;
 		}
 		if ((s->server && !(z->server = strdup(s->server))) ||
@@ -594,8 +621,10 @@ void engine_dns01_free(struct engine_dns01 *d)
 		if (op->busy)
 			uv_cancel((uv_req_t *)&op->work);
 		if (op->added)
-			log_warn("dns01", op->domain, "stopping: TXT record %s "
-				 "is left in zone %s", op->owner, op->zone);
+			log_warn("dns01", op->domain,
+				 "stopping: TXT record %s "
+				 "is left in zone %s",
+				 op->owner, op->zone);
 		op_end(op);
 	}
 	if (d->n_ops == 0)

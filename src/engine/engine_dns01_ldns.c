@@ -25,8 +25,8 @@
 #include "util/config.h"
 #include "util/util.h"
 
-#define TRY_S 2
-#define TRIES 2
+#define TRY_S	     2
+#define TRIES	     2
 #define MAX_NS_ADDRS 8
 
 /* A resolver asking host:port (an IP literal), or the servers of
@@ -51,13 +51,12 @@ static ldns_resolver *resolver_for(const char *addr, int rd, char *why,
 			snprintf(why, whysz, "bad DNS server address %s", addr);
 			return NULL;
 		}
-		ns = ldns_rdf_new_frm_str(a.family == AF_INET6
-						  ? LDNS_RDF_TYPE_AAAA
-						  : LDNS_RDF_TYPE_A,
-					  a.host);
+		ns = ldns_rdf_new_frm_str(
+		    a.family == AF_INET6 ? LDNS_RDF_TYPE_AAAA : LDNS_RDF_TYPE_A,
+		    a.host);
 		r = ldns_resolver_new();
-		if (!ns || !r || ldns_resolver_push_nameserver(r, ns) !=
-					 LDNS_STATUS_OK) {
+		if (!ns || !r ||
+		    ldns_resolver_push_nameserver(r, ns) != LDNS_STATUS_OK) {
 			ldns_rdf_deep_free(ns);
 			ldns_resolver_deep_free(r);
 			snprintf(why, whysz, "out of memory");
@@ -148,15 +147,15 @@ int engine_dns01_zone_of(const char *resolver, const char *name, char *zone,
 		goto out;
 	if (ldns_pkt_get_rcode(p) != LDNS_RCODE_NOERROR &&
 	    ldns_pkt_get_rcode(p) != LDNS_RCODE_NXDOMAIN) {
-		snprintf(why, whysz, "%s answered %s for the SOA of %s",
-			 server, rcode_name(ldns_pkt_get_rcode(p)), name);
+		snprintf(why, whysz, "%s answered %s for the SOA of %s", server,
+			 rcode_name(ldns_pkt_get_rcode(p)), name);
 		goto out;
 	}
 	/* At the apex the SOA is the answer; below it, the negative
 	 * answer carries the zone's SOA in its authority section. */
 	for (int sec = 0; sec < 2 && rc < 0; sec++) {
-		ldns_rr_list *l = sec == 0 ? ldns_pkt_answer(p)
-					   : ldns_pkt_authority(p);
+		ldns_rr_list *l =
+		    sec == 0 ? ldns_pkt_answer(p) : ldns_pkt_authority(p);
 		for (size_t i = 0; l && i < ldns_rr_list_rr_count(l); i++) {
 			ldns_rr *rr = ldns_rr_list_rr(l, i);
 			if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_SOA)
@@ -167,8 +166,10 @@ int engine_dns01_zone_of(const char *resolver, const char *name, char *zone,
 		}
 	}
 	if (rc < 0)
-		snprintf(why, whysz, "%s gave no SOA record for %s (which "
-			 "zone holds it?)", server, name);
+		snprintf(why, whysz,
+			 "%s gave no SOA record for %s (which "
+			 "zone holds it?)",
+			 server, name);
 out:
 	ldns_pkt_free(p);
 	ldns_resolver_deep_free(r);
@@ -223,8 +224,10 @@ int engine_dns01_update(const char *server, const char *zone,
 		/* ldns 1.8 signs only what ldns_resolver_send builds itself:
 		 * an update packet is signed here */
 		if (ldns_update_pkt_tsig_add(q, r) != LDNS_STATUS_OK) {
-			snprintf(why, whysz, "cannot sign the update with TSIG "
-				 "key %s", key->name);
+			snprintf(why, whysz,
+				 "cannot sign the update with TSIG "
+				 "key %s",
+				 key->name);
 			rc = -EINVAL;
 			goto out;
 		}
@@ -241,22 +244,24 @@ int engine_dns01_update(const char *server, const char *zone,
 		goto out;
 	}
 	if (st != LDNS_STATUS_OK || !a) {
-		snprintf(why, whysz, "no answer from %s to the update of %s: %s",
-			 server, owner, ldns_get_errorstr_by_id(st));
+		snprintf(why, whysz,
+			 "no answer from %s to the update of %s: %s", server,
+			 owner, ldns_get_errorstr_by_id(st));
 		goto out;
 	}
 	if (ldns_pkt_get_rcode(a) != LDNS_RCODE_NOERROR) {
 		ldns_pkt_rcode c = ldns_pkt_get_rcode(a);
-		snprintf(why, whysz, "%s refused the update of %s in zone %s: "
-			 "%s%s", server, owner, zone, rcode_name(c),
-			 c == LDNS_RCODE_NOTAUTH
-				 ? " (TSIG key not accepted, or not "
-				   "authoritative for the zone)"
-			 : c == LDNS_RCODE_REFUSED
-				 ? " (the key may not update this zone)"
-			 : c == LDNS_RCODE_NOTZONE
-				 ? " (the name is not in the zone)"
-				 : "");
+		snprintf(
+		    why, whysz,
+		    "%s refused the update of %s in zone %s: "
+		    "%s%s",
+		    server, owner, zone, rcode_name(c),
+		    c == LDNS_RCODE_NOTAUTH ? " (TSIG key not accepted, or not "
+					      "authoritative for the zone)"
+		    : c == LDNS_RCODE_REFUSED
+			? " (the key may not update this zone)"
+		    : c == LDNS_RCODE_NOTZONE ? " (the name is not in the zone)"
+					      : "");
 		goto out;
 	}
 	rc = 0;
@@ -363,8 +368,10 @@ int engine_dns01_check(const char *resolver, const char *zone,
 	for (size_t i = 0; i < n_names; i++)
 		addresses_of(r, names[i], addrs, &n_addrs);
 	if (!n_addrs) {
-		snprintf(why, whysz, "no address for the name servers of %s "
-			 "(%s%s)", zone, names[0], n_names > 1 ? ", ..." : "");
+		snprintf(why, whysz,
+			 "no address for the name servers of %s "
+			 "(%s%s)",
+			 zone, names[0], n_names > 1 ? ", ..." : "");
 		goto out;
 	}
 	/* Every authoritative server must answer with the value: the CA
@@ -374,18 +381,19 @@ int engine_dns01_check(const char *resolver, const char *zone,
 		ldns_resolver *ns;
 		int ok;
 
-		snprintf(at, sizeof(at), strchr(addrs[i], ':') ? "[%s]:53"
-							     : "%s:53",
-			 addrs[i]);
+		snprintf(at, sizeof(at),
+			 strchr(addrs[i], ':') ? "[%s]:53" : "%s:53", addrs[i]);
 		ns = resolver_for(at, 0, why, whysz);
 		if (!ns)
 			goto out;
 		ok = ask(ns, owner, LDNS_RR_TYPE_TXT, 0, &p, at, why, whysz) ==
-			     0 &&
+			 0 &&
 		     has_value(p, owner, value);
 		if (p && !ok)
-			snprintf(why, whysz, "%s (%s) does not serve the TXT "
-				 "record of %s yet (%s)", addrs[i], zone, owner,
+			snprintf(why, whysz,
+				 "%s (%s) does not serve the TXT "
+				 "record of %s yet (%s)",
+				 addrs[i], zone, owner,
 				 rcode_name(ldns_pkt_get_rcode(p)));
 		ldns_pkt_free(p);
 		p = NULL;

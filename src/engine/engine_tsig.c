@@ -38,9 +38,9 @@ static int next(struct lex *l)
 		while (l->p < l->end && (*l->p == ' ' || *l->p == '\t' ||
 					 *l->p == '\n' || *l->p == '\r'))
 			l->p++;
-		if (l->p < l->end && (*l->p == '#' ||
-				      (*l->p == '/' && l->p + 1 < l->end &&
-				       l->p[1] == '/'))) {
+		if (l->p < l->end &&
+		    (*l->p == '#' ||
+		     (*l->p == '/' && l->p + 1 < l->end && l->p[1] == '/'))) {
 			while (l->p < l->end && *l->p != '\n')
 				l->p++;
 			continue;
@@ -94,8 +94,8 @@ static int next(struct lex *l)
 static int expect(struct lex *l, const char *what)
 {
 	return next(l) == 1 && !l->quoted && strcmp(l->tok, what) == 0
-		       ? 0
-		       : -EINVAL;
+		   ? 0
+		   : -EINVAL;
 }
 
 /* Standard base64 with padding; decoded length into *len. */
@@ -135,7 +135,8 @@ int engine_tsig_parse(const char *text, size_t len, struct engine_tsig_key *k,
 	}
 	if (expect(&l, "key") < 0 || next(&l) != 1 ||
 	    strlen(l.tok) > NAME_MAX_LEN) {
-		snprintf(why, whysz, "expected key \"NAME\" { ... }; (as "
+		snprintf(why, whysz,
+			 "expected key \"NAME\" { ... }; (as "
 			 "tsig-keygen writes it)");
 		return -EINVAL;
 	}
@@ -158,24 +159,29 @@ int engine_tsig_parse(const char *text, size_t len, struct engine_tsig_key *k,
 			if (have_alg++ || next(&l) != 1)
 				goto syntax;
 			if (strcasecmp(l.tok, "hmac-sha256") != 0) {
-				snprintf(why, whysz, "algorithm %.40s is not "
-					 "supported: use hmac-sha256", l.tok);
+				snprintf(why, whysz,
+					 "algorithm %.40s is not "
+					 "supported: use hmac-sha256",
+					 l.tok);
 				goto fail;
 			}
 		} else if (!l.quoted && strcmp(l.tok, "secret") == 0) {
 			if (have_secret++ || next(&l) != 1)
 				goto syntax;
-			if (b64_len(l.tok, &raw) < 0 || raw < 16 ||
-			    raw > 128 || strlen(l.tok) >= sizeof(k->secret)) {
-				snprintf(why, whysz, "the secret is not base64 "
+			if (b64_len(l.tok, &raw) < 0 || raw < 16 || raw > 128 ||
+			    strlen(l.tok) >= sizeof(k->secret)) {
+				snprintf(why, whysz,
+					 "the secret is not base64 "
 					 "of 16 to 128 bytes");
 				goto fail;
 			}
 			snprintf(k->secret, sizeof(k->secret), "%s", l.tok);
 			memset(l.tok, 0, sizeof(l.tok));
 		} else {
-			snprintf(why, whysz, "unknown statement %.40s in the "
-				 "key", l.tok);
+			snprintf(why, whysz,
+				 "unknown statement %.40s in the "
+				 "key",
+				 l.tok);
 			goto fail;
 		}
 		if (expect(&l, ";") < 0)
@@ -191,7 +197,8 @@ int engine_tsig_parse(const char *text, size_t len, struct engine_tsig_key *k,
 	snprintf(k->algorithm, sizeof(k->algorithm), "hmac-sha256.");
 	return 0;
 syntax:
-	snprintf(why, whysz, "expected key \"NAME\" { algorithm hmac-sha256; "
+	snprintf(why, whysz,
+		 "expected key \"NAME\" { algorithm hmac-sha256; "
 		 "secret \"BASE64\"; }; (one key, as tsig-keygen writes it)");
 fail:
 	memset(&l, 0, sizeof(l));

@@ -23,13 +23,13 @@
 #include "util/util.h"
 
 const char *const config_dns_updater_names[CONFIG_DNS__MAX + 1] = {
-	"rfc2136", "hook", NULL};
+    "rfc2136", "hook", NULL};
 
 /* The zone name of a section `dns "ZONE"`, normalized into out; 1 when
  * section is one, 0 when it is another section, -EINVAL when it is a
  * malformed or bad zone (msg says). */
-int config__dns_section(const char *section, char *out, size_t outsz,
-			char *msg, size_t msgsz)
+int config__dns_section(const char *section, char *out, size_t outsz, char *msg,
+			size_t msgsz)
 {
 	char raw[NAME_MAX_LEN + 8], why[256];
 	size_t n;
@@ -96,8 +96,10 @@ int config__dns_key(struct config *cfg, const char *zone, const char *name,
 			if (strcmp(value, config_dns_updater_names[i]) == 0)
 				z->updater = i;
 		if (z->updater < 0) {
-			snprintf(msg, msgsz, "[dns \"%s\"] updater: \"%.60s\" "
-				 "is not rfc2136 or hook", zone, value);
+			snprintf(msg, msgsz,
+				 "[dns \"%s\"] updater: \"%.60s\" "
+				 "is not rfc2136 or hook",
+				 zone, value);
 			return -EINVAL;
 		}
 		return 0;
@@ -109,7 +111,8 @@ int config__dns_key(struct config *cfg, const char *zone, const char *name,
 				      &z->server) < 0 ||
 		    z->server.kind != CONFIG_ADDR_IP) {
 			memset(&z->server, 0, sizeof(z->server));
-			snprintf(msg, msgsz, "[dns \"%s\"] server: \"%.60s\" is "
+			snprintf(msg, msgsz,
+				 "[dns \"%s\"] server: \"%.60s\" is "
 				 "not ADDR:PORT (an IP address and a port)",
 				 zone, value);
 			return -EINVAL;
@@ -121,8 +124,10 @@ int config__dns_key(struct config *cfg, const char *zone, const char *name,
 	else if (strcmp(name, "command") == 0)
 		field = &z->command;
 	if (!field) {
-		snprintf(msg, msgsz, "unknown key %.60s in [dns \"%s\"] (updater, "
-			 "server, tsig_key_file, command)", name, zone);
+		snprintf(msg, msgsz,
+			 "unknown key %.60s in [dns \"%s\"] (updater, "
+			 "server, tsig_key_file, command)",
+			 name, zone);
 		return -EINVAL;
 	}
 	if (*field)
@@ -154,20 +159,25 @@ int config__dns_validate(const struct config *cfg, char *err, size_t errsz)
 		const struct config_dns_zone *z = &cfg->dns.zones[i];
 
 		if (z->updater < 0) {
-			snprintf(err, errsz, "[dns \"%s\"] has no updater "
-				 "(rfc2136 or hook)", z->zone);
+			snprintf(err, errsz,
+				 "[dns \"%s\"] has no updater "
+				 "(rfc2136 or hook)",
+				 z->zone);
 			return -EINVAL;
 		}
 		if (z->updater == CONFIG_DNS_RFC2136 &&
 		    (z->server.kind != CONFIG_ADDR_IP || z->command)) {
-			snprintf(err, errsz, "[dns \"%s\"]: updater rfc2136 "
-				 "needs server (and no command)", z->zone);
+			snprintf(err, errsz,
+				 "[dns \"%s\"]: updater rfc2136 "
+				 "needs server (and no command)",
+				 z->zone);
 			return -EINVAL;
 		}
 		if (z->updater == CONFIG_DNS_HOOK &&
 		    (!z->command || z->server.kind != CONFIG_ADDR_NONE ||
 		     z->tsig_key_file)) {
-			snprintf(err, errsz, "[dns \"%s\"]: updater hook needs "
+			snprintf(err, errsz,
+				 "[dns \"%s\"]: updater hook needs "
 				 "command (and no server or tsig_key_file)",
 				 z->zone);
 			return -EINVAL;
@@ -228,9 +238,10 @@ void config__dns_dump(const struct config *cfg, FILE *out)
 			z->updater >= 0 ? config_dns_updater_names[z->updater]
 					: "");
 		if (z->server.kind == CONFIG_ADDR_IP)
-			fprintf(out, strchr(z->server.host, ':')
-					     ? "server = [%s]:%u\n"
-					     : "server = %s:%u\n",
+			fprintf(out,
+				strchr(z->server.host, ':')
+				    ? "server = [%s]:%u\n"
+				    : "server = %s:%u\n",
 				z->server.host, (unsigned)z->server.port);
 		if (z->tsig_key_file)
 			fprintf(out, "tsig_key_file = %s\n", z->tsig_key_file);
