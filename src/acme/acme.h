@@ -208,10 +208,18 @@ char *acme_dns01_txt(const char *key_auth);
 
 /*
  * The driver provides these so the core can make challenge responses
- * available before telling the CA to validate. publish returns 0 or a
- * negative errno (the order then fails). Called synchronously from
- * acme_order_feed; they must not call back into the core.
+ * available before telling the CA to validate. publish returns 0 when the
+ * response is available now (HTTP-01 from memory), ACME_PUBLISH_PENDING
+ * when it will be later (DNS-01: a DNS update, then the wait until every
+ * authoritative server has it; the driver then calls
+ * acme_order_chall_ready), or a negative errno (the order then fails).
+ * unpublish is called for every challenge publish accepted, pending ones
+ * included (the driver cancels what is under way); after it, the driver
+ * must not report that challenge ready. Called synchronously from
+ * acme_order_feed and acme_order_chall_ready; they must not call back into
+ * the core.
  */
+#define ACME_PUBLISH_PENDING 1
 struct acme_challenge_hooks {
 	int (*publish)(void *ctx, enum acme_chall_type type,
 		       const char *domain, const char *token,
@@ -301,6 +309,7 @@ void acme_op_free(struct acme_op *op);
 enum acme_order_state {
 	ACME_ORDER_NEW = 0,    /* POST newOrder */
 	ACME_ORDER_AUTHZ,      /* POST-as-GET each authorization */
+	ACME_ORDER_PUBLISH,    /* waiting for the driver to publish */
 	ACME_ORDER_RESPOND,    /* publish key auth, POST {} to challenge */
 	ACME_ORDER_POLL_AUTHZ, /* poll authorizations until valid/invalid */
 	ACME_ORDER_FINALIZE,   /* POST finalize with the CSR */
@@ -344,6 +353,19 @@ const char *acme_order_cert(const struct acme_order *o, size_t *len);
 const struct acme_error *acme_order_error(const struct acme_order *o);
 /* Identifier the order is for (names[0]). */
 const char *acme_order_name(const struct acme_order *o);
+/*
+ * The driver's answer to a publish that returned ACME_PUBLISH_PENDING for
+ * token: rc 0 when the response is available (the challenge is answered
+ * at the next step: call acme_order_next again, the order may be waiting
+ * in ACME_ORDER_PUBLISH), or a negative errno with detail (one line, for
+ * the error; copied) when it cannot be, which fails the order (step
+ * "challenge"). A publish left pending past the order's poll deadline
+ * fails it too. Returns 0, -ENOENT when no pending publish has this token
+ * (an unknown token, already reported, or withdrawn), -EINVAL when the
+ * order has ended.
+ */
+int acme_order_chall_ready(struct acme_order *o, const char *token, int rc,
+			   const char *detail, int64_t now_ms);
 
 /* ---- ACME Renewal Information, RFC 9773 (acme_ari.c) ---------------------
  *

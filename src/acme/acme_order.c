@@ -8,7 +8,12 @@
  *        valid -> DOWNLOAD  invalid -> FAILED
  *   AUTHZ       fetch every authorization; valid ones need nothing,
  *               pending ones get their key authorization published
- *   RESPOND     POST {} to each pending challenge
+ *   PUBLISH     a publish is pending (DNS-01: update sent, waiting for
+ *               the authoritative servers): nothing to send until the
+ *               driver calls acme_order_chall_ready, or the poll
+ *               deadline passes (-> FAILED)
+ *   RESPOND     POST {} to each pending challenge whose response is
+ *               published (ready)
  *   POLL_AUTHZ  poll each authorization until valid (Retry-After or
  *               capped backoff, bounded by a deadline); invalid -> FAILED
  *   FINALIZE    POST the CSR; -> POLL_ORDER or DOWNLOAD
@@ -18,8 +23,10 @@
  *   ALTERNATE   -> VALID (preferred chain, or the default when none match)
  *
  * Invariants: from AUTHZ on, url and finalize_url are set and n_authz >= 1;
- * in RESPOND and POLL_AUTHZ, cursor indexes an authorization that is not
- * yet valid; in DOWNLOAD, cert_url is set; in VALID, cert holds a chain
+ * in RESPOND, cursor indexes an authorization not yet valid whose response
+ * is ready; in POLL_AUTHZ, one not yet valid that was answered; in
+ * PUBLISH, some authorization is neither valid nor ready and none is
+ * ready to answer or to poll; in DOWNLOAD, cert_url is set; in VALID, cert holds a chain
  * whose leaf covers every requested name. Any request may first be
  * replaced by a newNonce when the pool is empty (pending_nonce). A
  * badNonce answer repeats the same request; transient failures (no
@@ -45,6 +52,7 @@
 const char *const acme_order_state_names[ACME_ORDER__MAX] = {
 	[ACME_ORDER_NEW] = "new",
 	[ACME_ORDER_AUTHZ] = "authz",
+	[ACME_ORDER_PUBLISH] = "publish",
 	[ACME_ORDER_RESPOND] = "respond",
 	[ACME_ORDER_POLL_AUTHZ] = "poll-authz",
 	[ACME_ORDER_FINALIZE] = "finalize",
@@ -59,6 +67,7 @@ const char *const acme_order_state_names[ACME_ORDER__MAX] = {
 static const char *const state_step[ACME_ORDER__MAX] = {
 	[ACME_ORDER_NEW] = "newOrder",
 	[ACME_ORDER_AUTHZ] = "authorization",
+	[ACME_ORDER_PUBLISH] = "challenge",
 	[ACME_ORDER_RESPOND] = "challenge",
 	[ACME_ORDER_POLL_AUTHZ] = "validation",
 	[ACME_ORDER_FINALIZE] = "finalize",
@@ -76,6 +85,7 @@ struct authz {
 	char *token;
 	int valid;
 	int published;
+	int ready;       /* the published response is available */
 	int responded;
 };
 
@@ -336,6 +346,18 @@ enum acme_step acme_order_next(struct acme_order *o, int64_t now_ms,
 	case ACME_ORDER_POLL_AUTHZ:
 		url = o->authz[o->cursor].url;
 		break;
+	case ACME_ORDER_PUBLISH: {
+		/* woken at the deadline with the response still not out */
+		struct authz *a = &o->authz[o->cursor];
+		acme__error_set(&o->err, ACME_E_TIMEOUT, "challenge",
+				a->domain,
+				"the %s response for %s was not published "
+				"within %lld s",
+				acme_chall_names[o->chall], a->domain,
+				(long long)(o->poll_deadline_ms / 1000));
+		fail(o);
+		return ACME_STEP_FAILED;
+	}
 	case ACME_ORDER_RESPOND:
 		url = o->authz[o->cursor].chall_url;
 		payload = strdup("{}");
@@ -528,6 +550,11 @@ static void on_authz(struct acme_order *o, json_t *j)
 		rc = o->hooks.publish(o->hooks.ctx, o->chall, a->domain,
 				      a->token, ka);
 		free(ka);
+		if (rc == ACME_PUBLISH_PENDING) {
+			a->published = 1; /* withdrawn even if never ready */
+			a->ready = 0;
+			return;
+		}
 		if (rc < 0) {
 			acme__error_set(&o->err, ACME_E_INTERNAL, "challenge",
 					a->domain,
@@ -538,39 +565,96 @@ static void on_authz(struct acme_order *o, json_t *j)
 		}
 		a->published = 1;
 	}
+	if (a->published || !o->hooks.publish)
+		a->ready = 1;
 	return;
 internal:
 	fail_with(o, ACME_E_INTERNAL, "out of memory");
 }
 
-/* Index of the first authorization at or after from matching the need. */
-static size_t next_authz(struct acme_order *o, size_t from, int respond)
+/* What an authorization not yet valid needs next. */
+enum need { NEED_RESPOND, NEED_POLL, NEED_PUBLISH };
+
+/* Index of the first authorization not yet valid that needs this. */
+static size_t next_authz(struct acme_order *o, enum need need)
 {
-	for (size_t i = from; i < o->n_authz; i++)
-		if (!o->authz[i].valid && (!respond || !o->authz[i].responded))
+	for (size_t i = 0; i < o->n_authz; i++) {
+		const struct authz *a = &o->authz[i];
+		if (a->valid)
+			continue;
+		if (need == NEED_RESPOND && !a->responded && a->ready)
 			return i;
+		if (need == NEED_POLL && a->responded)
+			return i;
+		if (need == NEED_PUBLISH && !a->responded && !a->ready)
+			return i;
+	}
 	return o->n_authz;
 }
 
-/* After the authorizations are known: respond, poll, or finalize. */
+/* After the authorizations are known: respond, poll, wait for the
+ * driver to publish, or finalize. */
 static void advance_authz(struct acme_order *o, int64_t now_ms)
 {
-	size_t i = next_authz(o, 0, 1);
+	size_t i = next_authz(o, NEED_RESPOND);
 
 	if (i < o->n_authz) {
 		set_state(o, ACME_ORDER_RESPOND);
 		o->cursor = i;
+		o->wake_at = 0;
 		return;
 	}
-	i = next_authz(o, 0, 0);
+	i = next_authz(o, NEED_POLL);
 	if (i < o->n_authz) {
 		set_state(o, ACME_ORDER_POLL_AUTHZ);
 		o->cursor = i;
 		poll_later(o, NULL, now_ms); /* give the CA a moment first */
 		return;
 	}
+	i = next_authz(o, NEED_PUBLISH);
+	if (i < o->n_authz) {
+		if (o->state != ACME_ORDER_PUBLISH) {
+			set_state(o, ACME_ORDER_PUBLISH);
+			/* woken by acme_order_chall_ready, or at the
+			 * deadline to give up */
+			o->wake_at = now_ms + o->poll_deadline_ms;
+		}
+		o->cursor = i;
+		return;
+	}
 	unpublish_all(o);
 	set_state(o, ACME_ORDER_FINALIZE);
+}
+
+int acme_order_chall_ready(struct acme_order *o, const char *token, int rc,
+			   const char *detail, int64_t now_ms)
+{
+	struct authz *a = NULL;
+
+	if (o->state == ACME_ORDER_VALID || o->state == ACME_ORDER_FAILED)
+		return -EINVAL;
+	for (size_t i = 0; token && i < o->n_authz; i++)
+		if (o->authz[i].token && o->authz[i].published &&
+		    !o->authz[i].ready && strcmp(o->authz[i].token, token) == 0)
+			a = &o->authz[i];
+	if (!a)
+		return -ENOENT;
+	if (rc < 0) {
+		acme__error_set(&o->err, ACME_E_INTERNAL, "challenge",
+				a->domain, "cannot publish the %s response for "
+				"%s: %s", acme_chall_names[o->chall], a->domain,
+				detail ? detail : "unknown error");
+		fail(o);
+		return 0;
+	}
+	a->ready = 1;
+	log_debug("acme", o->names[0], "%s response for %s is published",
+		  acme_chall_names[o->chall], a->domain);
+	/* In AUTHZ the last fetch decides; while polling, the poll's end
+	 * does (advance_authz picks this one up). */
+	if (o->state == ACME_ORDER_PUBLISH)
+		advance_authz(o, now_ms);
+	return 0;
 }
 
 /* An order object (from newOrder, a fetch, finalize or a poll). */
@@ -838,9 +922,9 @@ int acme_order_feed(struct acme_order *o, const struct acme_response *res,
 				o->hooks.unpublish(o->hooks.ctx, o->chall,
 						   a->domain, a->token);
 			a->published = 0;
-			size_t i = next_authz(o, 0, 0);
+			size_t i = next_authz(o, NEED_POLL);
 			if (i == o->n_authz) {
-				set_state(o, ACME_ORDER_FINALIZE);
+				advance_authz(o, now_ms);
 			} else {
 				o->cursor = i;
 				o->wake_at = 0;

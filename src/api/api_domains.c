@@ -111,7 +111,13 @@ void api__domains_add(struct api_call *c)
 
 		if (nm.v[i].dup)
 			continue; /* said twice in one request: report once */
-		rc = store_domain_add(c->st, name, "http-01", c->now_ms);
+		/* a wildcard is always dns-01; otherwise what was asked,
+		 * http-01 by default (docs/dns01.md) */
+		rc = store_domain_add(c->st, name,
+				      name[0] == '*'	   ? "dns-01"
+				      : nm.challenge[0] ? nm.challenge
+							: "http-01",
+				      c->now_ms);
 		if (rc < 0) {
 			char what[STORE_NAME_MAX + 64];
 
@@ -320,7 +326,8 @@ static int path_name(struct api_call *c, const char *raw, char *out,
 {
 	char err[256];
 
-	if (name_normalize(raw, 0, out, outsz, err, sizeof(err)) == 0)
+	if (name_normalize(raw, NAME_ALLOW_WILDCARD, out, outsz, err,
+			   sizeof(err)) == 0)
 		return 0;
 	api__problem(c, 400, "invalid-name", "Invalid domain name", "%s", err);
 	return -EINVAL;

@@ -92,12 +92,15 @@ struct api_names {
 	size_t n;
 	size_t n_invalid;
 	size_t first_invalid; /* index of the first invalid entry */
+	char challenge[16];   /* "http-01", "dns-01", or "" (automatic) */
 };
 
 /*
  * Parse a POST /v1/domains body: an object with exactly one of "names"
- * (array of 1..API_MAX_NAMES strings) or "name" (a string), no other
- * member. Every name is normalized (name_normalize, flags 0); invalid
+ * (array of 1..API_MAX_NAMES strings) or "name" (a string), and optionally
+ * "challenge" ("http-01" or "dns-01", for all the names), no other
+ * member. Every name is normalized (name_normalize, wildcards allowed
+ * unless the challenge is http-01: only DNS-01 proves them); invalid
  * names are not an error here but are counted in n_invalid with a reason,
  * so the caller can reject the whole request listing all of them.
  * Returns 0 (release out with api__names_free), -EINVAL for a body that

@@ -179,8 +179,12 @@ static void one_name(struct api_names *out, const char *in)
 	struct api_name *e = &out->v[out->n];
 
 	e->input = in;
-	if (name_normalize(in, 0, e->norm, sizeof(e->norm), e->reason,
-			   sizeof(e->reason)) < 0) {
+	if (name_normalize(in, NAME_ALLOW_WILDCARD, e->norm, sizeof(e->norm),
+			   e->reason, sizeof(e->reason)) < 0 ||
+	    (e->norm[0] == '*' && strcmp(out->challenge, "http-01") == 0 &&
+	     snprintf(e->reason, sizeof(e->reason),
+		      "%s is a wildcard: only dns-01 can validate it",
+		      e->norm) > 0)) {
 		e->norm[0] = '\0';
 		if (!e->reason[0])
 			snprintf(e->reason, sizeof(e->reason), "invalid name");
@@ -196,7 +200,7 @@ int api__names_parse(const char *body, size_t len, struct api_names *out,
 		     char *err, size_t errsz)
 {
 	json_error_t je;
-	json_t *names = NULL, *one = NULL, *v;
+	json_t *names = NULL, *one = NULL, *chall = NULL, *v;
 	const char *key;
 	size_t i, count;
 	int rc = -EINVAL;
@@ -224,13 +228,24 @@ int api__names_parse(const char *body, size_t len, struct api_names *out,
 			names = v;
 		} else if (strcmp(key, "name") == 0) {
 			one = v;
+		} else if (strcmp(key, "challenge") == 0) {
+			chall = v;
 		} else {
 			snprintf(err, errsz,
 				 "unknown member \"%.64s\": want \"names\" or "
-				 "\"name\"",
+				 "\"name\" (and \"challenge\")",
 				 key);
 			goto out;
 		}
+	}
+	if (chall) {
+		const char *cv = json_string_value(chall);
+		if (!cv || (strcmp(cv, "http-01") && strcmp(cv, "dns-01"))) {
+			snprintf(err, errsz, "\"challenge\" must be \"http-01\" "
+				 "or \"dns-01\"");
+			goto out;
+		}
+		snprintf(out->challenge, sizeof(out->challenge), "%s", cv);
 	}
 	if (names && one) {
 		snprintf(err, errsz, "give \"names\" or \"name\", not both");

@@ -169,7 +169,8 @@ int cli__names_add(struct cli_names *ns, const char *cmd, const char *raw)
 	char norm[NAME_MAX_LEN + 1], why[512];
 	size_t k;
 
-	if (name_normalize(raw, 0, norm, sizeof(norm), why, sizeof(why)) < 0) {
+	if (name_normalize(raw, ns->flags, norm, sizeof(norm), why,
+			   sizeof(why)) < 0) {
 		fprintf(stderr, "certherd %s: %s\n", cmd, why);
 		ns->bad++;
 		return 0;

@@ -54,6 +54,7 @@ struct cli_names {
 	char **v;
 	size_t n, cap;
 	int bad;
+	unsigned flags; /* name_normalize flags (NAME_ALLOW_WILDCARD) */
 	size_t *set;    /* hash set of indexes into v (private) */
 	size_t set_cap;
 };

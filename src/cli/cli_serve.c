@@ -276,6 +276,48 @@ static int front_start(const struct config *cfg, struct serve_ctx *sc,
 	return net_front_start(&fo, &sc->front, err, errsz);
 }
 
+/* [dns] and the [dns "ZONE"] sections as the engine takes them; the TSIG
+ * keys are parsed from the files config_load_secrets read. 0, or -EINVAL
+ * with err. Nothing when no zone is configured (*use 0). */
+static int dns01_from(const struct config *cfg, struct engine_dns01_opts *o,
+		      struct engine_dns01_zone *zones,
+		      struct engine_tsig_key *keys, char servers[][80],
+		      char *resolver, size_t ressz, int *use, char *err,
+		      size_t errsz)
+{
+	char why[256];
+
+	*use = cfg->dns.n_zones > 0;
+	memset(o, 0, sizeof(*o));
+	for (size_t i = 0; i < cfg->dns.n_zones; i++) {
+		const struct config_dns_zone *z = &cfg->dns.zones[i];
+
+		memset(&zones[i], 0, sizeof(zones[i]));
+		zones[i].zone = z->zone;
+		zones[i].updater = z->updater == CONFIG_DNS_HOOK
+					   ? ENGINE_DNS01_HOOK
+					   : ENGINE_DNS01_RFC2136;
+		zones[i].server = addr_str(&z->server, servers[i], 80);
+		zones[i].command = z->command;
+		if (z->tsig_key) {
+			if (engine_tsig_parse(z->tsig_key, strlen(z->tsig_key),
+					      &keys[i], why, sizeof(why)) < 0) {
+				snprintf(err, errsz, "[dns \"%s\"] tsig_key_file "
+					 "%s: %s", z->zone, z->tsig_key_file,
+					 why);
+				return -EINVAL;
+			}
+			zones[i].key = &keys[i];
+		}
+	}
+	o->zones = zones;
+	o->n_zones = cfg->dns.n_zones;
+	o->resolver = addr_str(&cfg->dns.resolver, resolver, ressz);
+	o->propagation_timeout_ms = cfg->dns.propagation_timeout * 1000;
+	o->hook_timeout_ms = cfg->dns.hook_timeout * 1000;
+	return 0;
+}
+
 static void reload(struct engine_daemon *d, void *ctx)
 {
 	struct serve_ctx *sc = ctx;
@@ -296,7 +338,12 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 	unsigned char *hmac = NULL;
 	char err[1024] = "", http[80], tcp[80], resolver[80];
 	const char *ours[64]; /* preflight.addresses: at most 64 */
-	int status = 1, have_cfg = 0;
+	struct engine_dns01_opts dopts;
+	static struct engine_dns01_zone dzones[CONFIG_LIST_MAX];
+	static struct engine_tsig_key dkeys[CONFIG_LIST_MAX];
+	static char dservers[CONFIG_LIST_MAX][80];
+	char dresolver[80];
+	int status = 1, have_cfg = 0, use_dns01 = 0, rc_open;
 
 	if (argc > 1) {
 		int help = strcmp(argv[1], "--help") == 0 ||
@@ -353,6 +400,10 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 	for (size_t i = 0; i < cfg.preflight.addresses.n && i < 64; i++)
 		ours[o.n_preflight_addrs++] = cfg.preflight.addresses.v[i].host;
 	o.preflight_addrs = ours;
+	if (dns01_from(&cfg, &dopts, dzones, dkeys, dservers, dresolver,
+		       sizeof(dresolver), &use_dns01, err, sizeof(err)) < 0)
+		goto bad;
+	o.dns01 = use_dns01 ? &dopts : NULL;
 	cli__serve_live_opts(&cfg, &cfg, &o, limits);
 	o.reload = reload;
 	o.reload_ctx = &sc;
@@ -362,7 +413,9 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 		snprintf(err, sizeof(err), "http.listen is required (HTTP-01)");
 		goto bad;
 	}
-	if (engine_daemon_open(&o, &d, err, sizeof(err)) < 0)
+	rc_open = engine_daemon_open(&o, &d, err, sizeof(err));
+	OPENSSL_cleanse(dkeys, sizeof(dkeys)); /* the engine has its copy */
+	if (rc_open < 0)
 		goto fail;
 	if (cfg.front.enabled && front_start(&cfg, &sc, err, sizeof(err)) < 0)
 		goto fail;
@@ -398,6 +451,7 @@ out:
 	api_stop(api);
 	net_front_stop(sc.front); /* before the engine: it may call us */
 	engine_daemon_close(d);
+	OPENSSL_cleanse(dkeys, sizeof(dkeys));
 	if (hmac)
 		OPENSSL_cleanse(hmac, o.acct.eab_hmac_len);
 	free(hmac);

@@ -117,6 +117,10 @@ void engine_task_ari(struct engine_task *t, struct acme_ari_op *op);
 /* Start (or continue) driving t; 0 or negative errno. */
 int engine_task_start(struct engine_task *t, uv_loop_t *loop,
 		      struct engine_http *http);
+/* The machine has something to do before its WAIT ends (a DNS-01 response
+ * became available): step it now. Does nothing while a request is in
+ * flight (its response steps it) or once it has ended. */
+void engine_task_kick(struct engine_task *t);
 /* Stop timers; close_cb (may be NULL) runs once libuv released them. */
 void engine_task_close(struct engine_task *t, void (*close_cb)(struct engine_task *));
 
@@ -181,6 +185,8 @@ int engine_key_rollover(const struct engine_account_opts *o, enum key_type t,
 
 /* ---- issuing many certificates (engine_issue.c) --------------------------- */
 
+struct engine_dns01_opts;
+
 struct engine_issue_opts {
 	struct engine_account_opts acct;
 	enum key_type key_type;
@@ -189,6 +195,9 @@ struct engine_issue_opts {
 	const char *http_listen;     /* HTTP-01 responder address */
 	unsigned concurrency;        /* orders in flight, >= 1 */
 	int progress;                /* draw progress on stderr */
+	/* DNS-01 for every name (wildcards allowed), no HTTP-01 responder;
+	 * NULL = HTTP-01. Borrowed. */
+	const struct engine_dns01_opts *dns01;
 };
 
 /* What happened to one name. */
@@ -222,6 +231,7 @@ void engine_issue_results_free(struct engine_issue_result *r, size_t n);
  */
 struct engine_daemon;
 struct engine_limit_def;
+struct engine_dns01_opts;
 
 struct engine_daemon_opts {
 	struct engine_account_opts acct; /* acct.out_dir: where the account
@@ -252,6 +262,11 @@ struct engine_daemon_opts {
 	const char *webhook_url;
 	int64_t hooks_batch_ms;
 	int64_t hooks_timeout_ms;
+	/* DNS-01 ([dns], [dns "ZONE"]): how TXT records are published for
+	 * wildcards and domains registered with challenge dns-01; NULL =
+	 * none (such domains fail with a clear reason). Borrowed during
+	 * engine_daemon_open only (copied). */
+	const struct engine_dns01_opts *dns01;
 	/* Longest failure backoff and DNS re-check wait (renew.backoff_max);
 	 * 0 = ENGINE_BACKOFF_CAP_MS. A wait the CA asks for (Retry-After) is
 	 * still honoured in full. */
@@ -820,6 +835,101 @@ engine_preflight_judge(const char *name, const struct engine_dns_result *r,
  */
 int64_t engine_preflight_backoff(unsigned checks, int64_t now_ms,
 				 int64_t max_ms, uint64_t rnd);
+/* ---- DNS-01 (engine_dns01.c: publication on the loop; engine_dns01_ldns.c:
+ *      the DNS exchanges through ldns; engine_tsig.c: TSIG key files) ------- */
+
+#define ENGINE_TSIG_SECRET_MAX 256
+/* A TSIG key (RFC 8945). algorithm as ldns names it ("hmac-sha256."). */
+struct engine_tsig_key {
+	char name[ENGINE_DNS_NAME_MAX];
+	char algorithm[32];
+	char secret[ENGINE_TSIG_SECRET_MAX]; /* base64 */
+};
+/*
+ * Parse a key file as BIND's tsig-keygen writes it: exactly one
+ * `key "NAME" { algorithm hmac-sha256; secret "BASE64"; };` (comments
+ * allowed). Pure. 0 with *k, or -EINVAL with why (never the secret) and
+ * *k zeroed.
+ */
+int engine_tsig_parse(const char *text, size_t len, struct engine_tsig_key *k,
+		      char *why, size_t whysz);
+
+enum engine_dns01_updater {
+	ENGINE_DNS01_RFC2136 = 0, /* UPDATE to the primary, TSIG-signed */
+	ENGINE_DNS01_HOOK,        /* COMMAND add|remove NAME VALUE */
+	ENGINE_DNS01__MAX
+};
+extern const char *const engine_dns01_updater_names[ENGINE_DNS01__MAX];
+
+/* How to update one zone. Borrowed by engine_dns01_new, which copies. */
+struct engine_dns01_zone {
+	const char *zone;     /* "platform.example": names in it and below;
+				 NULL or "" = any name (its zone found from
+				 its SOA record), used when no zone matches */
+	enum engine_dns01_updater updater;
+	const char *server;   /* rfc2136: the primary, "ADDR:PORT" */
+	const struct engine_tsig_key *key; /* rfc2136: NULL = unsigned */
+	const char *command;  /* hook */
+};
+
+struct engine_dns01_opts {
+	const struct engine_dns01_zone *zones;
+	size_t n_zones;
+	const char *resolver;   /* "ADDR:PORT" asked for SOA, NS and their
+				   addresses; NULL = /etc/resolv.conf */
+	int64_t propagation_timeout_ms; /* 0 = 120 s */
+	int64_t hook_timeout_ms;        /* 0 = 60 s */
+	unsigned ttl;                   /* of the TXT record, 0 = 60 */
+};
+
+struct engine_dns01;
+/* A publication's outcome for token: rc 0 when every authoritative server
+ * serves the record, else a negative errno and why (one line). */
+typedef void (*engine_dns01_ready_cb)(void *ctx, const char *token, int rc,
+				      const char *why);
+
+/* 0 with *out, or -EINVAL with err (a zone without what its updater
+ * needs). */
+int engine_dns01_new(uv_loop_t *loop, const struct engine_dns01_opts *o,
+		     struct engine_dns01 **out, char *err, size_t errsz);
+/* 1 when some zone (or the catch-all) can publish for name. */
+int engine_dns01_covers(const struct engine_dns01 *d, const char *name);
+/*
+ * Publish the DNS-01 response of domain ("*.x" publishes at x's
+ * _acme-challenge) and wait until every authoritative server of its zone
+ * serves it; cb is called once from the loop (never from here), unless
+ * the token is unpublished first. ACME_PUBLISH_PENDING, -ENOENT (no zone
+ * for the name), -EINVAL, -ENOMEM.
+ */
+int engine_dns01_publish(struct engine_dns01 *d, const char *domain,
+			 const char *token, const char *key_auth,
+			 engine_dns01_ready_cb cb, void *ctx);
+/* Withdraw token's record (after whatever is in flight for it); its cb
+ * is not called any more. */
+void engine_dns01_unpublish(struct engine_dns01 *d, const char *domain,
+			    const char *token);
+/* Publications not finished (removals included). */
+size_t engine_dns01_active(const struct engine_dns01 *d);
+/* Stop: running hooks are killed, records still in zones are logged as
+ * left; NULL ok. Run the loop afterwards to release the handles. */
+void engine_dns01_free(struct engine_dns01 *d);
+
+/* Blocking exchanges for the thread pool (engine_dns01_ldns.c). resolver
+ * "ADDR:PORT" or NULL (resolv.conf). Each returns 0 or a negative errno
+ * with why. */
+int engine_dns01_zone_of(const char *resolver, const char *name, char *zone,
+			 size_t zonesz, char *why, size_t whysz);
+int engine_dns01_update(const char *server, const char *zone,
+			const struct engine_tsig_key *key, int add,
+			const char *owner, const char *value, unsigned ttl,
+			char *why, size_t whysz);
+/* 1 when every authoritative server of zone (NS, their A/AAAA, each
+ * asked on port 53 without recursion) serves value at owner; 0 when one
+ * does not yet (why names it); negative on a lookup error. */
+int engine_dns01_check(const char *resolver, const char *zone,
+		       const char *owner, const char *value, char *why,
+		       size_t whysz);
+
 /* ---- deploy hook and webhook (engine_batch.c, engine_cmd.c,
  *      engine_webhook.c, engine_deploy.c) ----------------------------------- */
 

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "engine/engine.h"
+#include "store/store.h"
 #include "util/util.h"
 
 struct engine_batch {
@@ -228,19 +229,19 @@ static json_t *time_json(int64_t ms)
 	return json_string(buf);
 }
 
-/* live_dir/<name>/file, with a wildcard's files under its base name as
- * store_live_write puts them; JSON null without a live_dir. */
+/* live_dir/<name>/file, with a wildcard's files under
+ * store_live_dirname's _wildcard.BASE as store_live_write puts them; JSON
+ * null without a live_dir. */
 static json_t *path_json(const char *live_dir, const char *name,
 			 const char *file)
 {
-	char path[4096 + NAME_MAX_LEN + 32];
+	char path[4096 + NAME_MAX_LEN + 32], dn[NAME_MAX_LEN + 16];
 	int n;
 
 	if (!live_dir)
 		return json_null();
-	if (strncmp(name, "*.", 2) == 0)
-		name += 2;
-	n = snprintf(path, sizeof(path), "%s/%s/%s", live_dir, name, file);
+	n = snprintf(path, sizeof(path), "%s/%s/%s", live_dir,
+		     store_live_dirname(name, dn, sizeof(dn)), file);
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return json_null();
 	return json_string(path);

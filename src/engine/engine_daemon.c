@@ -29,6 +29,11 @@
  * account's at start-up and a domain's own just before it is looked at
  * are loaded back, so a restart does not forget what was spent.
  *
+ * DNS-01 (wildcards, and domains registered with challenge "dns-01"): no
+ * pre-flight (the name need not point at us), and the order's publish goes
+ * to engine_dns01.c, which answers later (ACME_PUBLISH_PENDING) once every
+ * authoritative server serves the TXT record; the job then kicks its task.
+ *
  * Invariants: a domain with a job in flight is ISSUING or RENEWING in the
  * store with no next attempt, so a scheduler pass never picks it twice; a
  * domain left ISSUING/RENEWING without a pending order (a crash between
@@ -94,6 +99,7 @@ struct engine_daemon {
 	struct engine_ari_poller *ari;
 	struct go_name *go;
 	struct engine_dns *dns;    /* pre-flight resolver, NULL when off */
+	struct engine_dns01 *dns01; /* DNS-01 publisher, NULL when none */
 	int64_t next_gc_ms;
 	unsigned held;             /* held back by the ledger, last pass */
 	uv_mutex_t stats_mu;       /* guards stats (read by the API thread) */
@@ -114,6 +120,7 @@ struct job {
 	int64_t order_id;      /* 0 until persisted */
 	int charged;           /* ledger tokens reserved for this order */
 	int was_dns_pending;   /* failed its last pre-flight */
+	enum acme_chall_type chall; /* HTTP-01, or DNS-01 */
 	enum engine_class cls;
 	char regdomain[NAME_MAX_LEN + 1];
 	char replaces[ACME_ARI_CERTID_MAX]; /* "" unless renewing with ARI */
@@ -648,17 +655,61 @@ static int chall_lookup(void *ctx, const char *token, char *out, size_t sz)
 	return 0;
 }
 
+/* ---- DNS-01: published through engine_dns01, answered later ------------ */
+
+static void job_dns01_ready(void *ctx, const char *token, int rc,
+			    const char *why)
+{
+	struct job *j = ctx;
+
+	acme_order_chall_ready(j->order, token, rc, why, clock_wall_ms());
+	engine_task_kick(&j->task);
+}
+
+/* The order's hooks, per job: DNS-01 needs to find its job again. */
+static int job_publish(void *ctx, enum acme_chall_type type,
+		       const char *domain, const char *token,
+		       const char *key_auth)
+{
+	struct job *j = ctx;
+
+	if (type != ACME_CHALL_DNS01)
+		return chall_publish(j->d, type, domain, token, key_auth);
+	return engine_dns01_publish(j->d->dns01, domain, token, key_auth,
+				    job_dns01_ready, j);
+}
+
+static void job_unpublish(void *ctx, enum acme_chall_type type,
+			  const char *domain, const char *token)
+{
+	struct job *j = ctx;
+
+	if (type != ACME_CHALL_DNS01)
+		chall_unpublish(j->d, type, domain, token);
+	else
+		engine_dns01_unpublish(j->d->dns01, domain, token);
+}
+
+/* DNS-01 for a wildcard (nothing else can prove one) and for a domain
+ * registered with challenge dns-01; HTTP-01 otherwise. */
+static enum acme_chall_type chall_for(const struct store_domain *dom)
+{
+	return dom->name[0] == '*' || strcmp(dom->challenge, "dns-01") == 0
+		       ? ACME_CHALL_DNS01
+		       : ACME_CHALL_HTTP01;
+}
+
 static void start_order(struct job *j)
 {
 	struct engine_daemon *d = j->d;
-	struct acme_challenge_hooks hooks = {chall_publish, chall_unpublish, d};
+	struct acme_challenge_hooks hooks = {job_publish, job_unpublish, j};
 	const char *name = j->name;
 	struct acme_order_opts oo = {
 		.names = &name,
 		.n_names = 1,
 		.csr_der = j->csr,
 		.csr_len = j->csr_len,
-		.chall = ACME_CHALL_HTTP01,
+		.chall = j->chall,
 		.profile = d->o.profile,
 		.replaces = j->replaces[0] ? j->replaces : NULL,
 		.order_url = j->order_url,
@@ -819,7 +870,9 @@ static void job_preflight(struct job *j)
 {
 	int rc;
 
-	if (!j->d->dns) {
+	/* DNS-01 proves control of the zone, not where the name points
+	 * (a wildcard points nowhere) */
+	if (!j->d->dns || j->chall == ACME_CHALL_DNS01) {
 		job_queue_keygen(j);
 		return;
 	}
@@ -992,6 +1045,14 @@ static int start_due(struct engine_daemon *d, const struct store_due *due,
 	}
 	j->was_dns_pending = dom.status == STORE_DOMAIN_DNS_PENDING;
 	j->charged = 1; /* from here on job_local_failure refunds */
+	j->chall = chall_for(&dom);
+	if (j->chall == ACME_CHALL_DNS01 &&
+	    !engine_dns01_covers(d->dns01, j->name)) {
+		/* no order for what cannot be published */
+		job_local_failure(j, "DNS-01 needed, but no [dns \"ZONE\"] "
+				     "section covers this name");
+		return 0;
+	}
 	job_preflight(j); /* then keygen, unless DNS says no */
 	return 0;
 }
@@ -1395,6 +1456,7 @@ static int resume(struct engine_daemon *d)
 			}
 			j->renewing = dom.status == STORE_DOMAIN_RENEWING ||
 				      dom.status == STORE_DOMAIN_VALID;
+			j->chall = chall_for(&dom);
 			j->failures = dom.failures;
 			j->order_id = o->id;
 			j->order_url = o->url;
@@ -1544,6 +1606,15 @@ int engine_daemon_open(const struct engine_daemon_opts *o,
 	uv_timer_init(&d->s.loop, &d->drain_timer);
 	d->drain_timer.data = d;
 	d->handles_open = 1;
+	if (o->dns01) {
+		rc = engine_dns01_new(&d->s.loop, o->dns01, &d->dns01, err,
+				      errsz);
+		if (rc < 0)
+			goto fail;
+		log_info("daemon", NULL, "DNS-01: %zu zone%s", o->dns01->n_zones,
+			 o->dns01->n_zones == 1 ? "" : "s");
+	}
+	d->o.dns01 = NULL; /* copied: the caller's may go */
 	if (o->preflight) {
 		d->dns = engine_dns_new(&d->s.loop, o->preflight_resolver, 0,
 					err, errsz);
@@ -1600,6 +1671,10 @@ void engine_daemon_close(struct engine_daemon *d)
 	d->stopping = 1;
 	engine_dns_free(d->dns); /* before the loop closes: its handles */
 	d->dns = NULL;
+	/* hooks killed, records left logged; jobs freed below withdraw
+	 * nothing more (job_unpublish sees NULL) */
+	engine_dns01_free(d->dns01);
+	d->dns01 = NULL;
 	engine_deploy_free(d->deploy); /* its handles close with the loop's */
 	d->deploy = NULL;
 	engine_session_close(&d->s);

@@ -11,6 +11,10 @@
  * Key generation (RSA is slow) and fsync-heavy writes run on libuv's
  * thread pool so the loop never stalls the other orders. A failed name
  * records its reason and frees its slot; it never delays the others.
+ *
+ * With opts->dns01 every name is validated by DNS-01 (engine_dns01.c):
+ * no HTTP-01 responder is started, and the run ends only once every TXT
+ * record it added has been removed again.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -44,6 +48,9 @@ struct run {
 	size_t n;
 	const struct engine_issue_opts *opts;
 	struct engine_chall *chall;
+	struct engine_dns01 *dns01; /* DNS-01 publisher, or NULL */
+	uv_timer_t cleanup;          /* waits for the last TXT removals */
+	int cleanup_on;
 	size_t next, in_flight, ok, failed;
 	struct engine_issue_result *results;
 	uv_timer_t progress;
@@ -51,6 +58,7 @@ struct run {
 };
 
 static void start_more(struct run *r);
+static void cleanup_wait(uv_timer_t *t);
 
 static void set_result(struct run *r, size_t idx, const char *error)
 {
@@ -163,6 +171,37 @@ static void order_done(struct engine_task *t, enum acme_step s)
 		job_finish(j, "cannot queue the file write");
 }
 
+/* ---- DNS-01: a publication per job ----------------------------------------- */
+
+static void dns01_ready(void *ctx, const char *token, int rc, const char *why)
+{
+	struct job *j = ctx;
+
+	acme_order_chall_ready(j->order, token, rc, why, clock_wall_ms());
+	engine_task_kick(&j->task);
+}
+
+static int dns01_publish(void *ctx, enum acme_chall_type type,
+			 const char *domain, const char *token,
+			 const char *key_auth)
+{
+	struct job *j = ctx;
+
+	if (type != ACME_CHALL_DNS01)
+		return -EINVAL;
+	return engine_dns01_publish(j->run->dns01, domain, token, key_auth,
+				    dns01_ready, j);
+}
+
+static void dns01_unpublish(void *ctx, enum acme_chall_type type,
+			    const char *domain, const char *token)
+{
+	struct job *j = ctx;
+
+	(void)type;
+	engine_dns01_unpublish(j->run->dns01, domain, token);
+}
+
 /* ---- KEYGEN ---------------------------------------------------------------- */
 
 static void keygen_work(uv_work_t *w)
@@ -179,14 +218,17 @@ static void keygen_done(uv_work_t *w, int status)
 {
 	struct job *j = w->data;
 	struct run *r = j->run;
-	struct acme_challenge_hooks hooks = engine_chall_hooks(r->chall);
+	struct acme_challenge_hooks hooks =
+	    r->dns01 ? (struct acme_challenge_hooks){dns01_publish,
+						     dns01_unpublish, j}
+		     : engine_chall_hooks(r->chall);
 	const char *name = r->names[j->idx];
 	struct acme_order_opts oo = {
 		.names = &name,
 		.n_names = 1,
 		.csr_der = j->csr,
 		.csr_len = j->csr_len,
-		.chall = ACME_CHALL_HTTP01,
+		.chall = r->dns01 ? ACME_CHALL_DNS01 : ACME_CHALL_HTTP01,
 		.profile = r->opts->profile,
 		.preferred_issuer = r->opts->preferred_issuer,
 	};
@@ -229,12 +271,27 @@ static void start_more(struct run *r)
 		}
 	}
 	if (r->next == r->n && r->in_flight == 0) {
+		if (engine_dns01_active(r->dns01) > 0) {
+			/* TXT records still being removed: look again */
+			if (!r->cleanup_on) {
+				uv_timer_init(&r->s.loop, &r->cleanup);
+				r->cleanup.data = r;
+				r->cleanup_on = 1;
+			}
+			uv_timer_start(&r->cleanup, cleanup_wait, 100, 0);
+			return;
+		}
 		if (r->progress_on) {
 			uv_timer_stop(&r->progress);
 			fprintf(stderr, "\r\033[K");
 		}
 		uv_stop(&r->s.loop); /* idle CA connections keep it alive */
 	}
+}
+
+static void cleanup_wait(uv_timer_t *t)
+{
+	start_more(t->data);
 }
 
 /* ---- the run ------------------------------------------------------------ */
@@ -272,14 +329,20 @@ int engine_issue(const char *const *names, size_t n,
 		goto out;
 	}
 	/* The responder first: without it no order can succeed. */
-	r.chall = engine_chall_new(opts->http_listen, 0, NULL, NULL, err,
-				  errsz);
-	if (!r.chall) {
-		rc = -EADDRINUSE;
-		goto out;
+	if (!opts->dns01) {
+		r.chall = engine_chall_new(opts->http_listen, 0, NULL, NULL,
+					   err, errsz);
+		if (!r.chall) {
+			rc = -EADDRINUSE;
+			goto out;
+		}
 	}
 	rc = engine_session_open(&r.s, &opts->acct, 1, err, errsz);
 	if (rc < 0)
+		goto out;
+	if (opts->dns01 &&
+	    (rc = engine_dns01_new(&r.s.loop, opts->dns01, &r.dns01, err,
+				   errsz)) < 0)
 		goto out;
 	if (opts->progress && isatty(STDERR_FILENO)) {
 		uv_timer_init(&r.s.loop, &r.progress);
@@ -290,6 +353,7 @@ int engine_issue(const char *const *names, size_t n,
 	start_more(&r);
 	uv_run(&r.s.loop, UV_RUN_DEFAULT);
 out:
+	engine_dns01_free(r.dns01); /* its handles close with the loop's */
 	engine_session_close(&r.s);
 	engine_chall_free(r.chall);
 	if (rc < 0) {

@@ -146,6 +146,15 @@ int engine_task_start(struct engine_task *t, uv_loop_t *loop,
 	return 0;
 }
 
+void engine_task_kick(struct engine_task *t)
+{
+	/* the timer runs only while the machine waits */
+	if (t->closing || !t->timer_init || !uv_is_active((uv_handle_t *)&t->timer))
+		return;
+	uv_timer_stop(&t->timer);
+	step(t);
+}
+
 static void task_closed(uv_handle_t *h)
 {
 	struct engine_task *t = h->data;

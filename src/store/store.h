@@ -322,11 +322,20 @@ int store_event_list(struct store *st, const char *domain,
  * 0600, the others 0644. The chain is re-encoded (x509_split_chain) so
  * only certificates reach the files; a key that is not the leaf's is
  * refused (-EINVAL). All four are staged (written, fsynced) before any is
- * renamed into place, so a failure leaves the old set whole. Wildcards
- * use the base name. Borrows everything; 0 or negative errno.
+ * renamed into place, so a failure leaves the old set whole. A wildcard's
+ * directory is store_live_dirname's. Borrows everything; 0 or negative
+ * errno.
  */
 int store_live_write(const char *live_dir, const char *domain,
 		     const char *chain_pem, const char *key_pem);
+/*
+ * The directory name under live/ of domain: the name itself, and for a
+ * wildcard "*.x" the name "_wildcard.x". Not certbot's base name: that
+ * is also the directory of the plain name x, and a platform commonly has
+ * both (platform.example and *.platform.example); "_" is never in a
+ * host name, so no registered name can take it. Into buf; returns buf.
+ */
+const char *store_live_dirname(const char *domain, char *buf, size_t sz);
 /*
  * Remove the temp files an interrupted store_live_write left (a crash
  * between staging and renaming) in live_dir/<domain>/: the live files

@@ -44,9 +44,19 @@ static int live_key_matches(const char *leaf, const char *key_pem,
 	return rc;
 }
 
+const char *store_live_dirname(const char *domain, char *buf, size_t sz)
+{
+	if (strncmp(domain, "*.", 2) == 0)
+		snprintf(buf, sz, "_wildcard.%s", domain + 2);
+	else
+		snprintf(buf, sz, "%s", domain);
+	return buf;
+}
+
 int store_live_write(const char *live_dir, const char *domain,
 		     const char *chain_pem, const char *key_pem)
 {
+	char dname[NAME_MAX_LEN + 16];
 	static const char *const names[LIVE_FILES] = {
 	    "privkey.pem", "cert.pem", "chain.pem", "fullchain.pem"};
 	char dir[4300], path[LIVE_FILES][4400];
@@ -57,12 +67,11 @@ int store_live_write(const char *live_dir, const char *domain,
 	int rc = -EINVAL, i;
 
 	/* the name becomes a path component: store__name_ok rules out "/",
-	 * ".." and empty labels; wildcards get certbot's plain name */
+	 * ".." and empty labels; a wildcard gets _wildcard.BASE */
 	if (store__name_ok(domain) || store__str_ok(live_dir, 4096) ||
 	    !chain_pem || !key_pem)
 		goto out;
-	if (domain[0] == '*')
-		domain += 2;
+	domain = store_live_dirname(domain, dname, sizeof(dname));
 	chain_len = strnlen(chain_pem, STORE_PEM_MAX + 1);
 	key_len = strnlen(key_pem, STORE_PEM_MAX + 1);
 	if (chain_len == 0 || chain_len > STORE_PEM_MAX || key_len == 0 ||
@@ -121,7 +130,7 @@ static int is_stage_leftover(const char *n)
 
 int store_live_sweep(const char *live_dir, const char *domain)
 {
-	char path[4096];
+	char path[4096], dname[NAME_MAX_LEN + 16];
 	struct dirent *f;
 	DIR *sub;
 	int removed = 0;
@@ -130,7 +139,7 @@ int store_live_sweep(const char *live_dir, const char *domain)
 	    domain[0] == '.')
 		return -EINVAL;
 	snprintf(path, sizeof(path), "%s/%s", live_dir,
-		 strncmp(domain, "*.", 2) == 0 ? domain + 2 : domain);
+		 store_live_dirname(domain, dname, sizeof(dname)));
 	if (!(sub = opendir(path)))
 		return errno == ENOENT ? 0 : -errno;
 	while ((f = readdir(sub)))

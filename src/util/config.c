@@ -183,6 +183,17 @@ static const struct key keys[] = {
     {"hooks", "timeout", T_DURATION, F(hooks.timeout), "5m",
      "the deploy command is killed after this long", 1, DAY, NULL, 0},
 
+    {"dns", "resolver", T_ADDR, F(dns.resolver), "system",
+     "DNS-01: server asked for a zone's SOA and NS: system (resolv.conf) or "
+     "ADDR:PORT",
+     0, 0, NULL, AF_PEER | CONFIG_AF_SYSTEM_OK},
+    {"dns", "propagation_timeout", T_DURATION, F(dns.propagation_timeout),
+     "2m", "DNS-01: longest wait for every name server to serve the record",
+     1, 3600, NULL, 0},
+    {"dns", "hook_timeout", T_DURATION, F(dns.hook_timeout), "1m",
+     "DNS-01: a hook updater command is killed after this long", 1, 3600,
+     NULL, 0},
+
     {"log", "level", T_ENUM, F(log.level), "info", "least level logged", 0, 0,
      config_log_level_names, 0},
 
@@ -918,6 +929,7 @@ void config_free(struct config *cfg)
 		return;
 	free_secret(&cfg->acme.eab_hmac_key);
 	free_secret(&cfg->api.token);
+	config__dns_free(cfg);
 	for (size_t i = 0; i < NKEYS; i++) {
 		void *field = (char *)cfg + keys[i].off;
 
@@ -1040,6 +1052,20 @@ static int handler(void *user, const char *section, const char *name,
 		load_fail(ld, -EINVAL, "key %s is outside any [section]",
 			  show(name, sv, sizeof(sv)));
 		return 1;
+	}
+	{
+		/* [dns "ZONE"]: its own keys (config_dns.c) */
+		char zone[NAME_MAX_LEN + 1];
+
+		rc = config__dns_section(section, zone, sizeof(zone), msg,
+					 sizeof(msg));
+		if (rc > 0)
+			rc = config__dns_key(ld->cfg, zone, name, value,
+					     ld->base, msg, sizeof(msg));
+		if (rc < 0)
+			load_fail(ld, rc, "%s", msg);
+		if (rc != 0 || strncmp(section, "dns ", 4) == 0)
+			return 1;
 	}
 	k = find_key(section, name, &known);
 	if (!k) {
@@ -1382,6 +1408,8 @@ int config_validate(struct config *cfg, char *err, size_t errsz)
 				     ln[i], ln[j], a);
 				goto out;
 			}
+	if (config__dns_validate(cfg, err, errsz) < 0)
+		goto out;
 	rc = 0;
 	if (!is_set(cfg, &cfg->store.live_dir) || !*cfg->store.live_dir)
 		rc = derive(&cfg->store.live_dir, cfg->store.state_dir, "live");
@@ -1398,8 +1426,23 @@ out:
 
 /* ---- secrets ------------------------------------------------------------ */
 
+static int read_secret(const char *path, const char *key, char **out,
+		       char *err, size_t errsz, int one_line);
+
 int config_read_secret(const char *path, const char *key, char **out, char *err,
 		       size_t errsz)
+{
+	return read_secret(path, key, out, err, errsz, 1);
+}
+
+int config_read_secret_text(const char *path, const char *key, char **out,
+			    char *err, size_t errsz)
+{
+	return read_secret(path, key, out, err, errsz, 0);
+}
+
+static int read_secret(const char *path, const char *key, char **out,
+		       char *err, size_t errsz, int one_line)
 {
 	char *buf = NULL;
 	struct stat st;
@@ -1477,7 +1520,7 @@ int config_read_secret(const char *path, const char *key, char **out, char *err,
 		msgf(err, errsz, "%s: %s is empty", key, path);
 		goto out;
 	}
-	if (memchr(buf, '\0', len) || memchr(buf, '\n', len)) {
+	if (memchr(buf, '\0', len) || (one_line && memchr(buf, '\n', len))) {
 		rc = -EINVAL;
 		msgf(err, errsz, "%s: %s must hold one line of text", key,
 		     path);
@@ -1517,7 +1560,7 @@ int config_load_secrets(struct config *cfg, char *err, size_t errsz)
 		free_secret(&cfg->api.token);
 		cfg->api.token = s;
 	}
-	return 0;
+	return config__dns_secrets(cfg, err, errsz);
 }
 
 /* ---- dump --------------------------------------------------------------- */
@@ -1631,6 +1674,7 @@ int config_dump(const struct config *cfg, FILE *out)
 		}
 		fprintf(out, "%s =%s%s\n", k->name, *buf ? " " : "", buf);
 	}
+	config__dns_dump(cfg, out);
 	return ferror(out) ? -EIO : 0;
 }
 

@@ -118,6 +118,24 @@ struct config_addr_list {
 	struct config_addr *v; /* owned, n entries */
 };
 
+/* A [dns "ZONE"] section (config_dns.c; docs/config.md, docs/dns01.md). */
+enum config_dns_updater {
+	CONFIG_DNS_RFC2136 = 0, /* TSIG-signed RFC 2136 UPDATE to server */
+	CONFIG_DNS_HOOK,        /* command add|remove NAME VALUE */
+	CONFIG_DNS__MAX
+};
+extern const char *const config_dns_updater_names[CONFIG_DNS__MAX + 1];
+
+struct config_dns_zone {
+	char *zone;                /* normalized, owned */
+	int updater;               /* enum config_dns_updater, -1 unset */
+	struct config_addr server; /* rfc2136: the primary */
+	char *tsig_key_file;       /* NULL = unsigned updates */
+	char *command;             /* hook */
+	char *tsig_key;            /* the file's text, by
+				      config_load_secrets; wiped on free */
+};
+
 /*
  * The effective configuration. Strings and paths are owned, NUL-terminated,
  * never NULL after config_defaults (empty means not set); paths are
@@ -181,6 +199,15 @@ struct config {
 		int64_t batch;
 		int64_t timeout;
 	} hooks;
+	struct {
+		/* [dns]: DNS-01 (docs/dns01.md) */
+		struct config_addr resolver;  /* SOA/NS look-ups */
+		int64_t propagation_timeout;  /* seconds */
+		int64_t hook_timeout;         /* seconds */
+		/* [dns "ZONE"] sections, owned */
+		struct config_dns_zone *zones;
+		size_t n_zones;
+	} dns;
 	struct {
 		enum config_log_level level;
 	} log;
@@ -269,6 +296,10 @@ int config_load_secrets(struct config *cfg, char *err, size_t errsz);
  */
 int config_read_secret(const char *path, const char *key, char **out, char *err,
 		       size_t errsz);
+/* The same checks for a secret of several lines (a TSIG key file as
+ * tsig-keygen writes it); only NUL bytes are refused. */
+int config_read_secret_text(const char *path, const char *key, char **out,
+			    char *err, size_t errsz);
 
 /*
  * Print the effective configuration as an INI file that config_load_file
@@ -280,6 +311,21 @@ int config_dump(const struct config *cfg, FILE *out);
 
 /* Free what cfg owns (wiping secrets) and zero it; NULL is fine. */
 void config_free(struct config *cfg);
+
+/* The zone sections (config_dns.c), used by config.c. */
+int config__dns_section(const char *section, char *out, size_t outsz,
+			char *msg, size_t msgsz);
+int config__dns_key(struct config *cfg, const char *zone, const char *name,
+		    const char *value, const char *base, char *msg,
+		    size_t msgsz);
+int config__dns_validate(const struct config *cfg, char *err, size_t errsz);
+int config__dns_secrets(struct config *cfg, char *err, size_t errsz);
+void config__dns_free(struct config *cfg);
+void config__dns_dump(const struct config *cfg, FILE *out);
+/* The zone of cfg for name (longest match, the zone itself or below),
+ * or NULL. A wildcard "*.x" counts as x. */
+const struct config_dns_zone *config_dns_zone_for(const struct config *cfg,
+						  const char *name);
 
 /* The schema, for documentation and `certherd config keys`. */
 struct config_key_info {

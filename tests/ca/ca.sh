@@ -45,6 +45,10 @@
 #                        5 years by default; 2.10: 90 days; with
 #                        PEBBLE_PROFILES=1 it sets the "default" profile's)
 #   PEBBLE_START_TIMEOUT seconds to wait for the directory (default 20)
+#   PEBBLE_DNS_SERVER    ADDR:PORT Pebble resolves (and validates DNS-01)
+#                        through instead of challtestsrv (e.g. a test's own
+#                        BIND, tests/integration/named.sh); DNS_SERVER in
+#                        ca.env stays challtestsrv's
 # Always: PEBBLE_VA_NOSLEEP=1 (no artificial validation delay) and
 # PEBBLE_AUTHZREUSE=0 (every order validates for real). Other PEBBLE_*
 # variables (PEBBLE_CHAIN_LENGTH, PEBBLE_ALTERNATE_ROOTS, ...) pass through.
@@ -232,7 +236,7 @@ cmd_start() {
 		[ "$PEBBLE_ALWAYS_VALID" = 1 ] && export PEBBLE_VA_ALWAYS_VALID=1
 		cd "$DIR"
 		exec "$PEBBLE_BIN" -config "$DIR/pebble-config.json" \
-			-dnsserver "127.0.0.1:$DNS_PORT"
+			-dnsserver "${PEBBLE_DNS_SERVER:-127.0.0.1:$DNS_PORT}"
 	) </dev/null >>"$DIR/pebble.log" 2>&1 &
 	PEBBLE_PID=$!
 

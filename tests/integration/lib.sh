@@ -271,10 +271,11 @@ ari_certid_openssl() {
 		"$(printf '%s' "$serial" | xxd -r -p | _b64url)"
 }
 
-# verify_cert DIR DOMAIN: 0 if DIR/live/DOMAIN holds a good certificate for
-# DOMAIN from the running test CA; otherwise prints why and returns 1.
+# verify_cert DIR DOMAIN [SAN]: 0 if DIR/live/DOMAIN holds a good certificate for
+# DOMAIN (or SAN: a wildcard lives in live/_wildcard.BASE) from the running
+# test CA; otherwise prints why and returns 1.
 verify_cert() {
-	local d="$1/live/$2" domain=$2 f bad=0 mode
+	local d="$1/live/$2" domain=${3:-$2} f bad=0 mode
 	for f in cert chain fullchain privkey; do
 		[ -s "$d/$f.pem" ] || { echo "missing or empty: $d/$f.pem"; bad=1; }
 	done

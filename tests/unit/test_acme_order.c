@@ -313,6 +313,7 @@ struct t {
 	int64_t now;
 	int64_t waited; /* ms the last send() had to wait first */
 	int publish_rc;
+	enum acme_chall_type chall; /* the order's challenge type */
 	int n_publish, n_unpublish;
 	char *own; /* freed by teardown, so a failed assert leaks nothing */
 };
@@ -440,7 +441,7 @@ static void start(struct t *t, const struct acme_order_opts *extra)
 	oo.n_names = t->n_names;
 	oo.csr_der = t->csr;
 	oo.csr_len = t->csr_len;
-	oo.chall = ACME_CHALL_HTTP01;
+	oo.chall = t->chall;
 	t->o = acme_order_new(t->c, &oo, &h);
 	assert_non_null(t->o);
 	assert_int_equal(acme_order_state(t->o), ACME_ORDER_NEW);
@@ -1233,6 +1234,133 @@ static void test_publish_failure(void **state)
 	assert_null(strstr(events, "chalZ"));
 }
 
+/* ---- a publish that completes later (DNS-01) --------------------------------
+ */
+
+/* A wildcard's authorization as the CA sends it: the base name with
+ * "wildcard": true, only dns-01 offered. */
+static const char *wildcard_authz(const char *status, const char *chall_status)
+{
+	return fmt("{\"identifier\":{\"type\":\"dns\",\"value\":"
+		   "\"example.com\"},\"status\":\"%s\",\"wildcard\":true,"
+		   "\"challenges\":[{\"type\":\"dns-01\",\"url\":\"" CA
+		   "/chalZ/w\",\"status\":\"%s\",\"token\":\"%s\"}]}",
+		   status, chall_status, tokens[0]);
+}
+
+/* Up to the authorization of a wildcard DNS-01 order whose publish is
+ * pending: nothing may be sent until the driver says it is out. */
+static void run_to_pending_publish(struct t *t)
+{
+	static const char *const w[] = {"*.example.com"};
+	struct acme_request req;
+	int64_t wake = -1;
+
+	t->names[0] = w[0];
+	t->chall = ACME_CHALL_DNS01;
+	t->publish_rc = ACME_PUBLISH_PENDING;
+	start(t, NULL);
+	xchg(t, 201, "Location: " ORDER_URL, order_body(t, "pending", NULL));
+	xchg(t, 200, NULL, wildcard_authz("pending", "pending"));
+	assert_int_equal(t->n_publish, 1);
+	assert_int_equal(acme_order_state(t->o), ACME_ORDER_PUBLISH);
+	/* waiting, at most until the poll deadline (10 min by default) */
+	assert_int_equal(acme_order_next(t->o, t->now, &req, &wake),
+			 ACME_STEP_WAIT);
+	assert_null(req.url);
+	assert_int_equal(wake, t->now + 10 * 60 * 1000);
+}
+
+static void test_dns01_pending_publish_then_ready(void **state)
+{
+	struct t *t = *state;
+	char *chain = chain_pem("DNS:*.example.com", 'a');
+
+	run_to_pending_publish(t);
+	t->now += 30000; /* the DNS took 30 s to reach every server */
+	assert_int_equal(acme_order_chall_ready(t->o, "nosuchtoken", 0, NULL,
+						t->now),
+			 -ENOENT);
+	assert_int_equal(acme_order_chall_ready(t->o, tokens[0], 0, NULL,
+						t->now),
+			 0);
+	assert_int_equal(acme_order_state(t->o), ACME_ORDER_RESPOND);
+	/* reported once: a second report finds nothing pending */
+	assert_int_equal(acme_order_chall_ready(t->o, tokens[0], 0, NULL,
+						t->now),
+			 -ENOENT);
+	send(t);
+	assert_int_equal(t->waited, 0); /* answered at once */
+	assert_string_equal(t->req.url, CA "/chalZ/w");
+	feed(t, 200, NULL,
+	     fmt("{\"type\":\"dns-01\",\"url\":\"" CA "/chalZ/w\","
+		 "\"status\":\"processing\",\"token\":\"%s\"}",
+		 tokens[0]));
+	assert_int_equal(acme_order_state(t->o), ACME_ORDER_POLL_AUTHZ);
+	xchg(t, 200, NULL, wildcard_authz("valid", "valid"));
+	assert_int_equal(acme_order_state(t->o), ACME_ORDER_FINALIZE);
+	xchg(t, 200, NULL, order_body(t, "valid", valid_order_extra()));
+	xchg(t, 200, NULL, chain);
+	assert_int_equal(step_now(t), ACME_STEP_DONE);
+	assert_string_equal(events,
+			    "POST " NEW_ORDER_URL "\n"
+			    "POST " CA "/authZ/az0\n"
+			    "publish dns-01 *.example.com "
+			    "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0\n"
+			    "POST " CA "/chalZ/w\n"
+			    "POST " CA "/authZ/az0\n"
+			    "unpublish dns-01 *.example.com "
+			    "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0\n"
+			    "POST " FINALIZE_URL "\n"
+			    "POST " CERT_URL "\n");
+	/* the order is over: nothing left to report */
+	assert_int_equal(acme_order_chall_ready(t->o, tokens[0], 0, NULL,
+						t->now),
+			 -EINVAL);
+	free(chain);
+}
+
+static void test_dns01_publish_fails_later(void **state)
+{
+	struct t *t = *state;
+	const struct acme_error *e;
+
+	run_to_pending_publish(t);
+	assert_int_equal(acme_order_chall_ready(t->o, tokens[0], -EIO,
+						"the DNS server refused the "
+						"update: NOTAUTH",
+						t->now),
+			 0);
+	assert_int_equal(step_now(t), ACME_STEP_FAILED);
+	e = acme_order_error(t->o);
+	assert_int_equal(e->code, ACME_E_INTERNAL);
+	assert_string_equal(e->step, "challenge");
+	assert_string_equal(e->identifier, "*.example.com");
+	assert_non_null(strstr(e->detail, "NOTAUTH"));
+	/* a pending publish is withdrawn too (the driver cancels it), and
+	 * the CA was never told to validate */
+	assert_int_equal(t->n_unpublish, 1);
+	assert_null(strstr(events, "chalZ"));
+}
+
+static void test_dns01_publish_deadline(void **state)
+{
+	struct t *t = *state;
+	struct acme_request req;
+	int64_t wake = -1;
+
+	run_to_pending_publish(t);
+	t->now += 10 * 60 * 1000 - 1;
+	assert_int_equal(acme_order_next(t->o, t->now, &req, &wake),
+			 ACME_STEP_WAIT);
+	t->now += 1;
+	assert_int_equal(step_now(t), ACME_STEP_FAILED);
+	assert_int_equal(acme_order_error(t->o)->code, ACME_E_TIMEOUT);
+	assert_string_equal(acme_order_error(t->o)->step, "challenge");
+	assert_int_equal(t->n_unpublish, 1);
+	assert_null(strstr(events, "chalZ"));
+}
+
 static void test_order_invalid_after_finalize(void **state)
 {
 	struct t *t = *state;
@@ -1957,6 +2085,9 @@ int main(void)
 	    T1(test_invalid_authz_without_error),
 	    T2(test_second_authz_invalid_unpublishes_all),
 	    T1(test_publish_failure),
+	    T1(test_dns01_pending_publish_then_ready),
+	    T1(test_dns01_publish_fails_later),
+	    T1(test_dns01_publish_deadline),
 	    T1(test_order_invalid_after_finalize),
 	    T1(test_order_invalid_without_error_object),
 	    T1(test_order_ready_at_once),

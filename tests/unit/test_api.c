@@ -465,6 +465,43 @@ static void test_add_idn(void **state)
 	resp_free(&r);
 }
 
+/* Wildcards register with dns-01; a plain name may ask for it. */
+static void test_add_wildcard_and_challenge(void **state)
+{
+	struct fx *fx = *state;
+	struct resp r;
+	struct store_domain d;
+
+	http(fx, "POST", "/v1/domains",
+	     "{\"names\": [\"*.Wild.example.com\"]}", &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	assert_int_equal(store_domain_get(fx->st, "*.wild.example.com", &d), 0);
+	assert_string_equal(d.challenge, "dns-01");
+	http(fx, "POST", "/v1/domains",
+	     "{\"name\": \"api.example.com\", \"challenge\": \"dns-01\"}",
+	     &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	assert_int_equal(store_domain_get(fx->st, "api.example.com", &d), 0);
+	assert_string_equal(d.challenge, "dns-01");
+	http(fx, "POST", "/v1/domains", "{\"name\": \"b.example.com\"}", &r);
+	resp_free(&r);
+	assert_int_equal(store_domain_get(fx->st, "b.example.com", &d), 0);
+	assert_string_equal(d.challenge, "http-01");
+	http(fx, "POST", "/v1/domains",
+	     "{\"name\": \"c.example.com\", \"challenge\": \"tls-alpn-01\"}",
+	     &r);
+	assert_problem(&r, 400, "malformed");
+	resp_free(&r);
+	/* a wildcard is found by its name in a path */
+	http(fx, "GET", "/v1/domains/*.wild.example.com", NULL, &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(
+	    json_string_value(json_object_get(r.json, "challenge")), "dns-01");
+	resp_free(&r);
+}
+
 static void test_add_invalid_adds_nothing(void **state)
 {
 	struct fx *fx = *state;
@@ -473,9 +510,11 @@ static void test_add_invalid_adds_nothing(void **state)
 	json_t *inv;
 	uint64_t counts[STORE_DOMAIN__MAX];
 
+	/* a wildcard is valid, but not with http-01 */
 	http(fx, "POST", "/v1/domains",
 	     "{\"names\": [\"good.example.com\", \"bad..example.com\", "
-	     "\"192.0.2.1\", \"*.wild.example.com\"]}",
+	     "\"192.0.2.1\", \"*.wild.example.com\"], "
+	     "\"challenge\": \"http-01\"}",
 	     &r);
 	assert_problem(&r, 400, "invalid-name");
 	assert_non_null(
@@ -1186,6 +1225,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_add_and_duplicates, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_add_idn, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_add_wildcard_and_challenge,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_add_invalid_adds_nothing,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_add_bad_bodies, setup,

@@ -423,6 +423,89 @@ static const struct fcase fcases[] = {
      "error"},
 };
 
+/* [dns "ZONE"] sections: read, matched by name, checked, dumped. */
+static void test_dns_zones(void **state)
+{
+	static const char *const bad[][2] = {
+	    {"[dns \"a.example\"]\nupdater = bind\n", "not rfc2136 or hook"},
+	    {"[dns \"a.example\"]\nserver = a.example:53\n", "ADDR:PORT"},
+	    {"[dns \"a.example\"]\nttl = 5\n", "unknown key"},
+	    {"[dns \"a..example\"]\nupdater = hook\n", "a..example"},
+	    {"[dns a.example]\nupdater = hook\n", "[dns \"ZONE\"]"},
+	    {"[dns \"a.example\"]\nupdater = hook\nupdater = hook\n",
+	     "already set"},
+	};
+	struct config c;
+	const struct config_dns_zone *z;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(config_defaults(&c), 0);
+	assert_int_equal(
+	    config_load_string(&c,
+			       "[dns]\npropagation_timeout = 30s\n"
+			       "[dns \"Platform.Example.\"]\nupdater = rfc2136\n"
+			       "server = 192.0.2.53:53\ntsig_key_file = k.key\n"
+			       "[dns \"shop.platform.example\"]\n"
+			       "updater = hook\ncommand = /bin/hook x\n",
+			       "t.conf", "/etc/certherd", err, sizeof(err)),
+	    0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
+	assert_int_equal(c.dns.propagation_timeout, 30);
+	assert_int_equal(c.dns.n_zones, 2);
+	z = config_dns_zone_for(&c, "*.platform.example");
+	assert_non_null(z);
+	assert_string_equal(z->zone, "platform.example");
+	assert_int_equal(z->updater, CONFIG_DNS_RFC2136);
+	assert_string_equal(z->server.host, "192.0.2.53");
+	assert_string_equal(z->tsig_key_file, "/etc/certherd/k.key");
+	/* the longest zone wins; unrelated names have none */
+	z = config_dns_zone_for(&c, "a.shop.platform.example");
+	assert_non_null(z);
+	assert_string_equal(z->command, "/bin/hook x");
+	assert_null(config_dns_zone_for(&c, "xplatform.example"));
+	assert_null(config_dns_zone_for(&c, "example"));
+	f = open_memstream(&text, &len);
+	assert_int_equal(config_dump(&c, f), 0);
+	fclose(f);
+	assert_non_null(strstr(text, "[dns \"platform.example\"]\nupdater = "
+				     "rfc2136\nserver = 192.0.2.53:53\n"));
+	free(text);
+	config_free(&c);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(config_defaults(&c), 0);
+		err[0] = '\0';
+		assert_int_equal(config_load_string(&c, bad[i][0], "t.conf",
+						    "/", err, sizeof(err)),
+				 -EINVAL);
+		if (!strstr(err, bad[i][1]))
+			fail_msg("%s: %s", bad[i][0], err);
+		config_free(&c);
+	}
+	/* relations: rfc2136 without server, hook without command */
+	assert_int_equal(config_defaults(&c), 0);
+	assert_int_equal(config_load_string(&c,
+					    "[dns \"a.example\"]\nupdater = "
+					    "rfc2136\n",
+					    "t.conf", "/", err, sizeof(err)),
+			 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "needs server"));
+	config_free(&c);
+	assert_int_equal(config_defaults(&c), 0);
+	assert_int_equal(config_load_string(&c,
+					    "[dns \"a.example\"]\nupdater = "
+					    "hook\nserver = 1.2.3.4:53\n",
+					    "t.conf", "/", err, sizeof(err)),
+			 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "needs command"));
+	config_free(&c);
+}
+
 static void test_file_errors(void **state)
 {
 	(void)state;
@@ -823,6 +906,7 @@ int main(void)
 	    cmocka_unit_test(test_duration_table),
 	    cmocka_unit_test(test_addr_table),
 	    cmocka_unit_test(test_file_errors),
+	    cmocka_unit_test(test_dns_zones),
 	    cmocka_unit_test(test_long_lines),
 	    cmocka_unit_test(test_file_then_set),
 	    cmocka_unit_test(test_validate),

@@ -193,12 +193,12 @@ static void test_json(void **state)
 	    "/var/lib/certherd/live/a.example.com/fullchain.pem");
 	assert_string_equal(json_string_value(json_object_get(d, "privkey")),
 			    "/var/lib/certherd/live/a.example.com/privkey.pem");
-	/* a wildcard's files are under its base name (store_live_write) */
+	/* a wildcard's files are under _wildcard.BASE (store_live_write) */
 	d = json_array_get(json_object_get(j, "domains"), 1);
 	assert_string_equal(json_string_value(json_object_get(d, "name")),
 			    "*.example.org");
 	assert_string_equal(json_string_value(json_object_get(d, "fullchain")),
-			    "/var/lib/certherd/live/example.org/fullchain.pem");
+			    "/var/lib/certherd/live/_wildcard.example.org/fullchain.pem");
 	d = json_array_get(json_object_get(j, "domains"), 2);
 	assert_true(json_is_null(json_object_get(d, "serial")));
 	assert_true(json_is_null(json_object_get(d, "not_after")));

@@ -138,11 +138,24 @@ static void test_live_layout(void **state)
 	assert_string_equal(s, "");
 	free(s);
 
-	/* a wildcard uses the base name, as certbot does */
+	/* a wildcard gets _wildcard.BASE: the base name's own directory
+	 * belongs to the plain name, which a platform often has too */
 	assert_int_equal(store_live_write(live, "*.example.com", both, key_pem),
 			 0);
-	snprintf(dom, sizeof(dom), "%s/example.com/fullchain.pem", live);
+	snprintf(dom, sizeof(dom), "%s/_wildcard.example.com/fullchain.pem",
+		 live);
 	assert_int_equal(stat(dom, &sb), 0);
+	snprintf(dom, sizeof(dom), "%s/example.com", live);
+	assert_int_equal(stat(dom, &sb), -1);
+	{
+		char buf[64];
+		assert_string_equal(store_live_dirname("*.a.example", buf,
+							sizeof(buf)),
+				    "_wildcard.a.example");
+		assert_string_equal(store_live_dirname("a.example", buf,
+							sizeof(buf)),
+				    "a.example");
+	}
 
 	/* bad names and bad chains write nothing */
 	assert_int_equal(store_live_write(live, "../evil.com", both, key_pem),
