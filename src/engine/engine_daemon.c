@@ -126,8 +126,10 @@ struct job {
 	char replaces[ACME_ARI_CERTID_MAX]; /* "" unless renewing with ARI */
 	struct acme_order *order;
 	struct engine_task task;
-	uv_work_t work;
+	uv_work_t work;        /* keygen, then the live/ write */
 	int rc;
+	struct store_cert cert; /* the new certificate while live/ is written
+				   (PEMs borrowed from order and key_pem) */
 	struct job *prev, *next;
 };
 
@@ -511,18 +513,78 @@ static void order_fed(struct engine_task *t)
 			  url, store_errmsg(j->d->st));
 }
 
+/* The certificate is in live/ (or there is no live/): record it, then
+ * tell whoever waits for changed certificates. */
+static void order_stored(struct job *j)
+{
+	struct engine_daemon *d = j->d;
+	struct store_cert *c = &j->cert;
+	int64_t now = clock_wall_ms();
+	char detail[sizeof(j->replaces) + 64];
+
+	if (store_cert_insert(d->st, c, j->order_id,
+			      engine_renew_first(c->info.not_before_ms,
+						 c->info.not_after_ms,
+						 ari_usable(d), now,
+						 engine_renew_seed(c->info.serial)),
+			      now, NULL) < 0) {
+		job_local_failure(j, "cannot store the certificate");
+		return;
+	}
+	snprintf(detail, sizeof(detail), "certificate stored%s%s%s",
+		 j->replaces[0] ? " (replaces " : "", j->replaces,
+		 j->replaces[0] ? ")" : "");
+	store_event_append(d->st, j->name, now,
+			   j->renewing ? "renewed" : "issued", detail);
+	log_info("daemon", j->name, "certificate %s",
+		 j->renewing ? "renewed" : "issued");
+	uv_mutex_lock(&d->stats_mu);
+	d->stats.orders_valid++;
+	uv_mutex_unlock(&d->stats_mu);
+	engine_deploy_changed(d->deploy, j->name);
+	if (d->o.cert_changed)
+		d->o.cert_changed(d->o.cert_changed_ctx, j->name);
+	job_end(j);
+}
+
+/* On the thread pool: staging, fsyncs and renames of four files cost
+ * more than the rest of an order's local work put together, and would
+ * hold every other order on the loop meanwhile. */
+static void live_work(uv_work_t *w)
+{
+	struct job *j = w->data;
+
+	j->rc = store_live_write(j->d->o.live_dir, j->name, j->cert.chain_pem,
+				 j->key_pem);
+}
+
+static void live_done(uv_work_t *w, int status)
+{
+	struct job *j = w->data;
+	char why[512];
+
+	if (j->d->stopping)
+		return; /* closing: the order stays pending and resumes */
+	if (status < 0 || j->rc < 0) {
+		snprintf(why, sizeof(why), "cannot write %s/%s: %s",
+			 j->d->o.live_dir, j->name,
+			 strerror(status < 0 ? EIO : -j->rc));
+		job_local_failure(j, why);
+		return;
+	}
+	order_stored(j);
+}
+
 static void order_done(struct engine_task *t, enum acme_step s)
 {
 	struct job *j = t->ctx;
 	struct engine_daemon *d = j->d;
-	struct store_cert c = {0};
+	struct store_cert *c = &j->cert;
 	struct x509_info info = {0};
 	struct store_domain dom;
 	X509 *leaf = NULL;
 	const char *pem;
-	int64_t now = clock_wall_ms();
 	size_t len;
-	int rc;
 
 	if (s != ACME_STEP_DONE) {
 		job_failed(j, acme_order_error(j->order));
@@ -543,62 +605,32 @@ static void order_done(struct engine_task *t, enum acme_step s)
 		/* Removed while we worked: keep the history, not the job. */
 		if (j->order_id)
 			store_order_finish(d->st, j->order_id, STORE_ORDER_DONE,
-					   now);
+					   clock_wall_ms());
 		x509_info_free(&info);
 		job_end(j);
 		return;
 	}
-	snprintf(c.info.domain, sizeof(c.info.domain), "%s", j->name);
-	snprintf(c.info.serial, sizeof(c.info.serial), "%s", info.serial);
-	snprintf(c.info.issuer, sizeof(c.info.issuer), "%s", info.issuer_cn);
-	snprintf(c.info.profile, sizeof(c.info.profile), "%s",
+	snprintf(c->info.domain, sizeof(c->info.domain), "%s", j->name);
+	snprintf(c->info.serial, sizeof(c->info.serial), "%s", info.serial);
+	snprintf(c->info.issuer, sizeof(c->info.issuer), "%s", info.issuer_cn);
+	snprintf(c->info.profile, sizeof(c->info.profile), "%s",
 		 d->o.profile ? d->o.profile : "");
-	c.info.not_before_ms = info.not_before * 1000;
-	c.info.not_after_ms = info.not_after * 1000;
-	c.info.ari_start_ms = c.info.ari_end_ms = STORE_NO_TIME;
-	c.chain_pem = (char *)pem;
-	c.key_pem = j->key_pem;
+	c->info.not_before_ms = info.not_before * 1000;
+	c->info.not_after_ms = info.not_after * 1000;
+	c->info.ari_start_ms = c->info.ari_end_ms = STORE_NO_TIME;
+	c->chain_pem = (char *)pem;
+	c->key_pem = j->key_pem;
+	x509_info_free(&info);
 	/* live/ first, the store second: a crash in between leaves the
 	 * order pending, the restart downloads the same certificate again
 	 * and writes the same files, so live/ is never behind the store. */
-	if (d->o.live_dir &&
-	    (rc = store_live_write(d->o.live_dir, j->name, pem, j->key_pem)) < 0) {
-		char why[512];
-		x509_info_free(&info);
-		snprintf(why, sizeof(why), "cannot write %s/%s: %s",
-			 d->o.live_dir, j->name, strerror(-rc));
-		job_local_failure(j, why);
+	if (!d->o.live_dir) {
+		order_stored(j);
 		return;
 	}
-	rc = store_cert_insert(d->st, &c, j->order_id,
-			       engine_renew_first(c.info.not_before_ms,
-						  c.info.not_after_ms,
-						  ari_usable(d), now,
-						  engine_renew_seed(info.serial)),
-			       now, NULL);
-	x509_info_free(&info);
-	if (rc < 0) {
-		job_local_failure(j, "cannot store the certificate");
-		return;
-	}
-	{
-		char detail[sizeof(j->replaces) + 64];
-
-		snprintf(detail, sizeof(detail), "certificate stored%s%s%s",
-			 j->replaces[0] ? " (replaces " : "", j->replaces,
-			 j->replaces[0] ? ")" : "");
-		store_event_append(d->st, j->name, now,
-				   j->renewing ? "renewed" : "issued", detail);
-	}
-	log_info("daemon", j->name, "certificate %s",
-		 j->renewing ? "renewed" : "issued");
-	uv_mutex_lock(&d->stats_mu);
-	d->stats.orders_valid++;
-	uv_mutex_unlock(&d->stats_mu);
-	engine_deploy_changed(d->deploy, j->name);
-	if (d->o.cert_changed)
-		d->o.cert_changed(d->o.cert_changed_ctx, j->name);
-	job_end(j);
+	j->work.data = j;
+	if (uv_queue_work(&d->s.loop, &j->work, live_work, live_done) < 0)
+		job_local_failure(j, "cannot queue the live/ write");
 }
 
 /* ---- HTTP-01: served here from memory, shared through the store ------------------ */
