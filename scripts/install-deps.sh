@@ -10,7 +10,7 @@ PKGS="build-essential meson ninja-build pkg-config libssl-dev
 libcurl4-openssl-dev libjansson-dev libuv1-dev libmicrohttpd-dev
 libsqlite3-dev sqlite3 libinih-dev libc-ares-dev libsystemd-dev libidn2-dev libpsl-dev publicsuffix libcmocka-dev pebble
 openssl curl ca-certificates clang libclang-rt-14-dev util-linux iproute2
-procps jq python3 xxd dnsmasq-base"
+procps jq python3 xxd dnsmasq-base nginx"
 PEBBLE_TESTING=/opt/certherd/pebble-testing/usr/bin/pebble
 
 if [ "$(id -u)" != 0 ]; then
