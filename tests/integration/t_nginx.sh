@@ -100,7 +100,7 @@ config() {
 [acme]
 directory = $ACME_DIRECTORY
 ca_bundle = $CA_BUNDLE
-concurrency = 100
+concurrency = 25
 [store]
 state_dir = $S/state
 live_dir = $LIVE
