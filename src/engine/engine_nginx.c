@@ -98,6 +98,7 @@ struct engine_nginx {
 	struct engine_batch *changed; /* certificates stored since the last
 					 successful reload */
 	struct engine_batch *pass;    /* those of the pass in progress */
+	struct engine_batch *told;    /* have last_err in their history */
 	size_t pass_domains;	      /* in the include of this pass */
 	int pass_include_changed;
 	struct engine_cmd *cmd;
@@ -142,7 +143,8 @@ static void back_to_idle(struct engine_nginx *ng)
 	kick(ng);
 }
 
-/* Log a failure at error once, then at debug while it repeats. */
+/* Log a failure at error once, then at debug while it repeats (a broken
+ * template fails again at every pass until it is fixed). */
 static void fail_log(struct engine_nginx *ng, const char *msg)
 {
 	if (strcmp(ng->last_err, msg) == 0) {
@@ -150,21 +152,29 @@ static void fail_log(struct engine_nginx *ng, const char *msg)
 		return;
 	}
 	snprintf(ng->last_err, sizeof(ng->last_err), "%s", msg);
+	engine_batch_clear(ng->told); /* a new failure: tell everyone */
 	log_error("nginx", NULL, "%s", msg);
 }
 
-/* Record kind/detail in the history of the pass's names (at most
- * NG_EVENTS_MAX: a failure of 10,000 names is one log line and a sample
- * of entries, not a minute of database writes). */
+/* Record kind/detail in the history of the pass's names that were not
+ * told of this same failure yet (a broken template fails again at every
+ * pass until it is fixed: one entry per domain, not one a minute), at
+ * most NG_EVENTS_MAX per pass (a failure of 10,000 names is one log line
+ * and a sample of entries, not a minute of database writes). */
 static void pass_events(struct engine_nginx *ng, const char *kind,
 			const char *detail)
 {
-	size_t n = engine_batch_count(ng->pass);
+	size_t n = engine_batch_count(ng->pass), written = 0;
 	int64_t now = clock_wall_ms();
 
-	for (size_t i = 0; i < n && i < NG_EVENTS_MAX; i++)
-		store_event_append(ng->st, engine_batch_name(ng->pass, i), now,
-				   kind, detail);
+	for (size_t i = 0; i < n && written < NG_EVENTS_MAX; i++) {
+		const char *name = engine_batch_name(ng->pass, i);
+
+		if (engine_batch_add(ng->told, name) == 0)
+			continue; /* already has this failure */
+		store_event_append(ng->st, name, now, kind, detail);
+		written++;
+	}
 }
 
 /* The pass did not reach nginx: its names wait for the next one. */
@@ -363,6 +373,7 @@ static void reload_done(void *ctx, const struct engine_cmd_result *r)
 		return;
 	}
 	ng->last_err[0] = '\0';
+	engine_batch_clear(ng->told);
 	ng->reloads++;
 	ng->last_reload = uv_now(ng->loop);
 	ng->reloaded_once = 1;
@@ -565,9 +576,10 @@ static char *render(struct engine_nginx *ng, size_t *len)
 			   sizeof(err));
 	if (!out) {
 		snprintf(msg, sizeof(msg),
-			 "nginx include not written: %s%s; nginx keeps its "
+			 "nginx include not written: %s: %s; nginx keeps its "
 			 "configuration",
-			 ng->template_file ? ng->template_file : "built-in ",
+			 ng->template_file ? ng->template_file
+					   : "built-in template",
 			 err);
 		goto fail;
 	}
@@ -772,7 +784,8 @@ int engine_nginx_new(uv_loop_t *loop, struct store *st,
 	ng->verify_host = dup_or_null(o->verify_host, &oom);
 	ng->changed = engine_batch_new();
 	ng->pass = engine_batch_new();
-	if (oom || !ng->changed || !ng->pass) {
+	ng->told = engine_batch_new();
+	if (oom || !ng->changed || !ng->pass || !ng->told) {
 		snprintf(err, errsz, "out of memory");
 		rc = -ENOMEM;
 		goto fail;
@@ -898,7 +911,8 @@ void engine_nginx_free(struct engine_nginx *ng)
 	ng->cmd = NULL;
 	engine_batch_free(ng->changed);
 	engine_batch_free(ng->pass);
-	ng->changed = ng->pass = NULL;
+	engine_batch_free(ng->told);
+	ng->changed = ng->pass = ng->told = NULL;
 	free(ng->include);
 	free(ng->template_file);
 	free(ng->command);

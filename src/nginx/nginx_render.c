@@ -169,16 +169,20 @@ int nginx_template_check(const struct nginx_render_opts *o, char *err,
 		}
 		if (c == '{' && t[i + 1] == '{') {
 			ph = ph_at(t + i, &adv);
+			if (ph == -2 || (ph == -1 && memchr(t + i, '\n', adv))) {
+				snprintf(err, errsz,
+					 "template line %u: {{ without }}",
+					 line_of(t, i));
+				return -EINVAL;
+			}
 			if (ph < 0) {
 				snprintf(err, errsz,
-					 ph == -2 ? "template line %u: {{ "
-						    "without }}"
-						  : "template line %u: unknown "
-						    "placeholder %.40s (known: "
-						    "domain, fullchain, privkey, "
-						    "cert, chain, listen, "
-						    "upstream, cert_cache)",
-					 line_of(t, i), t + i);
+					 "template line %u: unknown placeholder "
+					 "%.*s (known: domain, fullchain, "
+					 "privkey, cert, chain, listen, "
+					 "upstream, cert_cache)",
+					 line_of(t, i), adv > 40 ? 40 : (int)adv,
+					 t + i);
 				return -EINVAL;
 			}
 			seen[ph] = 1;

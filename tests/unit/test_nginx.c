@@ -136,6 +136,11 @@ static void test_template_checks(void **state)
 		  "line 1: unknown placeholder {{domian}}");
 	check_tpl("server {\n server_name {{domain; }", NGINX_SERVER_BLOCKS,
 		  1, "line 2: {{ without }}");
+	check_tpl("server { server_name {{domain}}; x \"{{nope}}\";\n}",
+		  NGINX_SERVER_BLOCKS, 1,
+		  "line 1: unknown placeholder {{nope}} (known");
+	check_tpl("server { server_name {{domain\n}}; }", NGINX_SERVER_BLOCKS,
+		  1, "line 1: {{ without }}");
 	check_tpl("server {\n server_name {{domain}};\n", NGINX_SERVER_BLOCKS,
 		  1, "line 1: '{' is not closed");
 	check_tpl("server { server_name {{domain}}; }\n}\n",
