@@ -128,8 +128,8 @@ static void import_name(struct imp *im, const char *lineage, const char *raw,
 		return;
 	}
 	if (im->cfg->store.write_live) {
-		rc = store_live_write(im->cfg->store.live_dir, name, chain,
-				      key);
+		rc =
+		    store_live_write(im->cfg->store.live_dir, name, chain, key);
 		if (rc == 0 && im->chown_keys)
 			rc = nginx_key_chown(im->cfg->store.live_dir, name,
 					     im->uid, im->gid);
@@ -161,8 +161,8 @@ static void import_name(struct imp *im, const char *lineage, const char *raw,
 		return;
 	}
 	snprintf(why, sizeof(why),
-		 "certificate %s imported from certbot lineage %s", info->serial,
-		 lineage);
+		 "certificate %s imported from certbot lineage %s",
+		 info->serial, lineage);
 	store_event_append(im->st, name, now, "imported", why);
 	day(info->not_after, until, sizeof(until));
 	printf("imported %s (valid until %s)\n", name, until);
@@ -250,8 +250,8 @@ int cli_import_certbot(const struct cli_global *g, int argc, char **argv)
 	DIR *dh = NULL;
 	int help, status = 1;
 
-	help = argc > 1 && (strcmp(argv[1], "--help") == 0 ||
-			    strcmp(argv[1], "-h") == 0);
+	help = argc > 1 &&
+	       (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
 	if (help || argc != 2 || argv[1][0] == '-') {
 		fputs(import_usage, help ? stdout : stderr);
 		return help ? 0 : 2;

@@ -13,8 +13,8 @@
 #include "util/config.h"
 #include "util/util.h"
 
-int cli__plain_config(const struct cli_global *g, struct config *cfg,
-		      char *err, size_t errsz)
+int cli__plain_config(const struct cli_global *g, struct config *cfg, char *err,
+		      size_t errsz)
 {
 	int rc = config_defaults(cfg);
 
@@ -22,7 +22,8 @@ int cli__plain_config(const struct cli_global *g, struct config *cfg,
 		snprintf(err, errsz, "out of memory");
 		return rc;
 	}
-	if (g->config && (rc = config_load_file(cfg, g->config, err, errsz)) < 0)
+	if (g->config &&
+	    (rc = config_load_file(cfg, g->config, err, errsz)) < 0)
 		goto fail;
 	for (size_t i = 0; i < g->n_sets; i++)
 		if ((rc = config_set(cfg, g->sets[i], err, errsz)) < 0)
@@ -60,8 +61,9 @@ int cli__serve_nginx(const struct config *cfg, struct cli_nginx_opts *n,
 	if (!cfg->nginx.enabled)
 		return 0;
 	if (!cfg->store.write_live) {
-		snprintf(err, errsz, "nginx.enabled needs store.write_live: "
-				     "nginx reads the live/ files");
+		snprintf(err, errsz,
+			 "nginx.enabled needs store.write_live: "
+			 "nginx reads the live/ files");
 		return -EINVAL;
 	}
 	if (nginx_listen_str(&cfg->nginx.listen, n->listen, sizeof(n->listen)) <
@@ -124,8 +126,8 @@ int cli_nginx(const struct cli_global *g, int argc, char **argv)
 	char err[1024], target[80], *text;
 	int help;
 
-	help = argc > 1 && (strcmp(argv[1], "--help") == 0 ||
-			    strcmp(argv[1], "-h") == 0);
+	help = argc > 1 &&
+	       (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
 	if (help || argc != 2 || strcmp(argv[1], "snippet") != 0) {
 		fputs(nginx_usage, help ? stdout : stderr);
 		return help ? 0 : 2;

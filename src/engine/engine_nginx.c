@@ -46,16 +46,17 @@
 #include "store/store.h"
 #include "util/util.h"
 
-#define NG_PAGE		 512   /* domains read from the store at once */
-#define NG_MIN_GAP_MS	 1000  /* between two passes, to gather changes */
-#define NG_CMD_TIMEOUT	 60000 /* nginx -t with 10,000 certificates: s */
-#define NG_SAMPLE	 8     /* names verified after a reload */
-#define NG_VERIFY_MS	 20000 /* how long nginx gets to serve them */
-#define NG_HANDSHAKE_MS	 2000
-#define NG_EVENTS_MAX	 256 /* history entries written for one failure */
-#define NG_OUT_MAX	 (64u << 10)
-#define NG_SAFETY_MS	 60000 /* a pass at least this often: changes made
-				  to the store by another process */
+#define NG_PAGE		512   /* domains read from the store at once */
+#define NG_MIN_GAP_MS	1000  /* between two passes, to gather changes */
+#define NG_CMD_TIMEOUT	60000 /* nginx -t with 10,000 certificates: s */
+#define NG_SAMPLE	8     /* names verified after a reload */
+#define NG_VERIFY_MS	20000 /* how long nginx gets to serve them */
+#define NG_HANDSHAKE_MS 2000
+#define NG_EVENTS_MAX	256 /* history entries written for one failure */
+#define NG_OUT_MAX	(64u << 10)
+#define NG_SAFETY_MS                                                           \
+	60000 /* a pass at least this often: changes made                      \
+		 to the store by another process */
 
 enum ng_state {
 	NG_IDLE = 0,
@@ -83,16 +84,16 @@ struct engine_nginx {
 	uv_loop_t *loop;
 	struct store *st;
 	struct engine_nginx_opts o;
-	char *include, *template_file, *command, *listen, *upstream,
-	    *live_dir, *verify_host;
+	char *include, *template_file, *command, *listen, *upstream, *live_dir,
+	    *verify_host;
 	char backup[4300], out_path[4300], qout[4400];
 	enum ng_state state;
-	int dirty;		  /* something may have changed: pass soon */
-	int need_reload;	  /* certificates changed under the include */
-	int first_pass;		  /* keys of every domain get their owner */
-	int cert_cache;		  /* nginx >= 1.27.4 */
+	int dirty;	 /* something may have changed: pass soon */
+	int need_reload; /* certificates changed under the include */
+	int first_pass;	 /* keys of every domain get their owner */
+	int cert_cache;	 /* nginx >= 1.27.4 */
 	unsigned version;
-	uint64_t last_reload;	  /* loop time; 0 = never */
+	uint64_t last_reload; /* loop time; 0 = never */
 	int reloaded_once;
 	uint64_t last_pass;
 	struct engine_batch *changed; /* certificates stored since the last
@@ -211,15 +212,16 @@ static void cmd_message(struct engine_nginx *ng, char *out, size_t outsz)
 		for (n = 0; line[n]; n++)
 			if ((unsigned char)line[n] < 0x20)
 				line[n] = ' ';
-		o += (size_t)snprintf(out + o, outsz - o, "%s%s",
-				      o ? "; " : "", line);
+		o += (size_t)snprintf(out + o, outsz - o, "%s%s", o ? "; " : "",
+				      line);
 		if (o >= outsz - 1)
 			break;
 	}
 	free(text);
 }
 
-/* ---- verification --------------------------------------------------------- */
+/* ---- verification ---------------------------------------------------------
+ */
 
 static void verify_work(uv_work_t *w)
 {
@@ -350,7 +352,8 @@ static int verify_start(struct engine_nginx *ng)
 	return 1;
 }
 
-/* ---- the commands ---------------------------------------------------------- */
+/* ---- the commands ----------------------------------------------------------
+ */
 
 static void reload_done(void *ctx, const struct engine_cmd_result *r)
 {
@@ -381,7 +384,8 @@ static void reload_done(void *ctx, const struct engine_cmd_result *r)
 	log_info("nginx", NULL,
 		 "nginx reloaded (%lu since start): %zu domain%s in the "
 		 "include%s, %zu changed certificate%s",
-		 ng->reloads, ng->pass_domains, ng->pass_domains == 1 ? "" : "s",
+		 ng->reloads, ng->pass_domains,
+		 ng->pass_domains == 1 ? "" : "s",
 		 ng->pass_include_changed ? " (changed)" : "",
 		 engine_batch_count(ng->pass),
 		 engine_batch_count(ng->pass) == 1 ? "" : "s");
@@ -465,7 +469,8 @@ static void check_done(void *ctx, const struct engine_cmd_result *r)
 	}
 }
 
-/* ---- a pass ---------------------------------------------------------------- */
+/* ---- a pass ----------------------------------------------------------------
+ */
 
 struct names {
 	char **v;
@@ -509,8 +514,8 @@ static int list_served(struct engine_nginx *ng, struct names *ns)
 
 	if (!page)
 		return rc;
-	f.status_mask = ((1u << STORE_DOMAIN__MAX) - 1) &
-			~(1u << STORE_DOMAIN_REMOVED);
+	f.status_mask =
+	    ((1u << STORE_DOMAIN__MAX) - 1) & ~(1u << STORE_DOMAIN_REMOVED);
 	do {
 		f.after = after[0] ? after : NULL;
 		rc = store_domain_list(ng->st, &f, page, NG_PAGE, &n);
@@ -565,9 +570,9 @@ static char *render(struct engine_nginx *ng, size_t *len)
 	}
 	if (ng->o.strategy == NGINX_SERVER_BLOCKS &&
 	    (rc = list_served(ng, &ns)) < 0) {
-		snprintf(msg, sizeof(msg),
-			 "cannot list the domains for nginx: %s",
-			 rc == -ENOMEM ? "out of memory" : store_errmsg(ng->st));
+		snprintf(
+		    msg, sizeof(msg), "cannot list the domains for nginx: %s",
+		    rc == -ENOMEM ? "out of memory" : store_errmsg(ng->st));
 		goto fail;
 	}
 	ng->first_pass = 0;
@@ -633,8 +638,8 @@ static void on_pass(uv_timer_t *t)
 	}
 	rc = fsio_read_all(ng->include, 64u << 20, &cur, &clen);
 	had_old = rc == 0;
-	ng->pass_include_changed = !had_old || clen != len ||
-				   memcmp(cur, text, len) != 0;
+	ng->pass_include_changed =
+	    !had_old || clen != len || memcmp(cur, text, len) != 0;
 	free(cur);
 	if (ng->o.strategy == NGINX_SERVER_BLOCKS &&
 	    engine_batch_count(ng->pass))
@@ -677,22 +682,24 @@ static void on_safety(uv_timer_t *t)
 	engine_nginx_poke(t->data);
 }
 
-/* ---- the public side ------------------------------------------------------- */
+/* ---- the public side -------------------------------------------------------
+ */
 
 void engine_nginx_changed(struct engine_nginx *ng, const char *name)
 {
 	if (!ng)
 		return;
 	if (ng->o.chown_keys) {
-		int rc = nginx_key_chown(ng->live_dir, name, ng->o.uid,
-					 ng->o.gid);
+		int rc =
+		    nginx_key_chown(ng->live_dir, name, ng->o.uid, ng->o.gid);
 		if (rc < 0)
 			log_error("nginx", name,
 				  "cannot give privkey.pem to uid %u: %s",
 				  (unsigned)ng->o.uid, strerror(-rc));
 	}
 	if (engine_batch_add(ng->changed, name) < 0)
-		log_error("nginx", name, "out of memory: loaded at the next "
+		log_error("nginx", name,
+			  "out of memory: loaded at the next "
 			  "reload anyway");
 	ng->dirty = 1;
 	kick(ng);
@@ -791,16 +798,18 @@ int engine_nginx_new(uv_loop_t *loop, struct store *st,
 		goto fail;
 	}
 	if (!ng->include || !ng->command || !ng->listen || !ng->live_dir) {
-		snprintf(err, errsz, "nginx mode needs nginx.include, "
-				     "nginx.nginx, nginx.listen and live/ "
-				     "files (store.write_live)");
+		snprintf(err, errsz,
+			 "nginx mode needs nginx.include, "
+			 "nginx.nginx, nginx.listen and live/ "
+			 "files (store.write_live)");
 		goto fail;
 	}
 	if (!nginx_path_ok(ng->include) || !nginx_path_ok(o->state_dir)) {
 		snprintf(err, errsz,
 			 "%s: a path nginx mode uses may hold only letters, "
 			 "digits and /._+@=,:-",
-			 nginx_path_ok(ng->include) ? o->state_dir : ng->include);
+			 nginx_path_ok(ng->include) ? o->state_dir
+						    : ng->include);
 		goto fail;
 	}
 	snprintf(ng->backup, sizeof(ng->backup), "%s.certherd-old",

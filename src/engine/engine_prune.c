@@ -20,9 +20,9 @@
 #include "store/store.h"
 #include "util/util.h"
 
-#define PRUNE_PAGE	 256
-#define PRUNE_EVERY_MAX	 ENGINE_HOUR_MS
-#define PRUNE_EVERY_MIN	 1000
+#define PRUNE_PAGE	256
+#define PRUNE_EVERY_MAX ENGINE_HOUR_MS
+#define PRUNE_EVERY_MIN 1000
 
 struct engine_prune {
 	struct store *st;
@@ -34,8 +34,8 @@ struct engine_prune {
 static void prune_pass(uv_timer_t *t)
 {
 	struct engine_prune *p = t->data;
-	struct store_domain_filter f = {.status_mask =
-					    1u << STORE_DOMAIN_REMOVED};
+	struct store_domain_filter f = {.status_mask = 1u
+						       << STORE_DOMAIN_REMOVED};
 	struct store_domain *page = malloc(PRUNE_PAGE * sizeof(*page));
 	char after[NAME_MAX_LEN + 1] = "";
 	int64_t now = clock_wall_ms();

@@ -92,7 +92,7 @@ char *nginx_snippet(const char *target);
 
 /* ---- nginx -V (nginx_version.c) ------------------------------------------ */
 
-#define NGINX_VERSION(a, b, c) ((a) * 1000000u + (b) * 1000u + (c))
+#define NGINX_VERSION(a, b, c) ((a)*1000000u + (b)*1000u + (c))
 /* First ssl_certificate with variables, first ssl_certificate_cache. */
 #define NGINX_V_CERT_VARIABLES NGINX_VERSION(1, 15, 9)
 #define NGINX_V_CERT_CACHE     NGINX_VERSION(1, 27, 4)

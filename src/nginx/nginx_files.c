@@ -21,8 +21,8 @@
 #include "nginx/nginx.h"
 
 /* The files store_live_write creates in a domain's directory. */
-static const char *const live_files[] = {"privkey.pem", "cert.pem",
-					 "chain.pem", "fullchain.pem"};
+static const char *const live_files[] = {"privkey.pem", "cert.pem", "chain.pem",
+					 "fullchain.pem"};
 
 int nginx_owner_parse(const char *spec, uid_t *uid, gid_t *gid, char *err,
 		      size_t errsz)
@@ -68,8 +68,7 @@ static int dir_of(const char *live_dir, const char *name, char *out,
 {
 	int w;
 
-	if (!live_dir || !name || !*name || strchr(name, '/') ||
-	    name[0] == '.')
+	if (!live_dir || !name || !*name || strchr(name, '/') || name[0] == '.')
 		return -EINVAL;
 	if (strncmp(name, "*.", 2) == 0)
 		name += 2;

@@ -30,10 +30,9 @@ const char *const nginx_strategy_names[NGINX__MAX] = {"server-blocks",
 
 /* The size ssl_certificate_cache gets in the built-in template: entries
  * are parsed certificate+key pairs, a few KiB each. */
-#define CERT_CACHE_LINE                                                        \
-	"ssl_certificate_cache max=20000 inactive=1h valid=1m;"
+#define CERT_CACHE_LINE "ssl_certificate_cache max=20000 inactive=1h valid=1m;"
 #define CERT_CACHE_NONE                                                        \
-	"# no ssl_certificate_cache (nginx < 1.27.4): files are read at "     \
+	"# no ssl_certificate_cache (nginx < 1.27.4): files are read at "      \
 	"each handshake"
 
 static const char tpl_blocks[] =
@@ -79,7 +78,7 @@ enum ph {
 	PH__MAX
 };
 static const char *const ph_names[PH__MAX] = {
-    "domain", "fullchain", "privkey",	 "cert",
+    "domain", "fullchain", "privkey",  "cert",
     "chain",  "listen",	   "upstream", "cert_cache"};
 /* the file each path placeholder stands for */
 static const char *const ph_files[PH__MAX] = {
@@ -169,20 +168,22 @@ int nginx_template_check(const struct nginx_render_opts *o, char *err,
 		}
 		if (c == '{' && t[i + 1] == '{') {
 			ph = ph_at(t + i, &adv);
-			if (ph == -2 || (ph == -1 && memchr(t + i, '\n', adv))) {
+			if (ph == -2 ||
+			    (ph == -1 && memchr(t + i, '\n', adv))) {
 				snprintf(err, errsz,
 					 "template line %u: {{ without }}",
 					 line_of(t, i));
 				return -EINVAL;
 			}
 			if (ph < 0) {
-				snprintf(err, errsz,
-					 "template line %u: unknown placeholder "
-					 "%.*s (known: domain, fullchain, "
-					 "privkey, cert, chain, listen, "
-					 "upstream, cert_cache)",
-					 line_of(t, i), adv > 40 ? 40 : (int)adv,
-					 t + i);
+				snprintf(
+				    err, errsz,
+				    "template line %u: unknown placeholder "
+				    "%.*s (known: domain, fullchain, "
+				    "privkey, cert, chain, listen, "
+				    "upstream, cert_cache)",
+				    line_of(t, i), adv > 40 ? 40 : (int)adv,
+				    t + i);
 				return -EINVAL;
 			}
 			seen[ph] = 1;
@@ -205,8 +206,10 @@ int nginx_template_check(const struct nginx_render_opts *o, char *err,
 			if (depth++ == 0)
 				open_at = i;
 		} else if (c == '}' && --depth < 0) {
-			snprintf(err, errsz, "template line %u: '}' closes "
-				 "nothing", line_of(t, i));
+			snprintf(err, errsz,
+				 "template line %u: '}' closes "
+				 "nothing",
+				 line_of(t, i));
 			return -EINVAL;
 		}
 	}
@@ -218,8 +221,9 @@ int nginx_template_check(const struct nginx_render_opts *o, char *err,
 		return -EINVAL;
 	}
 	if (seen[PH_UPSTREAM] && !o->upstream) {
-		snprintf(err, errsz, "template uses {{upstream}} but "
-				     "nginx.upstream is not set");
+		snprintf(err, errsz,
+			 "template uses {{upstream}} but "
+			 "nginx.upstream is not set");
 		return -EINVAL;
 	}
 	if (o->strategy == NGINX_SERVER_BLOCKS && !seen[PH_DOMAIN]) {
@@ -337,9 +341,9 @@ char *nginx_render(const struct nginx_render_opts *o, const char *const *names,
 			/* the store's names are [a-z0-9.*-]; anything else
 			 * here would be a bug, not a domain */
 			if (!names[i] || !*names[i] ||
-			    strspn(names[i], "abcdefghijklmnopqrstuvwxyz"
-					     "0123456789.-*") !=
-				strlen(names[i])) {
+			    strspn(names[i],
+				   "abcdefghijklmnopqrstuvwxyz"
+				   "0123456789.-*") != strlen(names[i])) {
 				snprintf(err, errsz,
 					 "refusing to render domain name %.80s",
 					 names[i] ? names[i] : "(null)");

@@ -48,8 +48,8 @@ static int dial(const char *host, unsigned port, int timeout_ms)
 	} else {
 		return -EINVAL;
 	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		    0);
+	fd =
+	    socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	rc = connect(fd, (struct sockaddr *)&ss, sl);
@@ -112,15 +112,19 @@ int nginx_verify_serial(const char *host, unsigned port, const char *sni,
 	if (SSL_connect(ssl) != 1) {
 		unsigned long e = ERR_peek_last_error();
 
-		snprintf(err, errsz, "TLS handshake with %s port %u for %s "
-			 "failed: %s", host, port, sni,
+		snprintf(err, errsz,
+			 "TLS handshake with %s port %u for %s "
+			 "failed: %s",
+			 host, port, sni,
 			 e ? ERR_reason_error_string(e) : "connection closed");
 		goto out;
 	}
 	leaf = SSL_get1_peer_certificate(ssl);
 	if (!leaf || x509_inspect(leaf, &info) < 0) {
-		snprintf(err, errsz, "%s port %u sent no readable certificate "
-			 "for %s", host, port, sni);
+		snprintf(err, errsz,
+			 "%s port %u sent no readable certificate "
+			 "for %s",
+			 host, port, sni);
 		goto out;
 	}
 	snprintf(serial, serialsz, "%s", info.serial);

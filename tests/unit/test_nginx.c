@@ -43,13 +43,13 @@ static void test_blocks_render(void **state)
 	assert_non_null(out);
 	assert_int_equal(len, strlen(out));
 	assert_non_null(strstr(out, "# 2 domains\n"));
-	assert_non_null(strstr(
-	    out, "server { server_name a.example.com; ssl_certificate "
-		 "/var/lib/certherd/live/a.example.com/fullchain.pem; "
-		 "ssl_certificate_key "
-		 "/var/lib/certherd/live/a.example.com/privkey.pem; # "
-		 "/var/lib/certherd/live/a.example.com/cert.pem "
-		 "/var/lib/certherd/live/a.example.com/chain.pem\n}\n"));
+	assert_non_null(
+	    strstr(out, "server { server_name a.example.com; ssl_certificate "
+			"/var/lib/certherd/live/a.example.com/fullchain.pem; "
+			"ssl_certificate_key "
+			"/var/lib/certherd/live/a.example.com/privkey.pem; # "
+			"/var/lib/certherd/live/a.example.com/cert.pem "
+			"/var/lib/certherd/live/a.example.com/chain.pem\n}\n"));
 	/* a wildcard's files are under its base name, as certbot has them */
 	assert_non_null(strstr(out, "server_name *.b.example; ssl_certificate "
 				    "/var/lib/certherd/live/b.example/"
@@ -134,8 +134,8 @@ static void test_template_checks(void **state)
 		  NULL);
 	check_tpl("server { server_name {{domian}}; }", NGINX_SERVER_BLOCKS, 1,
 		  "line 1: unknown placeholder {{domian}}");
-	check_tpl("server {\n server_name {{domain; }", NGINX_SERVER_BLOCKS,
-		  1, "line 2: {{ without }}");
+	check_tpl("server {\n server_name {{domain; }", NGINX_SERVER_BLOCKS, 1,
+		  "line 2: {{ without }}");
 	check_tpl("server { server_name {{domain}}; x \"{{nope}}\";\n}",
 		  NGINX_SERVER_BLOCKS, 1,
 		  "line 1: unknown placeholder {{nope}} (known");
@@ -191,9 +191,9 @@ static void test_version(void **state)
 	assert_int_equal(v, NGINX_VERSION(1, 22, 1));
 	assert_true(v >= NGINX_V_CERT_VARIABLES);
 	assert_true(v < NGINX_V_CERT_CACHE);
-	assert_int_equal(nginx_version_parse("nginx version: openresty/1.27.4.1",
-					     33, &v),
-			 0);
+	assert_int_equal(
+	    nginx_version_parse("nginx version: openresty/1.27.4.1", 33, &v),
+	    0);
 	assert_true(v >= NGINX_V_CERT_CACHE);
 	assert_int_equal(
 	    nginx_version_parse("nginx version: nginx/1.29.0", 27, &v), 0);
