@@ -21,6 +21,9 @@ static const char usage[] =
     "  domains   add, rm, ls, show the daemon's domains\n"
     "  renew     ask the daemon to renew a domain's certificate now\n"
     "  status    the daemon's counts per state\n"
+    "  nginx     nginx mode: `nginx snippet` prints the challenge "
+    "forwarding\n"
+    "  import-certbot  take over a certbot directory's certificates\n"
     "  issue     obtain certificates for domains from an ACME CA "
     "(no daemon)\n"
     "  revoke    revoke certificates obtained before\n"
@@ -219,6 +222,10 @@ int cli_main(int argc, char **argv)
 		return cli_renew(&g, argc - 1, argv + 1);
 	if (strcmp(cmd, "status") == 0)
 		return cli_status(&g, argc - 1, argv + 1);
+	if (strcmp(cmd, "nginx") == 0)
+		return cli_nginx(&g, argc - 1, argv + 1);
+	if (strcmp(cmd, "import-certbot") == 0)
+		return cli_import_certbot(&g, argc - 1, argv + 1);
 	if (strcmp(cmd, "serve") == 0) {
 #ifdef CLI_HAVE_SERVE
 		return cli_serve(&g, argc - 1, argv + 1);

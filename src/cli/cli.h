@@ -58,4 +58,8 @@ int cli_domains(const struct cli_global *g, int argc, char **argv);
 int cli_renew(const struct cli_global *g, int argc, char **argv);
 int cli_status(const struct cli_global *g, int argc, char **argv);
 
+/* nginx mode (cli_nginx.c, cli_import.c): argv[0] is the command name. */
+int cli_nginx(const struct cli_global *g, int argc, char **argv);
+int cli_import_certbot(const struct cli_global *g, int argc, char **argv);
+
 #endif

@@ -98,4 +98,22 @@ void cli__reload_free(struct cli_reload *r); /* NULL ok */
  * configuration, <0 out of memory (also kept). */
 int cli__reload(struct cli_reload *r, struct engine_daemon *d);
 
+/* ---- nginx mode (cli_nginx.c) ------------------------------------------ */
+
+/* Defaults, -c FILE, every --set, config_validate; no secret files (for
+ * commands that need none). 0, or negative errno with err set. */
+int cli__plain_config(const struct cli_global *g, struct config *cfg,
+		      char *err, size_t errsz);
+
+/* The engine's nginx options and the strings they point to. */
+struct cli_nginx_opts {
+	struct engine_nginx_opts o; /* points into cfg and the buffers */
+	char listen[80], upstream[200], verify_host[64];
+	int on; /* nginx.enabled */
+};
+/* [nginx] of cfg into n (n->on 0 when nginx mode is off). 0, or -EINVAL
+ * with err set. */
+int cli__serve_nginx(const struct config *cfg, struct cli_nginx_opts *n,
+		     char *err, size_t errsz);
+
 #endif

@@ -335,6 +335,7 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 	struct api_hooks ah = {0};
 	struct serve_ctx sc = {0};
 	struct engine_limit_def limits[ENGINE_LIMIT__MAX];
+	struct cli_nginx_opts ngo;
 	unsigned char *hmac = NULL;
 	char err[1024] = "", http[80], tcp[80], resolver[80];
 	const char *ours[64]; /* preflight.addresses: at most 64 */
@@ -409,6 +410,10 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 	o.reload_ctx = &sc;
 	o.cert_changed = cert_changed;
 	o.cert_changed_ctx = &sc;
+	o.keep_removed_ms = cfg.store.keep_removed * 1000;
+	if (cli__serve_nginx(&cfg, &ngo, err, sizeof(err)) < 0)
+		goto bad;
+	o.nginx = ngo.on ? &ngo.o : NULL;
 	if (!o.http_listen) {
 		snprintf(err, sizeof(err), "http.listen is required (HTTP-01)");
 		goto bad;

@@ -284,6 +284,11 @@ struct engine_daemon_opts {
 	 * ctx is borrowed. */
 	void (*cert_changed)(void *ctx, const char *name);
 	void *cert_changed_ctx;
+	/* nginx mode (engine_nginx.c), copied; NULL = off. */
+	const struct engine_nginx_opts *nginx;
+	/* store.keep_removed: live/ files of removed domains are deleted
+	 * after this long (engine_prune.c); 0 = never. */
+	int64_t keep_removed_ms;
 };
 
 /* Failure types counted apart (the rest count as "other"), and the
@@ -1080,5 +1085,59 @@ int engine_deploy_flush(struct engine_deploy *dp, int64_t max_ms,
 /* Kill a running command, cancel a webhook, release; NULL ok. Run the
  * loop afterwards so libuv can release the handles. */
 void engine_deploy_free(struct engine_deploy *dp);
+
+/* ---- nginx mode (engine_nginx.c) ------------------------------------------
+ *
+ * Keeps the include file nginx reads in step with the store, checks it
+ * with `nginx -t`, reloads nginx at most once per interval and verifies
+ * by handshake that the new certificates are served (docs/nginx.md).
+ */
+struct engine_nginx;
+
+struct engine_nginx_opts {
+	int strategy;		   /* enum nginx_strategy */
+	const char *include;	   /* the file nginx includes */
+	const char *template_file; /* NULL: the built-in template */
+	const char *command;	   /* runs this nginx; "-t -q", "-s reload"
+				      and "-V" are appended */
+	const char *listen;	   /* nginx's form, "443", "127.0.0.1:8443" */
+	const char *upstream;	   /* "http://...", NULL = none */
+	const char *live_dir;
+	const char *state_dir;	   /* nginx/ in it: the commands' output */
+	const char *verify_host;   /* hand-shake here; NULL = no checks */
+	unsigned verify_port;
+	int verify;
+	int64_t reload_interval_ms;
+	int chown_keys; /* give each privkey.pem to uid:gid */
+	uid_t uid;
+	gid_t gid;
+};
+
+/* Set up on loop with st (borrowed; loop thread only): checks the
+ * built-in template, asks `COMMAND -V` for the version (blocking, once),
+ * puts back an include whose check a crash interrupted, and plans a first
+ * pass. 0, or negative errno with err set. */
+int engine_nginx_new(uv_loop_t *loop, struct store *st,
+		     const struct engine_nginx_opts *o,
+		     struct engine_nginx **out, char *err, size_t errsz);
+/* name's certificate was stored (and its live/ files written). */
+void engine_nginx_changed(struct engine_nginx *ng, const char *name);
+/* Domains may have been added or removed, or the template changed: look
+ * again at the next pass. */
+void engine_nginx_poke(struct engine_nginx *ng);
+/* Successful reloads since start. */
+unsigned long engine_nginx_reloads(const struct engine_nginx *ng);
+/* Kill a running nginx command and release; NULL ok. A handshake check
+ * in flight finishes on its thread first. Run the loop afterwards. */
+void engine_nginx_free(struct engine_nginx *ng);
+
+/* ---- removed domains' files (engine_prune.c) ---- */
+
+struct engine_prune;
+/* Delete live_dir files of domains removed more than keep_ms ago, checked
+ * every keep_ms / 2 (between 1 s and 1 hour). NULL on ENOMEM. */
+struct engine_prune *engine_prune_new(uv_loop_t *loop, struct store *st,
+				      const char *live_dir, int64_t keep_ms);
+void engine_prune_free(struct engine_prune *p); /* NULL ok */
 
 #endif

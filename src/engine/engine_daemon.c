@@ -82,6 +82,8 @@ struct engine_daemon {
 	struct acme_challenge_hooks chall_hooks; /* the responder's */
 	struct store *chall_st; /* the responder thread's own store handle */
 	struct engine_deploy *deploy; /* hooks; NULL when none configured */
+	struct engine_nginx *nginx;   /* nginx mode; NULL when off */
+	struct engine_prune *prune;   /* removed domains' files */
 	uv_async_t wake;
 	uv_timer_t tick;
 	uv_signal_t sigterm, sigint, sighup;
@@ -542,6 +544,7 @@ static void order_stored(struct job *j)
 	d->stats.orders_valid++;
 	uv_mutex_unlock(&d->stats_mu);
 	engine_deploy_changed(d->deploy, j->name);
+	engine_nginx_changed(d->nginx, j->name);
 	if (d->o.cert_changed)
 		d->o.cert_changed(d->o.cert_changed_ctx, j->name);
 	job_end(j);
@@ -1327,7 +1330,10 @@ static void on_tick(uv_timer_t *t)
 
 static void on_wake(uv_async_t *a)
 {
-	schedule(a->data);
+	struct engine_daemon *d = a->data;
+
+	engine_nginx_poke(d->nginx); /* a domain added or removed */
+	schedule(d);
 }
 
 void engine_daemon_wake(struct engine_daemon *d)
@@ -1418,6 +1424,7 @@ static void on_signal(uv_signal_t *s, int signum)
 		return;
 	}
 	engine_notify_reloading();
+	engine_nginx_poke(d->nginx); /* re-read nginx.template */
 	if (d->o.reload)
 		d->o.reload(d, d->o.reload_ctx);
 	else
@@ -1627,6 +1634,18 @@ int engine_daemon_open(const struct engine_daemon_opts *o,
 		if (rc < 0)
 			goto fail;
 	}
+	if (o->nginx) {
+		rc = engine_nginx_new(&d->s.loop, d->st, o->nginx, &d->nginx,
+				      err, errsz);
+		if (rc < 0)
+			goto fail;
+	}
+	if (o->live_dir && o->keep_removed_ms > 0 &&
+	    !(d->prune = engine_prune_new(&d->s.loop, d->st, o->live_dir,
+					  o->keep_removed_ms))) {
+		rc = -ENOMEM;
+		goto fail;
+	}
 	uv_async_init(&d->s.loop, &d->wake, on_wake);
 	d->wake.data = d;
 	uv_timer_init(&d->s.loop, &d->tick);
@@ -1709,6 +1728,10 @@ void engine_daemon_close(struct engine_daemon *d)
 	d->dns01 = NULL;
 	engine_deploy_free(d->deploy); /* its handles close with the loop's */
 	d->deploy = NULL;
+	engine_nginx_free(d->nginx);
+	d->nginx = NULL;
+	engine_prune_free(d->prune);
+	d->prune = NULL;
 	engine_session_close(&d->s);
 	while (d->jobs) {
 		d->jobs->task.closing = 1;

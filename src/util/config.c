@@ -249,6 +249,11 @@ static const struct key keys[] = {
     {"nginx", "verify", T_BOOL, F(nginx.verify), "true",
      "after a reload, check by handshake that nginx serves the new certs", 0, 0,
      NULL, 0},
+    {"nginx", "listen", T_ADDR, F(nginx.listen), ":443",
+     "where the generated server blocks listen (ssl)", 0, 0, NULL, AF_LISTEN},
+    {"nginx", "key_owner", T_STRING, F(nginx.key_owner), "",
+     "user[:group] owning each privkey.pem (empty: certherd's user)", 0, 0,
+     NULL, 0},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 /* apply() stores enum values through an int pointer */

@@ -237,6 +237,8 @@ struct config {
 		struct config_addr upstream;
 		int64_t reload_interval;
 		bool verify;
+		struct config_addr listen; /* the generated blocks' TLS port */
+		char *key_owner;	   /* "user[:group]" of privkey.pem */
 	} nginx;
 	/* internal: which keys were set explicitly (schema index bits) */
 	uint64_t set_mask[2];
