@@ -469,6 +469,8 @@ static void job_failed(struct job *j, const struct acme_error *e)
 			 ? "not retrying: the CA's answer is final"
 			 : "will retry later",
 		 why);
+	if (d->o.order_failed && !replaces_refused(j, e))
+		d->o.order_failed(d->o.order_failed_ctx, j->name);
 	job_end(j);
 }
 
@@ -609,9 +611,17 @@ static int chall_publish(void *ctx, enum acme_chall_type type,
 {
 	struct engine_daemon *d = ctx;
 	struct store_challenge c = {0};
-	int rc = d->chall_hooks.publish(d->chall_hooks.ctx, type, domain, token,
-					key_auth);
+	unsigned char digest[32];
+	int rc;
 
+	if (type == ACME_CHALL_TLSALPN01) /* front mode's listener */
+		return d->o.tlsalpn_publish &&
+				       acme_tlsalpn01_digest(key_auth, digest) == 0
+			       ? d->o.tlsalpn_publish(d->o.tlsalpn_ctx, domain,
+						      digest)
+			       : -ENOTSUP;
+	rc = d->chall_hooks.publish(d->chall_hooks.ctx, type, domain, token,
+				    key_auth);
 	if (rc < 0)
 		return rc;
 	snprintf(c.token, sizeof(c.token), "%s", token);
@@ -631,6 +641,11 @@ static void chall_unpublish(void *ctx, enum acme_chall_type type,
 {
 	struct engine_daemon *d = ctx;
 
+	if (type == ACME_CHALL_TLSALPN01) {
+		if (d->o.tlsalpn_unpublish)
+			d->o.tlsalpn_unpublish(d->o.tlsalpn_ctx, domain);
+		return;
+	}
 	d->chall_hooks.unpublish(d->chall_hooks.ctx, type, domain, token);
 	store_challenge_delete(d->st, token);
 }
@@ -658,7 +673,7 @@ static void start_order(struct job *j)
 		.n_names = 1,
 		.csr_der = j->csr,
 		.csr_len = j->csr_len,
-		.chall = ACME_CHALL_HTTP01,
+		.chall = d->o.chall,
 		.profile = d->o.profile,
 		.replaces = j->replaces[0] ? j->replaces : NULL,
 		.order_url = j->order_url,
