@@ -40,18 +40,19 @@
 #include "store/store.h"
 #include "util/util.h"
 
-#define MAX_PENDING 1024     /* names being decided at once */
-#define MAX_SETTLED 65536    /* decisions remembered */
-#define BATCH 64	     /* names taken per round */
-#define DENY_TTL_MS (10 * 60 * 1000)  /* ask said no; not registered */
-#define ERROR_TTL_MS (30 * 1000)      /* ask failed: try again soon */
-#define BUDGET_TTL_MS (60 * 1000)     /* over a budget */
-#define FAILED_TTL_MS (60 * 1000)     /* its order failed, or it is not
-					 due within the wait */
-#define WAIT_TTL_MS (10 * 60 * 1000)  /* allowed: looked at again after */
-#define RETRY_EVERY_MS 1000	      /* wake the front while names wait */
-#define WARN_EVERY_MS (60 * 1000)     /* repeated warnings, at most */
-#define HOUR_MS (60 * 60 * 1000)
+#define MAX_PENDING   1024	       /* names being decided at once */
+#define MAX_SETTLED   65536	       /* decisions remembered */
+#define BATCH	      64	       /* names taken per round */
+#define DENY_TTL_MS   (10 * 60 * 1000) /* ask said no; not registered */
+#define ERROR_TTL_MS  (30 * 1000)      /* ask failed: try again soon */
+#define BUDGET_TTL_MS (60 * 1000)      /* over a budget */
+#define FAILED_TTL_MS                                                          \
+	(60 * 1000)			/* its order failed, or it is not      \
+					   due within the wait */
+#define WAIT_TTL_MS    (10 * 60 * 1000) /* allowed: looked at again after */
+#define RETRY_EVERY_MS 1000		/* wake the front while names wait */
+#define WARN_EVERY_MS  (60 * 1000)	/* repeated warnings, at most */
+#define HOUR_MS	       (60 * 60 * 1000)
 
 struct demand {
 	struct demand_opts o;
@@ -115,9 +116,8 @@ static void approve(struct demand *dm, const char *name)
 				 "budget (on_demand.budget_per_hour %ld, "
 				 "budget_per_domain %ld for %s) is spent "
 				 "(%llu more refused since the last warning)",
-				 dm->o.budget_per_hour,
-				 dm->o.budget_per_domain, reg,
-				 (unsigned long long)skipped);
+				 dm->o.budget_per_hour, dm->o.budget_per_domain,
+				 reg, (unsigned long long)skipped);
 		settle(dm, name, DEMAND_DENIED, BUDGET_TTL_MS);
 		return;
 	}
@@ -228,7 +228,7 @@ static void decide(struct demand *dm, const char *name)
 static void *demand_main(void *arg)
 {
 	struct demand *dm = arg;
-	char (*names)[DEMAND_NAME_MAX + 1] = calloc(BATCH, sizeof(*names));
+	char(*names)[DEMAND_NAME_MAX + 1] = calloc(BATCH, sizeof(*names));
 
 	if (!names) {
 		log_error("on-demand", NULL, "out of memory: nothing decided");
@@ -260,15 +260,15 @@ static void *demand_main(void *arg)
 		pthread_mutex_unlock(&dm->mu);
 		if (demand_asker_poll(dm->asker, more ? 0 : RETRY_EVERY_MS,
 				      ask_done, dm) < 0) {
-			log_error("on-demand", NULL, "libcurl failed: stopping "
+			log_error("on-demand", NULL,
+				  "libcurl failed: stopping "
 				  "on-demand decisions");
 			break;
 		}
 		now = clock_mono_ms();
 		pthread_mutex_lock(&dm->mu);
-		if (dm->decided ||
-		    (demand_table_count(dm->t, DEMAND_WAITING) &&
-		     now >= dm->next_retry_ms)) {
+		if (dm->decided || (demand_table_count(dm->t, DEMAND_WAITING) &&
+				    now >= dm->next_retry_ms)) {
 			wake = 1;
 			dm->decided = 0;
 			dm->next_retry_ms = now + RETRY_EVERY_MS;
@@ -367,7 +367,8 @@ int demand_check(struct demand *dm, const char *name)
 		return 0;
 	pthread_mutex_lock(&dm->mu);
 	v = demand_table_check(dm->t, name, clock_mono_ms());
-	if (v == DEMAND_REFUSE && demand_table_state(dm->t, name) != DEMAND_DENIED)
+	if (v == DEMAND_REFUSE &&
+	    demand_table_state(dm->t, name) != DEMAND_DENIED)
 		dm->stats.busy++;
 	pthread_mutex_unlock(&dm->mu);
 	if (v == DEMAND_QUEUE)
@@ -422,28 +423,29 @@ int demand_metrics(struct demand *dm, FILE *out)
 	if (!dm)
 		return 0;
 	demand_stats(dm, &s);
-	fprintf(out,
-		"# HELP certherd_ondemand_decisions_total On-demand decisions "
-		"for names with no certificate, by result.\n"
-		"# TYPE certherd_ondemand_decisions_total counter\n"
-		"certherd_ondemand_decisions_total{result=\"registered\"} %llu\n"
-		"certherd_ondemand_decisions_total{result=\"approved\"} %llu\n"
-		"certherd_ondemand_decisions_total{result=\"denied\"} %llu\n"
-		"certherd_ondemand_decisions_total{result=\"budget\"} %llu\n"
-		"certherd_ondemand_decisions_total{result=\"ask_error\"} %llu\n"
-		"certherd_ondemand_decisions_total{result=\"busy\"} %llu\n"
-		"certherd_ondemand_decisions_total{result=\"failed\"} %llu\n"
-		"# HELP certherd_ondemand_asks_total Requests to on_demand.ask.\n"
-		"# TYPE certherd_ondemand_asks_total counter\n"
-		"certherd_ondemand_asks_total %llu\n"
-		"# HELP certherd_ondemand_waiting Names whose handshakes wait "
-		"for their certificate.\n"
-		"# TYPE certherd_ondemand_waiting gauge\n"
-		"certherd_ondemand_waiting %zu\n",
-		(unsigned long long)s.registered,
-		(unsigned long long)s.approved, (unsigned long long)s.denied,
-		(unsigned long long)s.budget, (unsigned long long)s.ask_errors,
-		(unsigned long long)s.busy, (unsigned long long)s.failed,
-		(unsigned long long)s.asks, s.waiting);
+	fprintf(
+	    out,
+	    "# HELP certherd_ondemand_decisions_total On-demand decisions "
+	    "for names with no certificate, by result.\n"
+	    "# TYPE certherd_ondemand_decisions_total counter\n"
+	    "certherd_ondemand_decisions_total{result=\"registered\"} %llu\n"
+	    "certherd_ondemand_decisions_total{result=\"approved\"} %llu\n"
+	    "certherd_ondemand_decisions_total{result=\"denied\"} %llu\n"
+	    "certherd_ondemand_decisions_total{result=\"budget\"} %llu\n"
+	    "certherd_ondemand_decisions_total{result=\"ask_error\"} %llu\n"
+	    "certherd_ondemand_decisions_total{result=\"busy\"} %llu\n"
+	    "certherd_ondemand_decisions_total{result=\"failed\"} %llu\n"
+	    "# HELP certherd_ondemand_asks_total Requests to on_demand.ask.\n"
+	    "# TYPE certherd_ondemand_asks_total counter\n"
+	    "certherd_ondemand_asks_total %llu\n"
+	    "# HELP certherd_ondemand_waiting Names whose handshakes wait "
+	    "for their certificate.\n"
+	    "# TYPE certherd_ondemand_waiting gauge\n"
+	    "certherd_ondemand_waiting %zu\n",
+	    (unsigned long long)s.registered, (unsigned long long)s.approved,
+	    (unsigned long long)s.denied, (unsigned long long)s.budget,
+	    (unsigned long long)s.ask_errors, (unsigned long long)s.busy,
+	    (unsigned long long)s.failed, (unsigned long long)s.asks,
+	    s.waiting);
 	return ferror(out) ? -EIO : 0;
 }

@@ -33,7 +33,8 @@
 
 #define DEMAND_NAME_MAX 253
 
-/* ---- the table (demand_table.c, pure) ------------------------------------- */
+/* ---- the table (demand_table.c, pure) -------------------------------------
+ */
 
 enum demand_state {
 	DEMAND_QUEUED = 0, /* asked about, waiting for the thread */
@@ -68,8 +69,8 @@ void demand_table_free(struct demand_table *t); /* NULL ok */
  * names are already being decided (nothing is remembered then); QUEUE
  * when name was unknown (or expired): it is now QUEUED.
  */
-enum demand_verdict demand_table_check(struct demand_table *t,
-				       const char *name, int64_t now_ms);
+enum demand_verdict demand_table_check(struct demand_table *t, const char *name,
+				       int64_t now_ms);
 /* The oldest QUEUED name, made CHECKING, copied into name (at least
  * DEMAND_NAME_MAX + 1 bytes): 1, or 0 when none is queued. */
 int demand_table_take(struct demand_table *t, char *name);
@@ -89,8 +90,7 @@ size_t demand_table_count(const struct demand_table *t, enum demand_state s);
 /* base + "?domain=NAME" (or "&domain=NAME" when base has a query; a
  * fragment is dropped) into out. name must be a normalized host name
  * (letters, digits, '-', '.': nothing to escape). 0, -EINVAL, -ENOSPC. */
-int demand_ask_url(const char *base, const char *name, char *out,
-		   size_t outsz);
+int demand_ask_url(const char *base, const char *name, char *out, size_t outsz);
 
 /*
  * The asks in flight, on libcurl's multi interface, driven by demand.c's
@@ -99,7 +99,7 @@ int demand_ask_url(const char *base, const char *name, char *out,
  * only, the body read and dropped (at most 64 KiB).
  */
 #define DEMAND_ASK_TIMEOUT_MS 5000
-#define DEMAND_ASK_MAX 16 /* asks in flight at once */
+#define DEMAND_ASK_MAX	      16 /* asks in flight at once */
 struct demand_asker;
 /* base: the ask URL (copied), NULL for none (then only wait and wakeup
  * work). NULL on ENOMEM. */
@@ -124,14 +124,14 @@ void demand_asker_wakeup(struct demand_asker *a);
 
 struct demand;
 struct demand_opts {
-	const char *state_dir;	  /* the store, opened by the thread */
-	const char *ask;	  /* on_demand.ask; NULL or "": registered
-				     names only. Never logged. */
-	long budget_per_hour;	  /* approved names per hour, all together */
-	long budget_per_domain;	  /* ... per registered domain */
-	int64_t wait_ms;	  /* on_demand.wait: a registered name whose
-				     next attempt is further away is refused */
-	const char *challenge;	  /* store column of names added */
+	const char *state_dir;	/* the store, opened by the thread */
+	const char *ask;	/* on_demand.ask; NULL or "": registered
+				   names only. Never logged. */
+	long budget_per_hour;	/* approved names per hour, all together */
+	long budget_per_domain; /* ... per registered domain */
+	int64_t wait_ms;	/* on_demand.wait: a registered name whose
+				   next attempt is further away is refused */
+	const char *challenge;	/* store column of names added */
 	/* A name was registered: run a scheduler pass soon
 	 * (engine_daemon_wake). Any thread. */
 	void (*registered)(void *ctx);
@@ -153,15 +153,15 @@ void demand_issued(struct demand *dm, const char *name);
 void demand_failed(struct demand *dm, const char *name);
 
 struct demand_stats {
-	uint64_t registered;  /* allowed: already registered */
-	uint64_t approved;    /* allowed by ask, and registered by us */
-	uint64_t denied;      /* ask said no, or not registered without ask */
-	uint64_t budget;      /* ask said yes, over a budget */
-	uint64_t ask_errors;  /* ask failed (transport, timeout, 5xx...) */
-	uint64_t busy;	      /* refused: too many names being decided */
-	uint64_t failed;      /* allowed, but the order failed */
-	uint64_t asks;	      /* ask requests made */
-	size_t waiting;	      /* names whose handshakes wait now */
+	uint64_t registered; /* allowed: already registered */
+	uint64_t approved;   /* allowed by ask, and registered by us */
+	uint64_t denied;     /* ask said no, or not registered without ask */
+	uint64_t budget;     /* ask said yes, over a budget */
+	uint64_t ask_errors; /* ask failed (transport, timeout, 5xx...) */
+	uint64_t busy;	     /* refused: too many names being decided */
+	uint64_t failed;     /* allowed, but the order failed */
+	uint64_t asks;	     /* ask requests made */
+	size_t waiting;	     /* names whose handshakes wait now */
 };
 void demand_stats(struct demand *dm, struct demand_stats *out);
 /* The stats as Prometheus text; dm NULL writes nothing. 0 or -EIO. */

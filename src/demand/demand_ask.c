@@ -18,10 +18,9 @@
 #include "demand/demand.h"
 
 #define BODY_MAX (64 * 1024)
-#define URL_MAX 4096
+#define URL_MAX	 4096
 
-int demand_ask_url(const char *base, const char *name, char *out,
-		   size_t outsz)
+int demand_ask_url(const char *base, const char *name, char *out, size_t outsz)
 {
 	size_t blen, i;
 	int n;
@@ -34,17 +33,17 @@ int demand_ask_url(const char *base, const char *name, char *out,
 
 		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
 		      c == '-' || c == '.'))
-			return -EINVAL; /* would need escaping: not an SNI name */
+			return -EINVAL; /* would need escaping: not an SNI name
+					 */
 	}
 	blen = strcspn(base, "#");
-	n = snprintf(out, outsz, "%.*s%sdomain=%s", (int)blen, base,
-		     memchr(base, '?', blen)
-			     ? (blen && base[blen - 1] != '?' &&
-						base[blen - 1] != '&'
-					? "&"
-					: "")
-			     : "?",
-		     name);
+	n = snprintf(
+	    out, outsz, "%.*s%sdomain=%s", (int)blen, base,
+	    memchr(base, '?', blen)
+		? (blen && base[blen - 1] != '?' && base[blen - 1] != '&' ? "&"
+									  : "")
+		: "?",
+	    name);
 	return n < 0 || (size_t)n >= outsz ? -ENOSPC : 0;
 }
 
@@ -190,8 +189,8 @@ int demand_asker_poll(struct demand_asker *a, int timeout_ms, demand_ask_cb cb,
 					  CURLINFO_RESPONSE_CODE, &status);
 		cb(ctx, k->name, status,
 		   msg->data.result == CURLE_OK
-			   ? ""
-			   : curl_easy_strerror(msg->data.result));
+		       ? ""
+		       : curl_easy_strerror(msg->data.result));
 		ask_end(a, k);
 	}
 	return 0;

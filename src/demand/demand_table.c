@@ -22,10 +22,10 @@
 #include "demand/demand.h"
 
 const char *const demand_state_names[DEMAND__MAX] = {
-	[DEMAND_QUEUED] = "queued",
-	[DEMAND_CHECKING] = "checking",
-	[DEMAND_WAITING] = "waiting",
-	[DEMAND_DENIED] = "denied",
+    [DEMAND_QUEUED] = "queued",
+    [DEMAND_CHECKING] = "checking",
+    [DEMAND_WAITING] = "waiting",
+    [DEMAND_DENIED] = "denied",
 };
 
 struct entry {
@@ -200,8 +200,8 @@ static size_t pending(const struct demand_table *t)
 	return t->count[DEMAND_QUEUED] + t->count[DEMAND_CHECKING];
 }
 
-enum demand_verdict demand_table_check(struct demand_table *t,
-				       const char *name, int64_t now_ms)
+enum demand_verdict demand_table_check(struct demand_table *t, const char *name,
+				       int64_t now_ms)
 {
 	struct entry **pp;
 

@@ -30,7 +30,7 @@
 #include "tls/tls.h"
 
 #define OID_ACME_IDENTIFIER "1.3.6.1.5.5.7.1.31"
-#define ACME_TLS_1 "acme-tls/1"
+#define ACME_TLS_1	    "acme-tls/1"
 /* Pending challenges are one per order in flight (acme.concurrency, at
  * most 10,000): a fixed table of chains is plenty. */
 #define BUCKETS 1024
@@ -101,10 +101,9 @@ struct tls_cert *tls_alpn_cert_new(const char *name,
 	    X509_set_version(x, X509_VERSION_3) != 1 ||
 	    !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
 	    !X509_gmtime_adj(X509_getm_notAfter(x), 7 * 24 * 3600) ||
-	    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN",
-				       MBSTRING_ASC,
-				       (const unsigned char *)name, -1, -1,
-				       0) != 1 ||
+	    X509_NAME_add_entry_by_txt(
+		X509_get_subject_name(x), "CN", MBSTRING_ASC,
+		(const unsigned char *)name, -1, -1, 0) != 1 ||
 	    X509_set_issuer_name(x, X509_get_subject_name(x)) != 1 ||
 	    X509_set_pubkey(x, key) != 1)
 		goto fail;
@@ -145,7 +144,8 @@ out:
 	return c;
 }
 
-/* ---- the table ------------------------------------------------------------ */
+/* ---- the table ------------------------------------------------------------
+ */
 
 struct entry {
 	struct entry *next;

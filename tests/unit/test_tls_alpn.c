@@ -117,20 +117,17 @@ static void test_table(void **state)
 
 	assert_non_null(t);
 	assert_null(tls_alpn_get(t, "a.example.com"));
-	assert_int_equal(tls_alpn_publish(t, "a.example.com", d1, err,
-					  sizeof(err)),
-			 0);
-	assert_int_equal(tls_alpn_publish(t, "b.example.com", d1, err,
-					  sizeof(err)),
-			 0);
+	assert_int_equal(
+	    tls_alpn_publish(t, "a.example.com", d1, err, sizeof(err)), 0);
+	assert_int_equal(
+	    tls_alpn_publish(t, "b.example.com", d1, err, sizeof(err)), 0);
 	assert_int_equal(tls_alpn_count(t), 2);
 	a = tls_alpn_get(t, "a.example.com");
 	assert_non_null(a);
 	/* a new challenge for the same name replaces it; the old one lives
 	 * on while a handshake holds it */
-	assert_int_equal(tls_alpn_publish(t, "a.example.com", d2, err,
-					  sizeof(err)),
-			 0);
+	assert_int_equal(
+	    tls_alpn_publish(t, "a.example.com", d2, err, sizeof(err)), 0);
 	assert_int_equal(tls_alpn_count(t), 2);
 	b = tls_alpn_get(t, "a.example.com");
 	assert_non_null(b);
@@ -149,9 +146,9 @@ static void test_table(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_offered),
-		cmocka_unit_test(test_cert),
-		cmocka_unit_test(test_table),
+	    cmocka_unit_test(test_offered),
+	    cmocka_unit_test(test_cert),
+	    cmocka_unit_test(test_table),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
