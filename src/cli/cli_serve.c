@@ -18,6 +18,7 @@
 
 #include "api/api.h"
 #include "cli/cli_internal.h"
+#include "demand/demand.h"
 #include "net/net.h"
 #include "util/config.h"
 #include "util/util.h"
@@ -41,7 +42,9 @@ static const char *addr_str(const struct config_addr *a, char *buf, size_t sz)
 
 struct serve_ctx {
 	struct engine_daemon *d;
-	struct net_front *front; /* front mode, NULL when off */
+	struct net_front *front; /* front mode, NULL when off; set once,
+				    read by the on-demand thread (atomic) */
+	struct demand *demand;	 /* on-demand issuance, NULL when off */
 	char ca_label[512]; /* the directory URL, escaped for a label */
 	struct cli_reload reload;
 };
@@ -188,7 +191,8 @@ static int metrics_extra(void *ctx, FILE *out)
 		"%llu\n",
 		sc->ca_label, (unsigned long long)st.ari_ok, sc->ca_label,
 		(unsigned long long)st.ari_failed);
-	if (net_front_metrics(sc->front, out) < 0)
+	if (net_front_metrics(sc->front, out) < 0 ||
+	    demand_metrics(sc->demand, out) < 0)
 		return -EIO;
 	return ferror(out) ? -EIO : 0;
 }
@@ -250,12 +254,89 @@ void cli__serve_live_opts(const struct config *cfg, const struct config *start,
 	o->drain_ms = cfg->daemon.drain_timeout * 1000;
 }
 
-/* order_done: the front serves the new certificate from now on. */
+/* order_done: the front serves the new certificate from now on, and
+ * handshakes waiting for it on demand resume. */
 static void cert_changed(void *ctx, const char *name)
 {
 	struct serve_ctx *sc = ctx;
 
+	demand_issued(sc->demand, name);
 	net_front_cert_changed(sc->front, name);
+}
+
+/* ---- front mode's hooks: on-demand issuance, TLS-ALPN-01 --------------- */
+
+static struct net_front *front_of(struct serve_ctx *sc)
+{
+	return __atomic_load_n(&sc->front, __ATOMIC_ACQUIRE);
+}
+
+/* A worker's ClientHello for a name with no certificate. */
+static int front_unknown(void *ctx, const char *sni)
+{
+	struct serve_ctx *sc = ctx;
+
+	return demand_check(sc->demand, sni);
+}
+
+/* The on-demand thread decided names: paused handshakes look again. */
+static void demand_decided(void *ctx)
+{
+	net_front_wake(front_of(ctx));
+}
+
+/* The on-demand thread registered a name: a scheduler pass now. */
+static void demand_registered(void *ctx)
+{
+	struct serve_ctx *sc = ctx;
+
+	engine_daemon_wake(sc->d);
+}
+
+static void order_failed(void *ctx, const char *name)
+{
+	struct serve_ctx *sc = ctx;
+
+	demand_failed(sc->demand, name);
+}
+
+static int alpn_publish(void *ctx, const char *domain,
+			const unsigned char digest[32])
+{
+	struct serve_ctx *sc = ctx;
+	char err[160];
+	int rc = net_front_alpn_publish(front_of(sc), domain, digest, err,
+					sizeof(err));
+
+	if (rc < 0)
+		log_error("front", domain, "cannot publish tls-alpn-01: %s",
+			  err);
+	return rc;
+}
+
+static void alpn_unpublish(void *ctx, const char *domain)
+{
+	net_front_alpn_unpublish(front_of(ctx), domain);
+}
+
+/* [on_demand] -> its options; started before the front, whose workers
+ * ask it from their first handshake. */
+static int demand_start_from(const struct config *cfg, struct serve_ctx *sc,
+			     char *err, size_t errsz)
+{
+	struct demand_opts dop = {
+		.state_dir = cfg->store.state_dir,
+		.ask = cfg->on_demand.ask,
+		.budget_per_hour = (long)cfg->on_demand.budget_per_hour,
+		.budget_per_domain = (long)cfg->on_demand.budget_per_domain,
+		.wait_ms = cfg->on_demand.wait * 1000,
+		.challenge = config_challenge_names[cfg->acme.challenge],
+		.registered = demand_registered,
+		.decided = demand_decided,
+		.ctx = sc,
+	};
+
+	return demand_start(&dop, &sc->demand, err, errsz);
 }
 
 /* front.* keys -> the front's options, and start it (after the engine
@@ -271,9 +352,18 @@ static int front_start(const struct config *cfg, struct serve_ctx *sc,
 		.proxy_protocol = cfg->front.proxy_protocol,
 		.workers = (unsigned)cfg->front.workers,
 		.cache_size = (size_t)cfg->front.cache_size,
+		/* always: the table stays empty unless the daemon orders
+		 * with tls-alpn-01 */
+		.tls_alpn = 1,
+		.unknown = sc->demand ? front_unknown : NULL,
+		.unknown_ctx = sc,
+		.ondemand_wait_ms = (unsigned)(cfg->on_demand.wait * 1000),
 	};
+	struct net_front *f = NULL;
+	int rc = net_front_start(&fo, &f, err, errsz);
 
-	return net_front_start(&fo, &sc->front, err, errsz);
+	__atomic_store_n(&sc->front, f, __ATOMIC_RELEASE);
+	return rc;
 }
 
 /* [dns] and the [dns "ZONE"] sections as the engine takes them; the TSIG
@@ -414,6 +504,14 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 	if (cli__serve_nginx(&cfg, &ngo, err, sizeof(err)) < 0)
 		goto bad;
 	o.nginx = ngo.on ? &ngo.o : NULL;
+	o.chall = cfg.acme.challenge == CONFIG_CHALLENGE_TLSALPN01
+			  ? ACME_CHALL_TLSALPN01
+			  : ACME_CHALL_HTTP01;
+	o.tlsalpn_publish = alpn_publish;
+	o.tlsalpn_unpublish = alpn_unpublish;
+	o.tlsalpn_ctx = &sc;
+	o.order_failed = order_failed;
+	o.order_failed_ctx = &sc;
 	if (!o.http_listen) {
 		snprintf(err, sizeof(err), "http.listen is required (HTTP-01)");
 		goto bad;
@@ -421,6 +519,10 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 	rc_open = engine_daemon_open(&o, &d, err, sizeof(err));
 	OPENSSL_cleanse(dkeys, sizeof(dkeys)); /* the engine has its copy */
 	if (rc_open < 0)
+		goto fail;
+	sc.d = d; /* the on-demand thread wakes it */
+	if (cfg.on_demand.enabled &&
+	    demand_start_from(&cfg, &sc, err, sizeof(err)) < 0)
 		goto fail;
 	if (cfg.front.enabled && front_start(&cfg, &sc, err, sizeof(err)) < 0)
 		goto fail;
@@ -455,6 +557,9 @@ fail:
 out:
 	api_stop(api);
 	net_front_stop(sc.front); /* before the engine: it may call us */
+	sc.front = NULL;
+	demand_stop(sc.demand); /* after the front: its workers ask it */
+	sc.demand = NULL;
 	engine_daemon_close(d);
 	OPENSSL_cleanse(dkeys, sizeof(dkeys));
 	if (hmac)

@@ -289,6 +289,19 @@ struct engine_daemon_opts {
 	/* store.keep_removed: live/ files of removed domains are deleted
 	 * after this long (engine_prune.c); 0 = never. */
 	int64_t keep_removed_ms;
+	/* Challenge type of new orders (acme.challenge). TLS-ALPN-01 is
+	 * answered by front mode: publish gets the SHA-256 of the key
+	 * authorization (acme_tlsalpn01_digest) and returns 0 or a negative
+	 * errno (the order then fails); both on the loop thread. */
+	enum acme_chall_type chall;
+	int (*tlsalpn_publish)(void *ctx, const char *domain,
+			       const unsigned char digest[32]);
+	void (*tlsalpn_unpublish)(void *ctx, const char *domain);
+	void *tlsalpn_ctx;
+	/* An order for name failed (on the loop thread): front mode stops
+	 * handshakes waiting for its on-demand certificate. NULL: none. */
+	void (*order_failed)(void *ctx, const char *name);
+	void *order_failed_ctx;
 };
 
 /* Failure types counted apart (the rest count as "other"), and the

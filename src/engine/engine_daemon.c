@@ -480,6 +480,8 @@ static void job_failed(struct job *j, const struct acme_error *e)
 			 ? "not retrying: the CA's answer is final"
 			 : "will retry later",
 		 why);
+	if (d->o.order_failed && !replaces_refused(j, e))
+		d->o.order_failed(d->o.order_failed_ctx, j->name);
 	job_end(j);
 }
 
@@ -651,9 +653,17 @@ static int chall_publish(void *ctx, enum acme_chall_type type,
 {
 	struct engine_daemon *d = ctx;
 	struct store_challenge c = {0};
-	int rc = d->chall_hooks.publish(d->chall_hooks.ctx, type, domain, token,
-					key_auth);
+	unsigned char digest[32];
+	int rc;
 
+	if (type == ACME_CHALL_TLSALPN01) /* front mode's listener */
+		return d->o.tlsalpn_publish &&
+				       acme_tlsalpn01_digest(key_auth, digest) == 0
+			       ? d->o.tlsalpn_publish(d->o.tlsalpn_ctx, domain,
+						      digest)
+			       : -ENOTSUP;
+	rc = d->chall_hooks.publish(d->chall_hooks.ctx, type, domain, token,
+				    key_auth);
 	if (rc < 0)
 		return rc;
 	snprintf(c.token, sizeof(c.token), "%s", token);
@@ -673,6 +683,11 @@ static void chall_unpublish(void *ctx, enum acme_chall_type type,
 {
 	struct engine_daemon *d = ctx;
 
+	if (type == ACME_CHALL_TLSALPN01) {
+		if (d->o.tlsalpn_unpublish)
+			d->o.tlsalpn_unpublish(d->o.tlsalpn_ctx, domain);
+		return;
+	}
 	d->chall_hooks.unpublish(d->chall_hooks.ctx, type, domain, token);
 	store_challenge_delete(d->st, token);
 }
@@ -726,12 +741,13 @@ static void job_unpublish(void *ctx, enum acme_chall_type type,
 }
 
 /* DNS-01 for a wildcard (nothing else can prove one) and for a domain
- * registered with challenge dns-01; HTTP-01 otherwise. */
-static enum acme_chall_type chall_for(const struct store_domain *dom)
+ * registered with challenge dns-01; acme.challenge otherwise. */
+static enum acme_chall_type chall_for(const struct engine_daemon *d,
+				      const struct store_domain *dom)
 {
 	return dom->name[0] == '*' || strcmp(dom->challenge, "dns-01") == 0
 		       ? ACME_CHALL_DNS01
-		       : ACME_CHALL_HTTP01;
+		       : d->o.chall;
 }
 
 static void start_order(struct job *j)
@@ -1080,7 +1096,7 @@ static int start_due(struct engine_daemon *d, const struct store_due *due,
 	}
 	j->was_dns_pending = dom.status == STORE_DOMAIN_DNS_PENDING;
 	j->charged = 1; /* from here on job_local_failure refunds */
-	j->chall = chall_for(&dom);
+	j->chall = chall_for(d, &dom);
 	if (j->chall == ACME_CHALL_DNS01 &&
 	    !engine_dns01_covers(d->dns01, j->name)) {
 		/* no order for what cannot be published */
@@ -1495,7 +1511,7 @@ static int resume(struct engine_daemon *d)
 			}
 			j->renewing = dom.status == STORE_DOMAIN_RENEWING ||
 				      dom.status == STORE_DOMAIN_VALID;
-			j->chall = chall_for(&dom);
+			j->chall = chall_for(d, &dom);
 			j->failures = dom.failures;
 			j->order_id = o->id;
 			j->order_url = o->url;

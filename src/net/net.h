@@ -83,6 +83,16 @@ struct net_front_opts {
 	unsigned handshake_timeout_ms;		  /* 0: 10 s */
 	unsigned idle_timeout_ms;		  /* 0: 5 min */
 	unsigned max_conns;			  /* per worker, 0: 16384 */
+	/* TLS-ALPN-01 (RFC 8737) answered on listen: net_front_alpn_* */
+	int tls_alpn;
+	/* On-demand issuance (docs/front.md): asked, on a worker thread,
+	 * whether a name with no certificate may wait for one (1) or is
+	 * refused (0); NULL = off. Must not block. A waiting handshake is
+	 * retried at every net_front_wake and certificate change, and
+	 * refused with an internal_error alert after ondemand_wait_ms. */
+	int (*unknown)(void *ctx, const char *sni);
+	void *unknown_ctx;
+	unsigned ondemand_wait_ms;		  /* 0: 30 s */
 };
 
 /* Counters since start; a snapshot. */
@@ -90,6 +100,10 @@ struct net_front_stats {
 	uint64_t accepted, refused;	/* refused: over max_conns */
 	uint64_t handshakes_ok;
 	uint64_t hs_no_sni, hs_unknown, hs_timeout, hs_error;
+	uint64_t hs_ondemand_wait, hs_gave_up; /* paused for on-demand
+						issuance; refused after the
+						wait bound */
+	uint64_t acme_challenges;	/* TLS-ALPN-01 handshakes answered */
 	uint64_t upstream_errors;
 	uint64_t conns_open;
 	uint64_t cache_hits, cache_misses, cache_loads, cache_load_errors;
@@ -109,6 +123,17 @@ void net_front_stop(struct net_front *f);
 /* A domain's certificate changed (issued, renewed): served from the next
  * handshake on; handshakes in flight keep the old one. Any thread. */
 void net_front_cert_changed(struct net_front *f, const char *name);
+/* Retry every paused handshake (an on-demand decision was made). Any
+ * thread. */
+void net_front_wake(struct net_front *f);
+/* TLS-ALPN-01: serve name's challenge certificate (digest: SHA-256 of the
+ * key authorization) to handshakes offering acme-tls/1, until withdrawn.
+ * 0, -ENOTSUP when the front was started without tls_alpn, or another
+ * negative errno with err set. Any thread. */
+int net_front_alpn_publish(struct net_front *f, const char *name,
+			   const unsigned char digest[32], char *err,
+			   size_t errsz);
+void net_front_alpn_unpublish(struct net_front *f, const char *name);
 void net_front_stats(struct net_front *f, struct net_front_stats *out);
 /* The stats as Prometheus text (net_metrics.c); f NULL writes nothing.
  * 0 or -EIO. */

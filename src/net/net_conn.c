@@ -4,9 +4,16 @@
  * header, then bytes both ways.
  *
  *   HANDSHAKE --done--> CONNECTING --connected--> RELAY --both ends done--> CLOSING
- *       |  ^ paused (ClientHello callback: certificate loading), on the
- *       |  | worker's paused list, no poll; retried when a load finishes
+ *       |  ^ paused (ClientHello callback: certificate loading, or the
+ *       |  | name being issued on demand), on the worker's paused list,
+ *       |  | no poll; retried when a load finishes or the front is woken
  *       +-------- alert, error, handshake timeout --------------------------> CLOSING
+ *       +-------- done with a TLS-ALPN-01 challenge certificate ------------> CLOSING
+ *
+ * Timer of HANDSHAKE: handshake_timeout_ms from the accept; when the
+ * handshake first pauses for on-demand issuance it is restarted with
+ * ondemand_wait_ms, and when that runs out the handshake is retried once
+ * with hello.give_up set, which refuses it with an internal_error alert.
  *
  * Invariants of RELAY:
  * - client -> upstream: at most one upstream write in flight (c2u_busy);
@@ -52,6 +59,7 @@ struct net_conn {
 	struct net_conn *prev, *next;	/* w->conns */
 	struct net_conn *pprev, *pnext; /* w->paused, when paused */
 	int paused;
+	int od_waiting; /* the timer counts the on-demand wait */
 	enum conn_state state;
 	int fd;
 	SSL *ssl;
@@ -169,6 +177,18 @@ static void handshake(struct net_conn *c)
 
 	ERR_clear_error();
 	r = SSL_do_handshake(c->ssl);
+	if (r == 1 && c->hello.result == TLS_HELLO_ACME) {
+		/* RFC 8737 section 3: the validation is the handshake;
+		 * nothing else is exchanged */
+		COUNT(f, acme_challenges);
+		log_debug("front", c->hello.sni,
+			  "tls-alpn-01 challenge certificate served");
+		ERR_clear_error();
+		SSL_shutdown(c->ssl);
+		ERR_clear_error();
+		conn_close(c);
+		return;
+	}
 	if (r == 1) {
 		COUNT(f, handshakes_ok);
 		poll_set(c, 0);
@@ -189,6 +209,12 @@ static void handshake(struct net_conn *c)
 		/* the certificate is loading: wait off the poll, on the
 		 * worker's paused list, until the loader says so */
 		poll_set(c, 0);
+		if (c->hello.result == TLS_HELLO_ONDEMAND && !c->od_waiting) {
+			c->od_waiting = 1;
+			COUNT(f, hs_ondemand_wait);
+			uv_timer_start(&c->timer, on_timer,
+				       f->o.ondemand_wait_ms, 0);
+		}
 		if (!c->paused) {
 			c->paused = 1;
 			c->pnext = c->w->paused;
@@ -209,6 +235,13 @@ static void handshake(struct net_conn *c)
 		COUNT(f, hs_unknown);
 		log_debug("front", c->hello.sni,
 			  "handshake refused: no certificate");
+		break;
+	case TLS_HELLO_GAVE_UP:
+		COUNT(f, hs_gave_up);
+		log_warn("front", c->hello.sni,
+			 "handshake refused: no on-demand certificate after "
+			 "%u ms",
+			 f->o.ondemand_wait_ms);
 		break;
 	default:
 		COUNT(f, hs_error);
@@ -514,6 +547,19 @@ static void on_timer(uv_timer_t *t)
 	struct net_front *f = c->w->f;
 	uint64_t now = uv_now(&c->w->loop), idle = f->o.idle_timeout_ms;
 
+	if (c->state == CONN_HANDSHAKE && c->paused &&
+	    c->hello.result == TLS_HELLO_ONDEMAND && !c->hello.give_up) {
+		/* the on-demand wait ran out: refuse with a clear alert
+		 * (hello_cb sees give_up) rather than a silent close */
+		c->hello.give_up = 1;
+		paused_unlink(c);
+		handshake(c);
+		if (c->state == CONN_HANDSHAKE) /* the certificate came just
+						   now: the usual bound */
+			uv_timer_start(&c->timer, on_timer,
+				       f->o.handshake_timeout_ms, 0);
+		return;
+	}
 	if (c->state == CONN_HANDSHAKE) {
 		/* a slow or silent client, or a certificate that takes too
 		 * long to load */

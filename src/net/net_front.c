@@ -251,6 +251,8 @@ int net_front_start(const struct net_front_opts *o, struct net_front **out,
 		f->o.idle_timeout_ms = 300000;
 	if (!f->o.max_conns)
 		f->o.max_conns = 16384;
+	if (!f->o.ondemand_wait_ms)
+		f->o.ondemand_wait_ms = 30000;
 	if (upstream_from(o->upstream, &f->up) < 0 || !f->up.set ||
 	    upstream_from(o->upstream_h2c, &f->up_h2) < 0) {
 		snprintf(err, errsz, "front.upstream: not a usable address");
@@ -264,8 +266,16 @@ int net_front_start(const struct net_front_opts *o, struct net_front **out,
 	rc = tls_loader_start(&lo, &f->loader, err, errsz);
 	if (rc < 0)
 		goto fail;
+	if (o->tls_alpn && !(f->alpn = tls_alpn_new())) {
+		snprintf(err, errsz, "out of memory");
+		rc = -ENOMEM;
+		goto fail;
+	}
 	co.loader = f->loader;
 	co.h2 = f->up_h2.set;
+	co.alpn = f->alpn;
+	co.unknown = o->unknown;
+	co.unknown_ctx = o->unknown_ctx;
 	f->ctx = tls_ctx_new(&co, err, errsz);
 	if (!f->ctx) {
 		rc = -EIO;
@@ -327,6 +337,7 @@ void net_front_stop(struct net_front *f)
 	}
 	tls_loader_stop(f->loader);
 	tls_ctx_free(f->ctx);
+	tls_alpn_free(f->alpn);
 	free(f->w);
 	pthread_mutex_destroy(&f->notify_mu);
 	free(f);
@@ -334,8 +345,36 @@ void net_front_stop(struct net_front *f)
 
 void net_front_cert_changed(struct net_front *f, const char *name)
 {
-	if (f && f->loader)
-		tls_loader_changed(f->loader, name);
+	if (!f || !f->loader)
+		return;
+	tls_loader_changed(f->loader, name);
+	/* handshakes waiting for this name's on-demand certificate look it
+	 * up again (a miss now: it loads, and they resume when it has) */
+	if (f->o.unknown)
+		loaded(f);
+}
+
+void net_front_wake(struct net_front *f)
+{
+	if (f)
+		loaded(f);
+}
+
+int net_front_alpn_publish(struct net_front *f, const char *name,
+			   const unsigned char digest[32], char *err,
+			   size_t errsz)
+{
+	if (!f || !f->alpn) {
+		snprintf(err, errsz, "tls-alpn-01 needs front mode");
+		return -ENOTSUP;
+	}
+	return tls_alpn_publish(f->alpn, name, digest, err, errsz);
+}
+
+void net_front_alpn_unpublish(struct net_front *f, const char *name)
+{
+	if (f)
+		tls_alpn_unpublish(f->alpn, name);
 }
 
 void net_front_stats(struct net_front *f, struct net_front_stats *out)
@@ -353,6 +392,9 @@ void net_front_stats(struct net_front *f, struct net_front_stats *out)
 	C(hs_error);
 	C(upstream_errors);
 	C(conns_open);
+	C(hs_ondemand_wait);
+	C(hs_gave_up);
+	C(acme_challenges);
 #undef C
 	tls_loader_stats(f->loader, &ls);
 	out->cache_hits = ls.hits;

@@ -43,13 +43,15 @@ struct net_worker {
 /* Counters, updated by workers with relaxed atomics. */
 struct net__counters {
 	atomic_uint_fast64_t accepted, refused, handshakes_ok, hs_no_sni,
-		hs_unknown, hs_timeout, hs_error, upstream_errors, conns_open;
+		hs_unknown, hs_timeout, hs_error, upstream_errors, conns_open,
+		hs_ondemand_wait, hs_gave_up, acme_challenges;
 };
 
 struct net_front {
 	struct net_front_opts o;
 	SSL_CTX *ctx;
 	struct tls_loader *loader;
+	struct tls_alpn *alpn; /* NULL without tls_alpn */
 	struct net_worker *w;
 	unsigned n;
 	struct net__upstream up, up_h2;

@@ -31,6 +31,13 @@ int net_front_metrics(struct net_front *f, FILE *out)
 		"certherd_front_handshakes_total{result=\"unknown_name\"} %llu\n"
 		"certherd_front_handshakes_total{result=\"timeout\"} %llu\n"
 		"certherd_front_handshakes_total{result=\"error\"} %llu\n"
+		"certherd_front_handshakes_total{result=\"ondemand_timeout\"} "
+		"%llu\n"
+		"certherd_front_handshakes_total{result=\"acme_tls_1\"} %llu\n"
+		"# HELP certherd_front_ondemand_waits_total Handshakes paused "
+		"while their name was issued on demand.\n"
+		"# TYPE certherd_front_ondemand_waits_total counter\n"
+		"certherd_front_ondemand_waits_total %llu\n"
 		"# HELP certherd_front_upstream_errors_total Connections to or "
 		"from the upstream that failed.\n"
 		"# TYPE certherd_front_upstream_errors_total counter\n"
@@ -57,6 +64,9 @@ int net_front_metrics(struct net_front *f, FILE *out)
 		(unsigned long long)s.hs_unknown,
 		(unsigned long long)s.hs_timeout,
 		(unsigned long long)s.hs_error,
+		(unsigned long long)s.hs_gave_up,
+		(unsigned long long)s.acme_challenges,
+		(unsigned long long)s.hs_ondemand_wait,
 		(unsigned long long)s.upstream_errors,
 		(unsigned long long)s.cache_hits,
 		(unsigned long long)s.cache_misses,

@@ -7,6 +7,7 @@
  *   tls_ticket.c  the session ticket key ring, rotated by time (pure)
  *   tls_cert.c    a certificate + chain + key parsed once, refcounted
  *   tls_loader.c  a thread that loads certificates from the store
+ *   tls_alpn.c    TLS-ALPN-01 challenge certificates (RFC 8737)
  *   tls_ctx.c     the SSL_CTX: versions, ALPN, tickets, ClientHello callback
  *
  * Why a loader thread: a handshake whose certificate is not in memory is
@@ -170,6 +171,42 @@ void tls_cert_unref(struct tls_cert *c); /* NULL ok */
 int tls_cert_use(struct tls_cert *c, SSL *ssl);
 /* The leaf's notAfter, seconds since the epoch. */
 int64_t tls_cert_not_after(const struct tls_cert *c);
+/* For tls_alpn.c: wrap a leaf and its key (both taken over on success;
+ * no chain). NULL on failure, then the caller still owns both. */
+struct tls_cert *tls__cert_wrap(X509 *leaf, EVP_PKEY *key);
+
+/* ---- TLS-ALPN-01 (tls_alpn.c) -------------------------------------------- */
+
+/*
+ * Does the body of a ClientHello ALPN extension (RFC 7301: ProtocolNameList)
+ * offer "acme-tls/1"? 1 yes, 0 no, -EINVAL when it is malformed. Pure.
+ */
+int tls_alpn_offered(const unsigned char *ext, size_t len);
+/*
+ * The RFC 8737 challenge certificate for name: self-signed with a fresh
+ * P-256 key, subjectAltName dNSName name, and the critical acmeIdentifier
+ * extension holding digest (SHA-256 of the key authorization,
+ * acme_tlsalpn01_digest). One reference for the caller; NULL with err.
+ */
+struct tls_cert *tls_alpn_cert_new(const char *name,
+				   const unsigned char digest[32], char *err,
+				   size_t errsz);
+/*
+ * The pending challenges, by domain. Published and withdrawn by the
+ * daemon's loop (its challenge hooks), read by the front's workers; every
+ * function is thread-safe.
+ */
+struct tls_alpn;
+struct tls_alpn *tls_alpn_new(void); /* NULL on ENOMEM */
+void tls_alpn_free(struct tls_alpn *t); /* NULL ok */
+/* Make name's challenge certificate and serve it from now on (replacing a
+ * previous one for name). 0, or a negative errno with err set. */
+int tls_alpn_publish(struct tls_alpn *t, const char *name,
+		     const unsigned char digest[32], char *err, size_t errsz);
+void tls_alpn_unpublish(struct tls_alpn *t, const char *name);
+/* name's challenge certificate, referenced for the caller, or NULL. */
+struct tls_cert *tls_alpn_get(struct tls_alpn *t, const char *name);
+size_t tls_alpn_count(struct tls_alpn *t);
 
 /* ---- the loader (tls_loader.c) ----------------------------------------- */
 
@@ -221,23 +258,43 @@ enum tls_hello_result {
 	TLS_HELLO_WAIT,	    /* paused: a load is in progress */
 	TLS_HELLO_NO_SNI,   /* refused: no (valid) server_name */
 	TLS_HELLO_UNKNOWN,  /* refused: no certificate for the name */
+	TLS_HELLO_ONDEMAND, /* paused: the name is being issued on demand */
+	TLS_HELLO_ACME,	    /* a TLS-ALPN-01 challenge certificate was set */
+	TLS_HELLO_GAVE_UP,  /* refused: on-demand issuance took too long */
 	TLS_HELLO__MAX
 };
 extern const char *const tls_hello_result_names[TLS_HELLO__MAX];
 struct tls_hello {
 	char sni[TLS_NAME_MAX + 1]; /* normalized, "" when none */
 	enum tls_hello_result result;
+	/* set by the connection when an on-demand wait ran out: the next
+	 * retry refuses with an internal_error alert */
+	int give_up;
 };
+
+/*
+ * A name with no certificate, on a worker thread during a ClientHello:
+ * may it be issued on demand? 1: yes, or it is being issued: pause the
+ * handshake (it is retried when the front is woken); 0: refuse now. Must
+ * not block (front mode's on-demand module answers from memory).
+ */
+typedef int (*tls_unknown_fn)(void *ctx, const char *sni);
 
 struct tls_ctx_opts {
 	struct tls_loader *loader; /* borrowed for the ctx's life */
 	int h2;			   /* offer "h2" in ALPN (an h2c upstream) */
 	int64_t ticket_period_ms;  /* 0: one hour */
+	struct tls_alpn *alpn;	   /* TLS-ALPN-01 challenges, NULL = none;
+				      borrowed for the ctx's life */
+	tls_unknown_fn unknown;	   /* on-demand issuance, NULL = off */
+	void *unknown_ctx;
 };
 /* A server SSL_CTX for every worker: TLS 1.2 and 1.3, ECDHE/AEAD only,
  * no renegotiation, no compression, server cipher preference, rotating
  * stateless tickets, ALPN http/1.1 (and h2), certificates from the loader
- * by SNI. NULL with err on failure. Free with tls_ctx_free. */
+ * by SNI; with o->alpn, a handshake offering acme-tls/1 for a name with a
+ * pending challenge gets the challenge certificate and ALPN acme-tls/1
+ * (result TLS_HELLO_ACME: the connection closes after the handshake). NULL with err on failure. Free with tls_ctx_free. */
 SSL_CTX *tls_ctx_new(const struct tls_ctx_opts *o, char *err, size_t errsz);
 void tls_ctx_free(SSL_CTX *ctx); /* NULL ok */
 

@@ -107,6 +107,26 @@ fail:
 	return NULL;
 }
 
+struct tls_cert *tls__cert_wrap(X509 *leaf, EVP_PKEY *key)
+{
+	struct tls_cert *c = calloc(1, sizeof(*c));
+	const ASN1_TIME *na = X509_get0_notAfter(leaf);
+	struct tm tm;
+
+	if (!c || !na || ASN1_TIME_to_tm(na, &tm) != 1 ||
+	    !(c->chain = sk_X509_new_null())) {
+		if (c)
+			sk_X509_free(c->chain);
+		free(c);
+		return NULL;
+	}
+	atomic_init(&c->refs, 1);
+	c->leaf = leaf;
+	c->key = key;
+	c->not_after = (int64_t)timegm(&tm);
+	return c;
+}
+
 void tls_cert_ref(struct tls_cert *c)
 {
 	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);

@@ -39,16 +39,50 @@
 const char *const tls_hello_result_names[TLS_HELLO__MAX] = {
 	[TLS_HELLO_NONE] = "none",	   [TLS_HELLO_OK] = "ok",
 	[TLS_HELLO_WAIT] = "wait",	   [TLS_HELLO_NO_SNI] = "no-sni",
-	[TLS_HELLO_UNKNOWN] = "unknown",
+	[TLS_HELLO_UNKNOWN] = "unknown",   [TLS_HELLO_ONDEMAND] = "on-demand",
+	[TLS_HELLO_ACME] = "acme-tls/1",   [TLS_HELLO_GAVE_UP] = "gave-up",
 };
 
 struct ctx_state {
 	struct tls_loader *loader;
+	struct tls_alpn *challenges; /* TLS-ALPN-01, NULL = none */
+	tls_unknown_fn unknown;
+	void *unknown_ctx;
 	unsigned char alpn[32]; /* our protocols, wire format, preferred first */
 	unsigned alpn_len;
 	pthread_mutex_t mu; /* the ring */
 	struct tls_ticket_ring ring;
 };
+
+/* TLS-ALPN-01: a client offering acme-tls/1 for a name with a pending
+ * challenge gets its challenge certificate. 1 when it was set, 0 when
+ * this is not such a handshake, -1 on error (alert in *al). */
+static int hello_acme(struct ctx_state *cs, SSL *ssl, struct tls_hello *h,
+		      int *al)
+{
+	const unsigned char *ext;
+	size_t len;
+	struct tls_cert *c;
+	int rc;
+
+	if (!cs->challenges ||
+	    !SSL_client_hello_get0_ext(
+		    ssl, TLSEXT_TYPE_application_layer_protocol_negotiation,
+		    &ext, &len) ||
+	    tls_alpn_offered(ext, len) != 1)
+		return 0;
+	c = tls_alpn_get(cs->challenges, h->sni);
+	if (!c)
+		return 0; /* no challenge: ALPN refuses acme-tls/1 later */
+	rc = tls_cert_use(c, ssl);
+	tls_cert_unref(c);
+	if (rc < 0) {
+		*al = SSL_AD_INTERNAL_ERROR;
+		return -1;
+	}
+	h->result = TLS_HELLO_ACME;
+	return 1;
+}
 
 static int hello_cb(SSL *ssl, int *al, void *arg)
 {
@@ -73,6 +107,14 @@ static int hello_cb(SSL *ssl, int *al, void *arg)
 		*al = SSL_AD_UNRECOGNIZED_NAME;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
+	switch (hello_acme(cs, ssl, h, al)) {
+	case 1:
+		return SSL_CLIENT_HELLO_SUCCESS;
+	case -1:
+		return SSL_CLIENT_HELLO_ERROR;
+	default:
+		break;
+	}
 	switch (tls_loader_lookup(cs->loader, h->sni, &c)) {
 	case TLS_LOOK_HIT:
 		rc = tls_cert_use(c, ssl);
@@ -88,18 +130,42 @@ static int hello_cb(SSL *ssl, int *al, void *arg)
 		h->result = TLS_HELLO_WAIT;
 		return SSL_CLIENT_HELLO_RETRY;
 	default:
-		h->result = TLS_HELLO_UNKNOWN;
-		*al = SSL_AD_UNRECOGNIZED_NAME;
+		break;
+	}
+	if (h->give_up) {
+		/* waited for an on-demand certificate too long: a different
+		 * alert from an unknown name's, so a client (and its
+		 * operator) can tell "not ours" from "not ready" */
+		h->result = TLS_HELLO_GAVE_UP;
+		*al = SSL_AD_INTERNAL_ERROR;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
+	if (cs->unknown && cs->unknown(cs->unknown_ctx, h->sni)) {
+		h->result = TLS_HELLO_ONDEMAND;
+		return SSL_CLIENT_HELLO_RETRY;
+	}
+	h->result = TLS_HELLO_UNKNOWN;
+	*al = SSL_AD_UNRECOGNIZED_NAME;
+	return SSL_CLIENT_HELLO_ERROR;
 }
 
 static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 		   const unsigned char *in, unsigned int inlen, void *arg)
 {
+	static unsigned char acme[] = "\x0a" "acme-tls/1";
 	struct ctx_state *cs = arg;
+	struct tls_hello *h = SSL_get_app_data(ssl);
 	unsigned char *sel = NULL;
 
+	if (h && h->result == TLS_HELLO_ACME) {
+		/* the challenge certificate was chosen because the client
+		 * offered acme-tls/1: RFC 8737 wants it negotiated */
+		if (SSL_select_next_proto(&sel, outlen, acme, sizeof(acme) - 1,
+					  in, inlen) != OPENSSL_NPN_NEGOTIATED)
+			return SSL_TLSEXT_ERR_ALERT_FATAL;
+		*out = sel;
+		return SSL_TLSEXT_ERR_OK;
+	}
 	if (SSL_select_next_proto(&sel, outlen, cs->alpn, cs->alpn_len, in,
 				  inlen) != OPENSSL_NPN_NEGOTIATED)
 		/* nothing in common: no_application_protocol (RFC 7301),
@@ -189,6 +255,9 @@ SSL_CTX *tls_ctx_new(const struct tls_ctx_opts *o, char *err, size_t errsz)
 		return NULL;
 	}
 	cs->loader = o->loader;
+	cs->challenges = o->alpn;
+	cs->unknown = o->unknown;
+	cs->unknown_ctx = o->unknown_ctx;
 	cs->ring.period_ms = period;
 	pthread_mutex_init(&cs->mu, NULL);
 	if (o->h2) {

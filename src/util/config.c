@@ -40,6 +40,8 @@ const char *const config_redirect_names[CONFIG_REDIRECT__MAX + 1] = {
     "redirect", "404", NULL};
 const char *const config_log_level_names[CONFIG_LOG__MAX + 1] = {
     "debug", "info", "warn", "error", NULL};
+const char *const config_challenge_names[CONFIG_CHALLENGE__MAX + 1] = {
+    "http-01", "tls-alpn-01", NULL};
 const char *const config_nginx_strategy_names[CONFIG_NGINX__MAX + 1] = {
     "server-blocks", "sni-variable", NULL};
 
@@ -102,6 +104,9 @@ static const struct key keys[] = {
      "file holding the base64url EAB HMAC key, mode 0600", 0, 0, NULL, 0},
     {"acme", "key_type", T_ENUM, F(acme.key_type), "ecdsa-p256",
      "certificate key type", 0, 0, config_key_type_names, 0},
+    {"acme", "challenge", T_ENUM, F(acme.challenge), "http-01",
+     "challenge type of new orders (tls-alpn-01: answered by front mode)", 0,
+     0, config_challenge_names, 0},
     {"acme", "profile", T_STRING, F(acme.profile), "",
      "certificate profile asked of the CA (empty: the CA's default)", 0, 0,
      NULL, 0},
@@ -226,6 +231,12 @@ static const struct key keys[] = {
      0, NULL, 0},
     {"on_demand", "budget_per_hour", T_INT, F(on_demand.budget_per_hour), "100",
      "on-demand orders per hour, all names together", 0, 1000000, NULL, 0},
+    {"on_demand", "budget_per_domain", T_INT, F(on_demand.budget_per_domain),
+     "10", "on-demand orders per hour per registered domain", 0, 1000000,
+     NULL, 0},
+    {"on_demand", "wait", T_DURATION, F(on_demand.wait), "30s",
+     "how long a handshake waits for its on-demand certificate", 1, 600, NULL,
+     0},
 
     {"nginx", "enabled", T_BOOL, F(nginx.enabled), "false",
      "nginx mode: maintain an nginx include and reload nginx", 0, 0, NULL, 0},
@@ -261,7 +272,8 @@ _Static_assert(sizeof(enum config_key_type) == sizeof(int) &&
 		   sizeof(enum config_backend) == sizeof(int) &&
 		   sizeof(enum config_redirect) == sizeof(int) &&
 		   sizeof(enum config_log_level) == sizeof(int) &&
-		   sizeof(enum config_nginx_strategy) == sizeof(int),
+		   sizeof(enum config_nginx_strategy) == sizeof(int) &&
+		   sizeof(enum config_challenge) == sizeof(int),
 	       "enum fields are ints");
 /* callers may cast log.level to enum log_level */
 _Static_assert(CONFIG_LOG_DEBUG == (int)LOG_LVL_DEBUG &&
@@ -1385,6 +1397,13 @@ int config_validate(struct config *cfg, char *err, size_t errsz)
 		msgf(err, errsz,
 		     "on_demand.enabled needs front.enabled: "
 		     "names are issued during TLS handshakes");
+		goto out;
+	}
+	if (cfg->acme.challenge == CONFIG_CHALLENGE_TLSALPN01 &&
+	    !cfg->front.enabled) {
+		msgf(err, errsz,
+		     "acme.challenge is tls-alpn-01 but front.enabled is "
+		     "false: only the front answers it");
 		goto out;
 	}
 	if (cfg->nginx.enabled &&

@@ -85,6 +85,14 @@ enum config_nginx_strategy {
 };
 extern const char *const config_nginx_strategy_names[CONFIG_NGINX__MAX + 1];
 
+/* same order and values as enum acme_chall_type (http-01, tls-alpn-01) */
+enum config_challenge {
+	CONFIG_CHALLENGE_HTTP01 = 0,
+	CONFIG_CHALLENGE_TLSALPN01,
+	CONFIG_CHALLENGE__MAX
+};
+extern const char *const config_challenge_names[CONFIG_CHALLENGE__MAX + 1];
+
 enum config_addr_kind {
 	CONFIG_ADDR_NONE = 0, /* empty value: off / not configured */
 	CONFIG_ADDR_ANY,      /* ":PORT": every local address */
@@ -150,6 +158,7 @@ struct config {
 		char *eab_kid;
 		char *eab_hmac_key_file;
 		enum config_key_type key_type;
+		enum config_challenge challenge;
 		char *profile;
 		char *preferred_issuer;
 		int64_t concurrency;
@@ -227,6 +236,8 @@ struct config {
 		bool enabled;
 		char *ask;
 		int64_t budget_per_hour;
+		int64_t budget_per_domain;
+		int64_t wait; /* seconds a handshake waits for its certificate */
 	} on_demand;
 	struct {
 		bool enabled;
