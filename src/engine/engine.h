@@ -222,6 +222,15 @@ struct engine_daemon_opts {
 	const struct engine_limit_def *limits;
 };
 
+/* Cost of the scheduler passes since start (bench/serve.sh reads it from
+ * /metrics): wall time, and CPU time of the loop thread, of the last and
+ * of the longest pass, and their sums. */
+struct engine_pass_stats {
+	uint64_t passes;
+	double last_wall_s, max_wall_s, sum_wall_s;
+	double last_cpu_s, max_cpu_s, sum_cpu_s;
+};
+
 /* What the status page shows of the daemon, a snapshot published by the
  * loop thread after every scheduler pass (at least every tick_ms). */
 struct engine_daemon_stats {
@@ -231,6 +240,7 @@ struct engine_daemon_stats {
 	double orders_capacity;    /* 0: the limit is off */
 	int64_t orders_full_at_ms; /* when it is full again */
 	int64_t at_ms;             /* when the snapshot was taken */
+	struct engine_pass_stats pass;
 };
 /* Copy the latest snapshot into *out. Safe from any thread. */
 void engine_daemon_stats(struct engine_daemon *d,
