@@ -172,7 +172,11 @@ struct store_due {
 	char name[STORE_NAME_MAX + 1];
 	enum store_domain_status status;
 	int64_t next_attempt_ms;
-	int64_t not_after_ms; /* current certificate, STORE_NO_TIME if none */
+	/* the current certificate's validity, STORE_NO_TIME if none: what
+	 * the scheduler classes a renewal by, read in the same query so a
+	 * pass does not load every due domain's certificate */
+	int64_t not_before_ms;
+	int64_t not_after_ms;
 	uint32_t failures;
 };
 /*

@@ -248,57 +248,6 @@ int store__sq_domain_count(struct store *st, uint64_t *counts)
 	return rc;
 }
 
-int store__sq_domain_due(struct store *st, int64_t now_ms, const unsigned *rank,
-			 struct store_due *out, size_t max, size_t *n)
-{
-	struct sq *sq = sq_of(st);
-	/* ?2..?8 are rank[0..6]: one slot per status value */
-	sqlite3_stmt *s = store__sq_prep(
-	    sq, SQ_DOMAIN_DUE,
-	    "SELECT d.name, d.status, d.next_attempt_ms, c.not_after_ms,"
-	    " d.failures FROM domains d"
-	    " LEFT JOIN certificates c ON c.domain = d.name AND c.current = 1"
-	    " WHERE d.next_attempt_ms IS NOT NULL AND d.next_attempt_ms <= ?1"
-	    " AND d.status <> 6"
-	    " ORDER BY CASE d.status WHEN 0 THEN ?2 WHEN 1 THEN ?3"
-	    " WHEN 2 THEN ?4 WHEN 3 THEN ?5 WHEN 4 THEN ?6 WHEN 5 THEN ?7"
-	    " ELSE ?8 END, coalesce(c.not_after_ms, 9223372036854775807),"
-	    " d.next_attempt_ms, d.name LIMIT ?9");
-	int rc = 0, i;
-
-	_Static_assert(STORE_DOMAIN__MAX == 7, "update the CASE above");
-	if (!s)
-		return -EIO;
-	sqlite3_bind_int64(s, 1, now_ms);
-	for (i = 0; i < STORE_DOMAIN__MAX; i++)
-		sqlite3_bind_int64(s, 2 + i, rank[i]);
-	sqlite3_bind_int64(s, 9, (sqlite3_int64)max);
-	while (rc == 0 && *n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_due *d = &out[*n];
-		int64_t status = sqlite3_column_int64(s, 1);
-		int64_t fails = sqlite3_column_int64(s, 4);
-
-		memset(d, 0, sizeof(*d));
-		rc = store__sq_text(s, 0, d->name, sizeof(d->name));
-		if (rc == 0 && (status < 0 || status >= STORE_DOMAIN__MAX ||
-				fails < 0 || fails > UINT32_MAX))
-			rc = -EBADMSG;
-		if (rc)
-			break;
-		d->status = (enum store_domain_status)status;
-		d->next_attempt_ms = sqlite3_column_int64(s, 2);
-		d->not_after_ms = store__sq_time(s, 3);
-		d->failures = (uint32_t)fails;
-		(*n)++;
-	}
-	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
-		rc = 0;
-	else if (rc > 0)
-		rc = store__sq_err(sq, rc);
-	store__sq_reset(s);
-	return rc;
-}
-
 int store__sq_domain_set_job(struct store *st, const char *name,
 			     const struct store_job *job, int64_t now_ms)
 {
