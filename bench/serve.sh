@@ -19,6 +19,7 @@
 # Knobs (environment): BENCH_DOMAINS (100000), BENCH_DUE (percent of the
 # domains past their renewal time at start, 1), BENCH_STARTS (start-ups
 # timed, 5), BENCH_SOAK_S (seconds of idle passes after the backlog, 180),
+# BENCH_MASS_S (seconds of the all-due run, 60),
 # BENCH_POSTS (100), BENCH_PEER_RUNS (10), BENCH_PEERS=0 (skip lego and
 # certbot), BENCH_POPULATE=fast|pebble (below), BENCH_KEEP=1 (keep the work
 # directory with every log).
@@ -62,6 +63,11 @@
 #   POST->valid  bench/postvalid.py: one name at a time, POST, then GET
 #              /v1/domains/NAME every 10 ms until "valid"; 0.2 s between
 #              names; on the daemon holding the N domains.
+#   all due    a copy of the store with every domain's next attempt set
+#              to now (as after a mass revocation; the API's renew does
+#              this to one domain), the daemon run BENCH_MASS_S seconds (60;
+#              0 skips) against Pebble: passes as above, renewals counted,
+#              peak RSS.
 #   peers      after the daemon stopped (they need the HTTP-01 port): one
 #              warm-up run (account registration), then BENCH_PEER_RUNS
 #              timed runs of `lego run` (built-in HTTP-01 server) and
@@ -110,10 +116,10 @@ fi
 # ----------------------------------------------------------------- inside
 if [ $QUICK = 1 ]; then
 	N=${BENCH_DOMAINS:-10000} SOAK=${BENCH_SOAK_S:-30} POSTS=${BENCH_POSTS:-20}
-	PEER_RUNS=${BENCH_PEER_RUNS:-3} STARTS=${BENCH_STARTS:-3}
+	PEER_RUNS=${BENCH_PEER_RUNS:-3} STARTS=${BENCH_STARTS:-3} MASS_S=${BENCH_MASS_S:-20}
 else
 	N=${BENCH_DOMAINS:-100000} SOAK=${BENCH_SOAK_S:-180} POSTS=${BENCH_POSTS:-100}
-	PEER_RUNS=${BENCH_PEER_RUNS:-10} STARTS=${BENCH_STARTS:-5}
+	PEER_RUNS=${BENCH_PEER_RUNS:-10} STARTS=${BENCH_STARTS:-5} MASS_S=${BENCH_MASS_S:-60}
 fi
 DUE=${BENCH_DUE:-1}
 MODE=${BENCH_POPULATE:-fast}
@@ -386,6 +392,32 @@ verify_live() {
 		openssl x509 -noout -ext subjectAltName -in "$f" 2>/dev/null | grep -q "DNS:$2"
 }
 
+# ------------------------------------------------------------------- mass
+# Every domain due at once, as after a mass revocation or an operator's
+# renew-all (the API's renew does the same to one row: next attempt =
+# now): the scheduler's worst case, a due backlog of N. The daemon runs
+# MASS_S seconds against Pebble; passes and renewals are counted.
+mass() {
+	local c0
+	STATE=$WORK/mass
+	cp -a "$PRISTINE" "$STATE"
+	sqlite3 "$STATE/certherd.db" "UPDATE domains SET next_attempt_ms = $(date +%s%3N) WHERE status <> 6" ||
+		die "cannot make every domain due"
+	log "mass renewal: all $N due, ${MASS_S}s"
+	start_daemon "$STATE" "$WORK/mass.log" || die "mass start failed"
+	snap m0
+	c0=$(grep -c 'certificate renewed' "$WORK/mass.log")
+	sleep "$MASS_S"
+	snap m1
+	MASS_RENEWED=$(($(grep -c 'certificate renewed' "$WORK/mass.log") - c0))
+	MASS_HWM=$(proc_kb "$DAEMON" VmHWM)
+	if "$REPO/tests/ca/ca.sh" wedged "$CUR_CA" 2>/dev/null; then
+		MASS_NOTE="Pebble wedged during the mass renewal (docs/pebble.md); "
+	fi
+	stop_daemon
+	rm -rf "$STATE"
+}
+
 # ------------------------------------------------------------------ peers
 peer_lego() { # peer_lego NAME
 	LEGO_CA_CERTIFICATES=$CA_BUNDLE timeout 120 lego --server "$ACME_DIRECTORY" \
@@ -437,6 +469,7 @@ NCERT=$(sqlite3 "file:$PRISTINE/certherd.db?mode=ro" "SELECT count(*) FROM certi
 log "start-up: $STARTS starts"
 measure_startups
 soak
+[ "$MASS_S" -gt 0 ] && mass
 if [ "${BENCH_PEERS:-1}" = 1 ]; then peers; fi
 "$REPO/tests/ca/ca.sh" stop "$CUR_CA" >/dev/null 2>&1
 CUR_CA=""
@@ -463,25 +496,35 @@ say "| RSS after the backlog, ${SOAK} s of passes and the POSTs (largest sample)
 say "| peak RSS of the whole soak (VmHWM) | $(mib "$HWM") MiB | < 200 MiB | $(verdict "$HWM < 200 * 1024") |"
 PMAXW=$(v post maxwall) PMAXC=$(v post maxcpu)
 say "| longest scheduler pass since start: loop-thread CPU (its longest wall time) | $(calc "$PMAXC * 1000" | xargs printf '%.2f') ms ($(calc "$PMAXW * 1000" | xargs printf '%.2f') ms) | < 50 ms CPU | $(verdict "$PMAXC < 0.05") |"
-# window NAME FROM TO: mean pass wall, CPU and process CPU per pass
+# window NAME FROM TO [RENEWED]: mean pass (loop-thread CPU, wall); the
+# whole process's CPU per pass (idle) or per renewal (RENEWED given: the
+# passes are then a small part of it)
 window() {
-	local np dw dc dp
+	local np dw dc dp per
 	np=$(calc "$(v "$3" passes) - $(v "$2" passes)")
 	dw=$(calc "$(v "$3" wall) - $(v "$2" wall)")
 	dc=$(calc "$(v "$3" cpu) - $(v "$2" cpu)")
 	dp=$(calc "$(v "$3" proc) - $(v "$2" proc)")
-	if [ "$np" -gt 0 ]; then
-		say "| mean pass, $1 ($np passes in $(calc "$(v "$3" t) - $(v "$2" t)" | xargs printf '%.0f') s): loop CPU / wall / whole-process CPU per pass | $(calc "$dc * 1000 / $np" | xargs printf '%.2f') / $(calc "$dw * 1000 / $np" | xargs printf '%.2f') / $(calc "$dp * 1000 / $np" | xargs printf '%.2f') ms | < 50 ms CPU | $(verdict "$dc / $np < 0.05") |"
+	[ "$np" -gt 0 ] || return 0
+	if [ -n "${4:-}" ] && [ "$4" -gt 0 ]; then
+		per="; process CPU $(calc "$dp * 1000 / $4" | xargs printf '%.2f') ms per renewal"
+	else
+		per="; process CPU $(calc "$dp * 1000 / $np" | xargs printf '%.2f') ms per pass"
 	fi
+	say "| mean pass, $1 ($np passes in $(calc "$(v "$3" t) - $(v "$2" t)" | xargs printf '%.0f') s): loop-thread CPU (wall)$per | $(calc "$dc * 1000 / $np" | xargs printf '%.2f') ms ($(calc "$dw * 1000 / $np" | xargs printf '%.2f') ms) | < 50 ms CPU | $(verdict "$dc / $np < 0.05") |"
 }
-window "renewal backlog ($RENEWED renewed in ${BACKLOG_S} s)" start backlog
+window "renewal backlog ($RENEWED renewed in ${BACKLOG_S} s)" start backlog "$RENEWED"
 window "idle" backlog idle
+if [ "$MASS_S" -gt 0 ]; then
+	window "all $N due ($MASS_RENEWED renewed in ${MASS_S} s)" m0 m1 "$MASS_RENEWED"
+	say "| longest pass with all $N due: loop-thread CPU (wall); peak RSS | $(calc "$(v m1 maxcpu) * 1000" | xargs printf '%.2f') ms ($(calc "$(v m1 maxwall) * 1000" | xargs printf '%.2f') ms); $(mib "$MASS_HWM") MiB | < 50 ms CPU; < 200 MiB | $(verdict "$(v m1 maxcpu) < 0.05 && $MASS_HWM < 200 * 1024") |"
+fi
 cut -d' ' -f2 "$WORK/postvalid.txt" >"$WORK/post.ms"
 POK=$(grep -c ' valid$' "$WORK/postvalid.txt")
 PMED=$(median <"$WORK/post.ms")
 say "| POST /v1/domains -> valid, $POK/$POSTS valid: median / p90 / max | $(printf '%.0f' "$PMED") / $(pct 90 <"$WORK/post.ms" | xargs printf '%.0f') / $(maxv <"$WORK/post.ms" | xargs printf '%.0f') ms | (none) | |"
 say ""
-[ -n "${BACKLOG_NOTE}${POST_NOTE:-}" ] && say "Notes: ${BACKLOG_NOTE}${POST_NOTE:-}" && say ""
+[ -n "${BACKLOG_NOTE}${POST_NOTE:-}${MASS_NOTE:-}" ] && say "Notes: ${BACKLOG_NOTE}${POST_NOTE:-}${MASS_NOTE:-}" && say ""
 if [ "${BENCH_PEERS:-1}" = 1 ]; then
 	say "One new certificate from the same Pebble: certherd's POST -> valid against a whole one-shot client run ($PEER_RUNS runs each, after a warm-up that registered the account):"
 	say ""
