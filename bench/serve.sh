@@ -26,7 +26,8 @@
 #
 # Needs root (network namespace), a release build (made here if missing:
 # build-bench/, which also builds bench/populate), scripts/install-deps.sh
-# and, for the peer rows, bench/install-peers.sh (lego, certbot). Runs in a
+# and bench/install-peers.sh (the sqlite3 shell; lego and certbot for the
+# peer rows). Runs in a
 # private network namespace (tests/netns.sh) with a fresh Pebble 2.10 from
 # tests/ca/ca.sh (PEBBLE_NONCEREJECT=0, as in issue.sh); every wait is
 # bounded.
@@ -36,7 +37,7 @@
 # 10,000-domain transactions through the store library: ages uniform over
 # the 58 days before their renewal point, BENCH_DUE % past it (due at
 # once, renewed from Pebble during the run: the backlog of about 14 hours
-# of downtime at 1 %). About 2 minutes. BENCH_POPULATE=pebble: the daemon
+# of downtime at 1 %). About 2-4 minutes. BENCH_POPULATE=pebble: the daemon
 # itself obtains all N from Pebble (POSTed 1,000 names at a time); about
 # 15 minutes per 100,000 when Pebble does not wedge, and a wedge (30 s
 # without a new certificate) restarts Pebble and the daemon, which costs
@@ -96,9 +97,10 @@ die() { echo "bench/serve.sh: $*" >&2; exit 1; }
 # ---------------------------------------------------------------- outside
 if [ -z "${CERTHERD_NETNS:-}" ]; then
 	[ "$(id -u)" = 0 ] || die "must run as root (network namespace)"
-	for t in curl jq python3 openssl sqlite3; do
+	for t in curl jq python3 openssl; do
 		command -v "$t" >/dev/null || die "$t missing: run scripts/install-deps.sh"
 	done
+	command -v sqlite3 >/dev/null || die "sqlite3 missing: run bench/install-peers.sh"
 	if [ "${BENCH_PEERS:-1}" = 1 ]; then
 		for t in lego certbot; do
 			command -v "$t" >/dev/null || die "$t missing: run bench/install-peers.sh (or BENCH_PEERS=0)"
