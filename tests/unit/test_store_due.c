@@ -1,5 +1,6 @@
 /*
- * Unit test of store_domain_due against a reference computed here: 3,000
+ * Unit test of store_domain_due (and of store_domain_list by status, which
+ * shares the fixture) against a reference computed here: 3,000
  * domains in every status, with and without certificates, due and not,
  * enough due in one status (more than the 1,024 the store sorts) that
  * its index walk is taken as well as its sort; several rank tables (the
@@ -269,6 +270,63 @@ static void test_due_follows_changes(void **state)
 	}
 }
 
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct dom *)a)->name,
+		      ((const struct dom *)b)->name);
+}
+
+/* store_domain_list with a mask of one or two statuses (listed status by
+ * status and merged) pages through exactly the reference's names. */
+static void check_list(struct fx *fx, unsigned mask, const char *prefix,
+		       size_t page)
+{
+	static struct dom ref[N];
+	static struct store_domain got[N];
+	struct store_domain_filter f = {.status_mask = mask, .prefix = prefix};
+	char after[64] = "";
+	size_t nref = 0, seen = 0, n;
+
+	for (int i = 0; i < N; i++)
+		if ((mask & (1u << fx->d[i].status)) &&
+		    (!prefix ||
+		     strncmp(fx->d[i].name, prefix, strlen(prefix)) == 0))
+			ref[nref++] = fx->d[i];
+	qsort(ref, nref, sizeof(ref[0]), name_cmp);
+	do {
+		f.after = after[0] ? after : NULL;
+		n = 0;
+		assert_int_equal(store_domain_list(fx->st, &f, got, page, &n),
+				 0);
+		for (size_t i = 0; i < n; i++, seen++) {
+			assert_true(seen < nref);
+			assert_string_equal(got[i].name, ref[seen].name);
+			assert_int_equal(got[i].status, ref[seen].status);
+		}
+		if (n)
+			snprintf(after, sizeof(after), "%s", got[n - 1].name);
+	} while (n == page);
+	assert_int_equal(seen, nref);
+}
+
+static void test_list_by_status(void **state)
+{
+	struct fx *fx = *state;
+	const unsigned inflight = (1u << STORE_DOMAIN_ISSUING) |
+				  (1u << STORE_DOMAIN_RENEWING);
+
+	check_list(fx, 1u << STORE_DOMAIN_FAILED, NULL, 1000);
+	check_list(fx, 1u << STORE_DOMAIN_FAILED, NULL, 7);
+	check_list(fx, inflight, NULL, 256);
+	check_list(fx, inflight, NULL, 5);
+	check_list(fx, 1u << STORE_DOMAIN_VALID, "d1", 100);
+	check_list(fx, (1u << STORE_DOMAIN_VALID) |
+			   (1u << STORE_DOMAIN_PENDING), NULL, 333);
+	check_list(fx, 1u << STORE_DOMAIN_REMOVED, NULL, 10);
+	/* more statuses than that: the scan, same answer */
+	check_list(fx, inflight | (1u << STORE_DOMAIN_FAILED), NULL, 50);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -278,6 +336,7 @@ int main(void)
 	    T(test_due_equal_ranks_merge),
 	    T(test_due_reversed_rank),
 	    T(test_due_follows_changes),
+	    T(test_list_by_status),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
