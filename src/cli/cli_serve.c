@@ -138,6 +138,35 @@ static int status_extra(void *ctx, json_t *obj)
 	return 0;
 }
 
+/* The scheduler's pass cost: last and longest pass as gauges, the sums
+ * as counters (rate(sum) / rate(count) is the mean over any window). */
+static void metrics_passes(FILE *out, const struct engine_pass_stats *p)
+{
+	fprintf(out,
+		"# HELP certherd_scheduler_pass_seconds Duration of a "
+		"scheduler pass: wall time and CPU time of the loop thread, "
+		"of the last pass and of the longest since start.\n"
+		"# TYPE certherd_scheduler_pass_seconds gauge\n"
+		"certherd_scheduler_pass_seconds{stat=\"last_wall\"} %.6f\n"
+		"certherd_scheduler_pass_seconds{stat=\"max_wall\"} %.6f\n"
+		"certherd_scheduler_pass_seconds{stat=\"last_cpu\"} %.6f\n"
+		"certherd_scheduler_pass_seconds{stat=\"max_cpu\"} %.6f\n"
+		"# HELP certherd_scheduler_passes_total Scheduler passes "
+		"since start.\n"
+		"# TYPE certherd_scheduler_passes_total counter\n"
+		"certherd_scheduler_passes_total %llu\n"
+		"# HELP certherd_scheduler_pass_wall_seconds_total Wall time "
+		"of all scheduler passes since start.\n"
+		"# TYPE certherd_scheduler_pass_wall_seconds_total counter\n"
+		"certherd_scheduler_pass_wall_seconds_total %.6f\n"
+		"# HELP certherd_scheduler_pass_cpu_seconds_total CPU time of "
+		"the loop thread in all scheduler passes since start.\n"
+		"# TYPE certherd_scheduler_pass_cpu_seconds_total counter\n"
+		"certherd_scheduler_pass_cpu_seconds_total %.6f\n",
+		p->last_wall_s, p->max_wall_s, p->last_cpu_s, p->max_cpu_s,
+		(unsigned long long)p->passes, p->sum_wall_s, p->sum_cpu_s);
+}
+
 static int metrics_extra(void *ctx, FILE *out)
 {
 	struct serve_ctx *sc = ctx;
@@ -153,6 +182,7 @@ static int metrics_extra(void *ctx, FILE *out)
 		"# TYPE certherd_ratelimit_held gauge\n"
 		"certherd_ratelimit_held %u\n",
 		st.in_flight, st.held);
+	metrics_passes(out, &st.pass);
 	if (st.orders_capacity > 0)
 		fprintf(out,
 			"# HELP certherd_ratelimit_tokens Tokens left in a "

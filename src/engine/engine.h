@@ -308,6 +308,14 @@ struct engine_daemon_opts {
  * longest type kept: the CA's problem types are a short fixed list. */
 #define ENGINE_FAIL_TYPES 24
 #define ENGINE_FAIL_TYPE_MAX 40
+/* Cost of the scheduler passes since start (bench/serve.sh reads it from
+ * /metrics): wall time, and CPU time of the loop thread, of the last and
+ * of the longest pass, and their sums. */
+struct engine_pass_stats {
+	uint64_t passes;
+	double last_wall_s, max_wall_s, sum_wall_s;
+	double last_cpu_s, max_cpu_s, sum_cpu_s;
+};
 
 /* What the status page shows of the daemon, a snapshot published by the
  * loop thread after every scheduler pass (at least every tick_ms). */
@@ -331,6 +339,7 @@ struct engine_daemon_stats {
 	unsigned concurrency;      /* the limit on in_flight in force */
 	int draining;              /* SIGTERM: no new orders, waiting for
 				      those in flight */
+	struct engine_pass_stats pass;
 };
 /* Copy the latest snapshot into *out. Safe from any thread. */
 void engine_daemon_stats(struct engine_daemon *d,

@@ -179,6 +179,22 @@ const char *store_errmsg(const struct store *st)
 	return st ? st->errmsg : "no store";
 }
 
+/* ---- bulk writes ------------------------------------------------------ */
+
+int store_bulk_begin(struct store *st)
+{
+	if (!st)
+		return -EINVAL;
+	return st->ops->bulk_begin(st);
+}
+
+int store_bulk_end(struct store *st, int commit)
+{
+	if (!st)
+		return -EINVAL;
+	return st->ops->bulk_end(st, commit);
+}
+
 /* ---- account --------------------------------------------------------- */
 
 int store_account_put(struct store *st, const struct store_account *a)

@@ -67,6 +67,25 @@ const char *store_errmsg(const struct store *st);
 /* Schema version this code writes. */
 int store_schema_version(void);
 
+/* ---- bulk writes ------------------------------------------------------ */
+
+/*
+ * Group every write on st from store_bulk_begin to store_bulk_end into one
+ * transaction, for loading many domains at once (bench/populate): one
+ * commit, and one sync, instead of one per write. Each write inside keeps
+ * its own all-or-nothing behaviour (a failed write undoes only itself and
+ * returns its error as usual); a write that is durable on its own
+ * (store_order_begin, store_cert_insert) is made durable by the final
+ * commit instead. Other handles see nothing until then, and writers on
+ * them wait, so keep bulks for imports, not for the daemon's loop.
+ * store_bulk_begin: 0, -EBUSY if a bulk is already open on st, or a
+ * store error. store_bulk_end(st, commit): commit != 0 commits (synced),
+ * 0 rolls back everything since store_bulk_begin; -EINVAL without an
+ * open bulk.
+ */
+int store_bulk_begin(struct store *st);
+int store_bulk_end(struct store *st, int commit);
+
 /* ---- account --------------------------------------------------------- */
 
 struct store_account {
@@ -153,7 +172,11 @@ struct store_due {
 	char name[STORE_NAME_MAX + 1];
 	enum store_domain_status status;
 	int64_t next_attempt_ms;
-	int64_t not_after_ms; /* current certificate, STORE_NO_TIME if none */
+	/* the current certificate's validity, STORE_NO_TIME if none: what
+	 * the scheduler classes a renewal by, read in the same query so a
+	 * pass does not load every due domain's certificate */
+	int64_t not_before_ms;
+	int64_t not_after_ms;
 	uint32_t failures;
 };
 /*

@@ -16,6 +16,8 @@
 struct store_ops {
 	const char *name; /* "sqlite" */
 	void (*close)(struct store *st);
+	int (*bulk_begin)(struct store *);
+	int (*bulk_end)(struct store *, int commit);
 	int (*account_put)(struct store *, const struct store_account *);
 	int (*account_get)(struct store *, const char *,
 			   struct store_account *);

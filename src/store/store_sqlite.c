@@ -100,6 +100,9 @@ int store__sq_begin(struct sq *sq, int durable)
 {
 	int rc;
 
+	if (sq->bulk)
+		return store__sq_exec(
+		    sq, store__sq_prep(sq, SQ_SAVEPOINT, "SAVEPOINT w"));
 	if (durable) {
 		rc = store__sq_exec(sq,
 				    store__sq_prep(sq, SQ_SYNC_FULL,
@@ -119,6 +122,15 @@ int store__sq_end(struct sq *sq, int rc, int durable)
 {
 	int c;
 
+	if (sq->bulk) {
+		/* undo only this write; the bulk goes on */
+		if (rc < 0)
+			store__sq_exec(sq, store__sq_prep(sq, SQ_ROLLBACK_TO,
+							  "ROLLBACK TO w"));
+		c = store__sq_exec(sq,
+				   store__sq_prep(sq, SQ_RELEASE, "RELEASE w"));
+		return rc < 0 ? rc : c;
+	}
 	if (rc >= 0) {
 		c = store__sq_exec(sq, store__sq_prep(sq, SQ_COMMIT, "COMMIT"));
 		if (c < 0)
@@ -168,6 +180,37 @@ int store__sq_bind_time(sqlite3_stmt *s, int col, int64_t t)
 				  : sqlite3_bind_int64(s, col, t);
 }
 
+/* ---- bulk writes ----------------------------------------------------- */
+
+int store__sq_bulk_begin(struct store *st)
+{
+	struct sq *sq = sq_of(st);
+	int rc;
+
+	if (sq->bulk)
+		return -EBUSY;
+	/* durable now: SQLite refuses to change synchronous inside a
+	 * transaction, and the bulk's one commit stands for every durable
+	 * write inside it */
+	rc = store__sq_begin(sq, 1);
+	if (rc == 0)
+		sq->bulk = 1;
+	return rc;
+}
+
+int store__sq_bulk_end(struct store *st, int commit)
+{
+	struct sq *sq = sq_of(st);
+
+	int rc;
+
+	if (!sq->bulk)
+		return -EINVAL;
+	sq->bulk = 0;
+	rc = store__sq_end(sq, commit ? 0 : -ECANCELED, 1);
+	return rc == -ECANCELED ? 0 : rc;
+}
+
 /* ---- open / close ---------------------------------------------------- */
 
 static void sq_close(struct store *st)
@@ -185,6 +228,8 @@ static void sq_close(struct store *st)
 static const struct store_ops sq_ops = {
     .name = "sqlite",
     .close = sq_close,
+    .bulk_begin = store__sq_bulk_begin,
+    .bulk_end = store__sq_bulk_end,
     .account_put = store__sq_account_put,
     .account_get = store__sq_account_get,
     .domain_add = store__sq_domain_add,

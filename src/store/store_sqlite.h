@@ -18,6 +18,9 @@ enum sq_id {
 	SQ_ROLLBACK,
 	SQ_SYNC_FULL,
 	SQ_SYNC_NORMAL,
+	SQ_SAVEPOINT,
+	SQ_RELEASE,
+	SQ_ROLLBACK_TO,
 	SQ_ACCOUNT_PUT,
 	SQ_ACCOUNT_GET,
 	SQ_DOMAIN_ADD,
@@ -25,8 +28,11 @@ enum sq_id {
 	SQ_DOMAIN_REMOVE,
 	SQ_DOMAIN_GET,
 	SQ_DOMAIN_LIST,
+	SQ_DOMAIN_LIST_STATUS,
 	SQ_DOMAIN_COUNT,
-	SQ_DOMAIN_DUE,
+	SQ_DUE_PEEK,
+	SQ_DUE_SORT,
+	SQ_DUE_WALK,
 	SQ_DOMAIN_SET_JOB,
 	SQ_ORDER_BEGIN,
 	SQ_ORDER_UPDATE,
@@ -35,6 +41,7 @@ enum sq_id {
 	SQ_CERT_UNCURRENT,
 	SQ_CERT_INSERT,
 	SQ_CERT_DOMAIN_VALID,
+	SQ_CERT_DOMAIN_VALIDITY,
 	SQ_CERT_CURRENT,
 	SQ_CERT_EXPIRING,
 	SQ_CERT_SET_ARI,
@@ -54,6 +61,7 @@ struct sq {
 	struct store base; /* first: struct store * casts to struct sq * */
 	sqlite3 *db;
 	sqlite3_stmt *stmt[SQ__MAX];
+	int bulk; /* inside store_bulk_begin/end: writes are savepoints */
 };
 
 static inline struct sq *sq_of(struct store *st)
@@ -71,7 +79,9 @@ int store__sq_err(struct sq *sq, int rc);
 int store__sq_exec(struct sq *sq, sqlite3_stmt *s);
 /* BEGIN IMMEDIATE (take the write lock now, so a busy database waits in
  * busy_timeout instead of failing on lock upgrade). durable: this commit
- * is synced (synchronous=FULL) before it returns. */
+ * is synced (synchronous=FULL) before it returns. Inside a bulk
+ * (store_bulk_begin) a savepoint instead, released by store__sq_end;
+ * durability then comes from the bulk's commit. */
 int store__sq_begin(struct sq *sq, int durable);
 /* COMMIT if rc >= 0 else ROLLBACK; returns rc or the commit's error. */
 int store__sq_end(struct sq *sq, int rc, int durable);
@@ -82,6 +92,10 @@ int store__sq_dup(sqlite3_stmt *s, int col, size_t max, char **out);
 int64_t store__sq_time(sqlite3_stmt *s, int col);
 /* Bind a time: STORE_NO_TIME -> NULL. */
 int store__sq_bind_time(sqlite3_stmt *s, int col, int64_t t);
+
+/* store_bulk_begin / store_bulk_end */
+int store__sq_bulk_begin(struct store *st);
+int store__sq_bulk_end(struct store *st, int commit);
 
 /* Schema (store_schema.c): migrate db to the current version. */
 int store__schema_migrate(sqlite3 *db, char *err, size_t errsz);

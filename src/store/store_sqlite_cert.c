@@ -197,6 +197,24 @@ static int cert_insert_tx(struct sq *sq, const struct store_cert *c,
 	store__sq_bind_time(dom, 2, renew_at_ms);
 	sqlite3_bind_int64(dom, 3, now_ms);
 	rc = store__sq_exec(sq, dom);
+	if (rc < 0)
+		return rc;
+	/* the domain row's copy of the current validity (the due query's
+	 * index), whatever the domain's status: a removed name that comes
+	 * back is ranked by its newest certificate */
+	{
+		sqlite3_stmt *v = store__sq_prep(
+		    sq, SQ_CERT_DOMAIN_VALIDITY,
+		    "UPDATE domains SET cert_not_before_ms = ?2,"
+		    " cert_not_after_ms = ?3 WHERE name = ?1");
+
+		if (!v)
+			return -EIO;
+		sqlite3_bind_text(v, 1, i->domain, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(v, 2, i->not_before_ms);
+		sqlite3_bind_int64(v, 3, i->not_after_ms);
+		rc = store__sq_exec(sq, v);
+	}
 	if (rc < 0 || order_id == 0)
 		return rc;
 	/* the order ends in the certificate's transaction: a crash never

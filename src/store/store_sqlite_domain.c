@@ -191,6 +191,72 @@ int store__sq_domain_get(struct store *st, const char *name,
 	return rc;
 }
 
+/* Masks of at most this many statuses are listed status by status. */
+#define LIST_BY_STATUS_BITS 2
+#define LIST_BY_STATUS_MAX  4096 /* rows asked; beyond, the scan below */
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct store_domain *)a)->name,
+		      ((const struct store_domain *)b)->name);
+}
+
+/*
+ * A mask of one or two statuses (the daemon's orphan sweep: issuing and
+ * renewing; the API's ?status=failed): the rows of each status come in
+ * name order from domains_status, whose entries are (status, name), up to
+ * max each, and are merged here. The scan below would read every domain
+ * row to find them: 25 ms of CPU at 100,000 domains (bench/RESULTS.md).
+ */
+static int list_by_status(struct sq *sq, const struct store_domain_filter *f,
+			  struct store_domain *out, size_t max, size_t *n)
+{
+	sqlite3_stmt *s = store__sq_prep(
+	    sq, SQ_DOMAIN_LIST_STATUS,
+	    "SELECT " DOMAIN_COLS " FROM domains INDEXED BY domains_status"
+	    " WHERE status = ?3 AND name > ?1 AND name >= ?2"
+	    " AND name < ?2 || '~' ORDER BY name LIMIT ?4");
+	struct store_domain *tmp;
+	size_t got = 0;
+	int rc = 0;
+
+	if (!s)
+		return -EIO;
+	tmp = malloc(sizeof(*tmp) * max * LIST_BY_STATUS_BITS);
+	if (!tmp)
+		return -ENOMEM;
+	for (int st = 0; st < STORE_DOMAIN__MAX && rc == 0; st++) {
+		size_t end = got + max;
+
+		if (!(f->status_mask & (1u << st)))
+			continue;
+		sqlite3_bind_text(s, 1, f->after ? f->after : "", -1,
+				  SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, f->prefix ? f->prefix : "", -1,
+				  SQLITE_STATIC);
+		sqlite3_bind_int(s, 3, st);
+		sqlite3_bind_int64(s, 4, (sqlite3_int64)max);
+		while (rc == 0 && got < end &&
+		       (rc = sqlite3_step(s)) == SQLITE_ROW) {
+			rc = domain_row(s, &tmp[got]);
+			if (rc == 0)
+				got++;
+		}
+		if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+			rc = 0;
+		else if (rc > 0)
+			rc = store__sq_err(sq, rc);
+		store__sq_reset(s);
+	}
+	if (rc == 0) {
+		qsort(tmp, got, sizeof(*tmp), name_cmp);
+		*n = got < max ? got : max;
+		memcpy(out, tmp, *n * sizeof(*tmp));
+	}
+	free(tmp);
+	return rc;
+}
+
 /*
  * Prefix match as a range on the primary key (name >= p AND name < p||'~')
  * so it uses the index; valid because stored names only contain
@@ -200,14 +266,19 @@ int store__sq_domain_list(struct store *st, const struct store_domain_filter *f,
 			  struct store_domain *out, size_t max, size_t *n)
 {
 	struct sq *sq = sq_of(st);
-	sqlite3_stmt *s = store__sq_prep(
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	if (f->status_mask &&
+	    __builtin_popcount(f->status_mask) <= LIST_BY_STATUS_BITS &&
+	    max <= LIST_BY_STATUS_MAX)
+		return list_by_status(sq, f, out, max, n);
+	s = store__sq_prep(
 	    sq, SQ_DOMAIN_LIST,
 	    "SELECT " DOMAIN_COLS " FROM domains"
 	    " WHERE name > ?1 AND name >= ?2 AND name < ?2 || '~'"
 	    " AND (?3 = 0 OR ((?3 >> status) & 1) = 1)"
 	    " ORDER BY name LIMIT ?4");
-	int rc = 0;
-
 	if (!s)
 		return -EIO;
 	sqlite3_bind_text(s, 1, f->after ? f->after : "", -1, SQLITE_STATIC);
@@ -244,57 +315,6 @@ int store__sq_domain_count(struct store *st, uint64_t *counts)
 			counts[status] = (uint64_t)sqlite3_column_int64(s, 1);
 	}
 	rc = rc == SQLITE_DONE ? 0 : store__sq_err(sq, rc);
-	store__sq_reset(s);
-	return rc;
-}
-
-int store__sq_domain_due(struct store *st, int64_t now_ms, const unsigned *rank,
-			 struct store_due *out, size_t max, size_t *n)
-{
-	struct sq *sq = sq_of(st);
-	/* ?2..?8 are rank[0..6]: one slot per status value */
-	sqlite3_stmt *s = store__sq_prep(
-	    sq, SQ_DOMAIN_DUE,
-	    "SELECT d.name, d.status, d.next_attempt_ms, c.not_after_ms,"
-	    " d.failures FROM domains d"
-	    " LEFT JOIN certificates c ON c.domain = d.name AND c.current = 1"
-	    " WHERE d.next_attempt_ms IS NOT NULL AND d.next_attempt_ms <= ?1"
-	    " AND d.status <> 6"
-	    " ORDER BY CASE d.status WHEN 0 THEN ?2 WHEN 1 THEN ?3"
-	    " WHEN 2 THEN ?4 WHEN 3 THEN ?5 WHEN 4 THEN ?6 WHEN 5 THEN ?7"
-	    " ELSE ?8 END, coalesce(c.not_after_ms, 9223372036854775807),"
-	    " d.next_attempt_ms, d.name LIMIT ?9");
-	int rc = 0, i;
-
-	_Static_assert(STORE_DOMAIN__MAX == 7, "update the CASE above");
-	if (!s)
-		return -EIO;
-	sqlite3_bind_int64(s, 1, now_ms);
-	for (i = 0; i < STORE_DOMAIN__MAX; i++)
-		sqlite3_bind_int64(s, 2 + i, rank[i]);
-	sqlite3_bind_int64(s, 9, (sqlite3_int64)max);
-	while (rc == 0 && *n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_due *d = &out[*n];
-		int64_t status = sqlite3_column_int64(s, 1);
-		int64_t fails = sqlite3_column_int64(s, 4);
-
-		memset(d, 0, sizeof(*d));
-		rc = store__sq_text(s, 0, d->name, sizeof(d->name));
-		if (rc == 0 && (status < 0 || status >= STORE_DOMAIN__MAX ||
-				fails < 0 || fails > UINT32_MAX))
-			rc = -EBADMSG;
-		if (rc)
-			break;
-		d->status = (enum store_domain_status)status;
-		d->next_attempt_ms = sqlite3_column_int64(s, 2);
-		d->not_after_ms = store__sq_time(s, 3);
-		d->failures = (uint32_t)fails;
-		(*n)++;
-	}
-	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
-		rc = 0;
-	else if (rc > 0)
-		rc = store__sq_err(sq, rc);
 	store__sq_reset(s);
 	return rc;
 }

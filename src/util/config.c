@@ -1673,7 +1673,9 @@ int config_dump(const struct config *cfg, FILE *out)
 			size_t o = 0;
 
 			for (size_t j = 0; j < l->n && o < sizeof(buf); j++) {
-				char a[80];
+				/* room for any address kind (unix:PATH too), so
+				 * -O3's truncation check passes in release builds */
+				char a[128];
 
 				fmt_addr(&l->v[j], a, sizeof(a));
 				o += (size_t)snprintf(buf + o, sizeof(buf) - o,

@@ -497,6 +497,69 @@ static void test_cert_current_switch(void **state)
 			 -ENOENT);
 }
 
+/* A due row carries its current certificate's validity (the scheduler
+ * classes renewals by it without loading the certificate). */
+static void test_due_carries_validity(void **state)
+{
+	struct fx *fx = *state;
+	const unsigned rank[STORE_DOMAIN__MAX] = {0};
+	struct store_cert c = mk_cert("r.example.com", "01", T0 - 500, T0 + 900);
+	struct store_due due[4];
+	size_t n;
+
+	assert_int_equal(store_domain_add(fx->st, "r.example.com", NULL, T0),
+			 1);
+	assert_int_equal(store_domain_add(fx->st, "n.example.com", NULL, T0),
+			 1);
+	assert_int_equal(store_cert_insert(fx->st, &c, 0, T0 - 1, T0, NULL),
+			 0);
+	assert_int_equal(store_domain_due(fx->st, T0, rank, due, 4, &n), 0);
+	assert_int_equal(n, 2);
+	/* same rank: the one with a certificate expires first */
+	assert_string_equal(due[0].name, "r.example.com");
+	assert_int_equal(due[0].not_before_ms, T0 - 500);
+	assert_int_equal(due[0].not_after_ms, T0 + 900);
+	assert_string_equal(due[1].name, "n.example.com");
+	assert_int_equal(due[1].not_before_ms, STORE_NO_TIME);
+	assert_int_equal(due[1].not_after_ms, STORE_NO_TIME);
+}
+
+/* A version-1 database (validity only in certificates) migrates: the
+ * domain rows get their current certificate's validity copied. */
+static void test_migration_copies_validity(void **state)
+{
+	struct fx *fx = *state;
+	const unsigned rank[STORE_DOMAIN__MAX] = {0};
+	struct store_cert c = mk_cert("r.example.com", "01", T0 - 500, T0 + 900);
+	struct store_due due[4];
+	size_t n;
+
+	assert_int_equal(store_domain_add(fx->st, "r.example.com", NULL, T0),
+			 1);
+	assert_int_equal(store_domain_add(fx->st, "n.example.com", NULL, T0),
+			 1);
+	assert_int_equal(store_cert_insert(fx->st, &c, 0, T0 - 1, T0, NULL),
+			 0);
+	store_close(fx->st);
+	fx->st = NULL;
+	/* back to the shape of version 1 */
+	raw_sql(fx, "DROP INDEX domains_due; DROP INDEX domains_due_rank;"
+		    "ALTER TABLE domains DROP COLUMN cert_not_before_ms;"
+		    "ALTER TABLE domains DROP COLUMN cert_not_after_ms;"
+		    "CREATE INDEX domains_due ON domains(next_attempt_ms)"
+		    " WHERE next_attempt_ms IS NOT NULL;"
+		    "PRAGMA user_version=1");
+	reopen(fx);
+	assert_int_equal(raw_int(fx, "PRAGMA user_version"),
+			 store_schema_version());
+	assert_int_equal(store_domain_due(fx->st, T0, rank, due, 4, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(due[0].name, "r.example.com");
+	assert_int_equal(due[0].not_before_ms, T0 - 500);
+	assert_int_equal(due[0].not_after_ms, T0 + 900);
+	assert_int_equal(due[1].not_after_ms, STORE_NO_TIME);
+}
+
 static void test_challenges(void **state)
 {
 	struct fx *fx = *state;
@@ -724,6 +787,8 @@ int main(void)
 	    T(test_due_order_and_job_state),
 	    T(test_order_resume_after_crash),
 	    T(test_cert_current_switch),
+	    T(test_due_carries_validity),
+	    T(test_migration_copies_validity),
 	    T(test_challenges),
 	    T(test_buckets),
 	    T(test_event_cap),
