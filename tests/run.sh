@@ -10,7 +10,8 @@
 #     network namespace (tests/netns.sh) with its own Pebble, against
 #     build/certherd; files with a line `# asan: yes` also against
 #     build-asan/certherd. Per-file timeout: a line `# timeout: SECONDS`,
-#     else TEST_TIMEOUT (default 600).
+#     else TEST_TIMEOUT (default 600). TEST_JOBS (default 2) run at once;
+#     each one's output is printed when it has finished.
 #
 # NAME...: run only the integration tests whose file name contains a NAME
 # (and no unit tests). KEEP_TMP=1 keeps every test's TEST_TMP (failed ones
@@ -152,8 +153,11 @@ selected() {
 	return 1
 }
 
-run_integration() {
-	local f=$1 b=$2 name tmp out rc limit n_ok n_fail n_skip bin
+# One integration test file against one build, in the background: its
+# output and, when it fails, its logs go to $dir/report, its counts to
+# $dir/result (PASS n / SKIP n / FAIL text lines), merged by collect.
+integration_job() {
+	local f=$1 b=$2 dir=$3 name tmp out rc limit n_ok n_fail n_skip bin
 	name="$(basename "$f") [$b]"
 	limit=$(sed -n 's/^# timeout: *\([0-9][0-9]*\).*/\1/p' "$f" | head -1)
 	limit=${limit:-${TEST_TIMEOUT:-600}}
@@ -163,54 +167,94 @@ run_integration() {
 	out=$tmp/output.txt
 	local -a envs=(CERTHERD="$bin" SRC="$ROOT" TEST_TMP="$tmp")
 	[ "$b" = build-asan ] && envs+=("${ASAN_ENV[@]}")
-	say "integration: $name (timeout ${limit}s, TEST_TMP=$tmp)"
-	timeout -k 15 "$limit" tests/netns.sh env "${envs[@]}" bash "$f" </dev/null 2>&1 | tee "$out"
-	rc=${PIPESTATUS[0]}
+	{
+		printf '\n=== integration: %s (timeout %ss, TEST_TMP=%s)\n' "$name" "$limit" "$tmp"
+		timeout -k 15 "$limit" tests/netns.sh env "${envs[@]}" bash "$f" </dev/null >"$out" 2>&1
+		rc=$?
+		cat "$out"
+	} >>"$dir/report"
 	# Exit 75 with the marker: the test CA wedged (lib.sh finish, docs/
 	# pebble.md). Run the file once more on a fresh CA; only that counts.
 	if [ "$rc" = 75 ] && grep -q '^# PEBBLE-WEDGED' "$out" && [ -z "${RETRIED:-}" ]; then
-		echo "# $name: Pebble wedged; running it again on a fresh CA (kept $tmp)"
-		RETRIED=1 run_integration "$f" "$b"
+		echo "# $name: Pebble wedged; running it again on a fresh CA (kept $tmp)" >>"$dir/report"
+		RETRIED=1 integration_job "$f" "$b" "$dir"
 		return
 	fi
 	n_ok=$(grep -E '^ok( |$)' "$out" | grep -cv '# SKIP')
 	n_skip=$(grep -E '^ok( |$)' "$out" | grep -c '# SKIP')
 	n_fail=$(grep -cE '^not ok( |$)' "$out")
-	pass "$n_ok"
-	SKIPPED=$((SKIPPED + n_skip))
-	FAILED=$((FAILED + n_fail))
-	if [ "$n_fail" -gt 0 ]; then
-		while IFS= read -r l; do FAILURES+=("$name: ${l#not ok - }"); done < <(grep -E '^not ok( |$)' "$out")
-	fi
-	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
-		failed "$name timed out after ${limit}s"
-	elif [ "$rc" != 0 ] && [ "$n_fail" = 0 ]; then
-		failed "$name exited $rc without a 'not ok' line"
-	elif [ "$rc" = 0 ] && [ "$n_fail" != 0 ]; then
-		failed "$name printed 'not ok' but exited 0"
-	elif [ "$rc" = 0 ] && [ "$n_ok" = 0 ] && [ "$n_skip" = 0 ]; then
-		failed "$name ran no checks"
-	fi
+	{
+		echo "PASS $n_ok"
+		echo "SKIP $n_skip"
+		grep -E '^not ok( |$)' "$out" | sed "s/^not ok - /FAIL $name: /"
+		if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+			echo "FAIL $name timed out after ${limit}s"
+		elif [ "$rc" != 0 ] && [ "$n_fail" = 0 ]; then
+			echo "FAIL $name exited $rc without a 'not ok' line"
+		elif [ "$rc" = 0 ] && [ "$n_fail" != 0 ]; then
+			echo "FAIL $name printed 'not ok' but exited 0"
+		elif [ "$rc" = 0 ] && [ "$n_ok" = 0 ] && [ "$n_skip" = 0 ]; then
+			echo "FAIL $name ran no checks"
+		fi
+	} >"$dir/result"
 	if [ "$rc" != 0 ] || [ "$n_fail" != 0 ]; then
 		local log
 		while IFS= read -r log; do
 			printf -- '----- %s (last 200 lines)\n' "$log"
 			tail -n 200 "$log"
-		done < <(find "$tmp" -name '*.log' -type f | sort)
-		printf -- '----- kept %s\n' "$tmp"
+		done < <(find "$tmp" -name '*.log' -type f | sort) >>"$dir/report"
+		printf -- '----- kept %s\n' "$tmp" >>"$dir/report"
 	elif [ "${KEEP_TMP:-0}" != 1 ]; then
 		rm -rf "$tmp"
 	fi
 }
 
+# Print a finished job's report and add its counts.
+collect() {
+	local dir=$1 kind rest
+	cat "$dir/report"
+	while IFS=' ' read -r kind rest; do
+		case $kind in
+		PASS) pass "$rest" ;;
+		SKIP) SKIPPED=$((SKIPPED + rest)) ;;
+		FAIL) FAILED=$((FAILED + 1)); FAILURES+=("$rest") ;;
+		esac
+	done <"$dir/result"
+	rm -rf "$dir"
+}
+
+# TEST_JOBS files at a time (default 2): each runs in its own network and
+# PID namespace with its own CA, so they do not meet; most of their time is
+# spent waiting on the CA, timers or child processes.
+declare -A JOB_DIR
+running=0
+reap_one() {
+	local pid
+	wait -n -p pid
+	collect "${JOB_DIR[$pid]}"
+	unset "JOB_DIR[$pid]"
+	running=$((running - 1))
+}
+start_job() {
+	local dir
+	while [ "$running" -ge "${TEST_JOBS:-2}" ]; do reap_one; done
+	dir=$(mktemp -d /tmp/certherd-job.XXXXXX)
+	: >"$dir/report"
+	: >"$dir/result"
+	integration_job "$1" "$2" "$dir" &
+	JOB_DIR[$!]=$dir
+	running=$((running + 1))
+}
+
 shopt -s nullglob
 for f in tests/integration/t_*.sh; do
 	selected "$f" || continue
-	run_integration "$f" build
+	start_job "$f" build
 	if [ "$QUICK" != 1 ] && grep -qx '# asan: yes' "$f"; then
-		run_integration "$f" build-asan
+		start_job "$f" build-asan
 	fi
 done
+while [ "$running" -gt 0 ]; do reap_one; done
 
 # Summary
 say "summary"
