@@ -152,7 +152,8 @@ static void fail_log(struct engine_nginx *ng, const char *msg)
 		log_debug("nginx", NULL, "%s (again)", msg);
 		return;
 	}
-	snprintf(ng->last_err, sizeof(ng->last_err), "%s", msg);
+	snprintf(ng->last_err, sizeof(ng->last_err), "%.*s",
+		 (int)sizeof(ng->last_err) - 1, msg);
 	engine_batch_clear(ng->told); /* a new failure: tell everyone */
 	log_error("nginx", NULL, "%s", msg);
 }

@@ -276,7 +276,7 @@ static void render_one(struct buf *b, const struct nginx_render_opts *o,
 		       const char *t, const char *name)
 {
 	const char *dir = name ? name : "$ssl_server_name";
-	size_t adv;
+	size_t adv = 0;
 
 	if (name && strncmp(name, "*.", 2) == 0)
 		dir = name + 2; /* certbot's layout: a wildcard's base name */
