@@ -20,6 +20,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_client.h"
+#include "cli/cli_internal.h"
 #include "util/config.h"
 #include "util/util.h"
 
@@ -191,23 +192,7 @@ const char *cli_client_where(const struct cli_client *c)
 static int load_config(const struct cli_global *g, struct config *cfg,
 		       char *err, size_t errsz)
 {
-	int rc = config_defaults(cfg);
-
-	if (rc < 0) {
-		snprintf(err, errsz, "out of memory");
-		return rc;
-	}
-	if (g->config &&
-	    (rc = config_load_file(cfg, g->config, err, errsz)) < 0)
-		goto out;
-	for (size_t i = 0; i < g->n_sets; i++)
-		if ((rc = config_set(cfg, g->sets[i], err, errsz)) < 0)
-			goto out;
-	rc = config_validate(cfg, err, errsz);
-out:
-	if (rc < 0)
-		config_free(cfg);
-	return rc;
+	return cli__plain_config(g, cfg, err, errsz);
 }
 
 int cli_client_open(struct cli_client *c, const struct cli_global *g, char *err,

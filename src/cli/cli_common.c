@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/cli_internal.h"
+#include "util/config.h"
 #include "util/util.h"
 
 #define MAX_DOMAINS_FILE (64u << 20)
@@ -251,4 +252,29 @@ int cli__build_longopts(struct option *out, size_t cap,
 		out[k++] = cli__account_longopts[i];
 	memset(&out[k], 0, sizeof(out[k]));
 	return 0;
+}
+
+/* The effective configuration: defaults, -c FILE, every --set, validated
+ * (secret files not read). 0, or <0 with err and nothing to free. */
+int cli__plain_config(const struct cli_global *g, struct config *cfg, char *err,
+		      size_t errsz)
+{
+	int rc = config_defaults(cfg);
+
+	if (rc < 0) {
+		snprintf(err, errsz, "out of memory");
+		return rc;
+	}
+	if (g->config &&
+	    (rc = config_load_file(cfg, g->config, err, errsz)) < 0)
+		goto fail;
+	for (size_t i = 0; i < g->n_sets; i++)
+		if ((rc = config_set(cfg, g->sets[i], err, errsz)) < 0)
+			goto fail;
+	if ((rc = config_validate(cfg, err, errsz)) < 0)
+		goto fail;
+	return 0;
+fail:
+	config_free(cfg);
+	return rc;
 }

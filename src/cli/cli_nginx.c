@@ -13,29 +13,6 @@
 #include "util/config.h"
 #include "util/util.h"
 
-int cli__plain_config(const struct cli_global *g, struct config *cfg, char *err,
-		      size_t errsz)
-{
-	int rc = config_defaults(cfg);
-
-	if (rc < 0) {
-		snprintf(err, errsz, "out of memory");
-		return rc;
-	}
-	if (g->config &&
-	    (rc = config_load_file(cfg, g->config, err, errsz)) < 0)
-		goto fail;
-	for (size_t i = 0; i < g->n_sets; i++)
-		if ((rc = config_set(cfg, g->sets[i], err, errsz)) < 0)
-			goto fail;
-	if ((rc = config_validate(cfg, err, errsz)) < 0)
-		goto fail;
-	return 0;
-fail:
-	config_free(cfg);
-	return rc;
-}
-
 /* Where nginx reaches a listener of ours: a wildcard address becomes
  * loopback. 0 or -EINVAL. */
 static int reach(const struct config_addr *a, char *out, size_t outsz)

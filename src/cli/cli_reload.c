@@ -52,25 +52,12 @@ static int is_live(const char *key)
 int cli__serve_config(const struct cli_global *g, struct config *cfg, char *err,
 		      size_t errsz)
 {
-	int rc;
+	int rc = cli__plain_config(g, cfg, err, errsz);
 
-	rc = config_defaults(cfg);
-	if (rc < 0) {
-		snprintf(err, errsz, "out of memory");
+	if (rc < 0)
 		return rc;
-	}
-	if (g->config &&
-	    (rc = config_load_file(cfg, g->config, err, errsz)) < 0)
-		goto fail;
-	for (size_t i = 0; i < g->n_sets; i++)
-		if ((rc = config_set(cfg, g->sets[i], err, errsz)) < 0)
-			goto fail;
-	if ((rc = config_validate(cfg, err, errsz)) < 0 ||
-	    (rc = config_load_secrets(cfg, err, errsz)) < 0)
-		goto fail;
-	return 0;
-fail:
-	config_free(cfg);
+	if ((rc = config_load_secrets(cfg, err, errsz)) < 0)
+		config_free(cfg);
 	return rc;
 }
 
