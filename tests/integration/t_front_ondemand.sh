@@ -101,7 +101,9 @@ hs() {
 served_serial() { openssl x509 -noout -serial <"$TEST_TMP/hs-$1.log" 2>/dev/null; }
 live_serial() { openssl x509 -noout -serial -in "$STATE/live/$1/cert.pem" 2>/dev/null; }
 state_of() { ch domains show "$1" --json 2>/dev/null | sed -n 's/.*"state": *"\([a-z-]*\)".*/\1/p' | head -1; }
-orders() { grep -c 'POST /order-plz' "$CA_DIR/pebble.log"; }
+# Orders Pebble created (a newOrder POST it refused with badNonce and we
+# sent again is not one).
+orders() { grep -c 'Added order' "$CA_DIR/pebble.log"; }
 asks_for() { grep -c "^$1 " "$TEST_TMP/asks.txt"; }
 metrics() { curl -fsS --unix-socket "$STATE/api.sock" http://x/metrics >"$TEST_TMP/metrics.txt"; }
 metric() { awk -v k="$1" '$1 == k { print $2 }' "$TEST_TMP/metrics.txt"; }
