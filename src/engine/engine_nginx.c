@@ -53,14 +53,15 @@
 #define NG_VERIFY_MS	20000 /* how long nginx gets to serve them */
 #define NG_HANDSHAKE_MS 2000
 #define NG_EVENTS_MAX	256 /* history entries written for one failure */
-/* The SNI a wildcard "*.x" is checked with: "certherd-verify.x", a name
- * it covers and that no one asks for (skipped if it is registered: it
- * would have its own certificate) */
-#define NG_PROBE_LABEL "certherd-verify"
 #define NG_OUT_MAX	(64u << 10)
 #define NG_SAFETY_MS                                                           \
 	60000 /* a pass at least this often: changes made                      \
 		 to the store by another process */
+
+/* The SNI a wildcard "*.x" is checked with: "certherd-verify.x", a name
+ * it covers and that no one asks for (skipped if it is registered: it
+ * would have its own certificate) */
+#define NG_PROBE_LABEL "certherd-verify"
 
 enum ng_state {
 	NG_IDLE = 0,

@@ -73,8 +73,8 @@ static int dir_of(const char *live_dir, const char *name, char *out,
 	char dn[STORE_NAME_MAX + 16];
 	int w;
 
-	if (!live_dir || !name || !*name || strchr(name, '/') || name[0] == '.' ||
-	    strlen(name) > STORE_NAME_MAX)
+	if (!live_dir || !name || !*name || strchr(name, '/') ||
+	    name[0] == '.' || strlen(name) > STORE_NAME_MAX)
 		return -EINVAL;
 	w = snprintf(out, outsz, "%s/%s", live_dir,
 		     store_live_dirname(name, dn, sizeof(dn)));

@@ -338,8 +338,8 @@ static int name_renderable(const char *s)
 		return 0;
 	if (strncmp(s, "*.", 2) == 0)
 		s += 2;
-	return *s && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789.-") ==
-			 strlen(s);
+	return *s &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789.-") == strlen(s);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -441,8 +441,9 @@ char *nginx_render(const struct nginx_render_opts *o, const char *const *names,
 			 n == 1 ? "" : "s");
 		puts_(&b, head);
 		for (size_t i = 0; i < n; i++)
-			render_one(&b, o, t, names[i],
-				   store_live_dirname(names[i], dn, sizeof(dn)));
+			render_one(
+			    &b, o, t, names[i],
+			    store_live_dirname(names[i], dn, sizeof(dn)));
 	}
 	if (b.oom) {
 		free(b.p);

@@ -56,11 +56,12 @@ static void test_blocks_render(void **state)
 			"/var/lib/certherd/live/a.example.com/chain.pem\n}\n"));
 	/* a wildcard's files are where the store writes them, not in the
 	 * base name's directory (the plain name's) */
-	assert_non_null(strstr(out, "server_name *.b.example; ssl_certificate "
-				    "/var/lib/certherd/live/_wildcard.b.example/"
-				    "fullchain.pem; ssl_certificate_key "
-				    "/var/lib/certherd/live/_wildcard.b.example/"
-				    "privkey.pem;"));
+	assert_non_null(strstr(out,
+			       "server_name *.b.example; ssl_certificate "
+			       "/var/lib/certherd/live/_wildcard.b.example/"
+			       "fullchain.pem; ssl_certificate_key "
+			       "/var/lib/certherd/live/_wildcard.b.example/"
+			       "privkey.pem;"));
 	assert_null(strstr(out, "/live/b.example/"));
 	free(out);
 }
@@ -80,15 +81,18 @@ static void test_blocks_wildcard_and_exact(void **state)
 	out = nginx_render(&o, names, 3, &len, err, sizeof(err));
 	assert_non_null(out);
 	assert_non_null(strstr(out, "# 3 domains\n"));
-	assert_non_null(strstr(out, "    server_name *.platform.example;\n"
-				    "    ssl_certificate /var/lib/certherd/live/"
-				    "_wildcard.platform.example/fullchain.pem;"));
-	assert_non_null(strstr(out, "    server_name platform.example;\n"
-				    "    ssl_certificate /var/lib/certherd/live/"
-				    "platform.example/fullchain.pem;"));
-	assert_non_null(strstr(out, "    server_name shop9.platform.example;\n"
-				    "    ssl_certificate /var/lib/certherd/live/"
-				    "shop9.platform.example/fullchain.pem;"));
+	assert_non_null(strstr(out,
+			       "    server_name *.platform.example;\n"
+			       "    ssl_certificate /var/lib/certherd/live/"
+			       "_wildcard.platform.example/fullchain.pem;"));
+	assert_non_null(strstr(out,
+			       "    server_name platform.example;\n"
+			       "    ssl_certificate /var/lib/certherd/live/"
+			       "platform.example/fullchain.pem;"));
+	assert_non_null(strstr(out,
+			       "    server_name shop9.platform.example;\n"
+			       "    ssl_certificate /var/lib/certherd/live/"
+			       "shop9.platform.example/fullchain.pem;"));
 	assert_null(strstr(out, "map "));
 	free(out);
 }
@@ -99,9 +103,9 @@ static void test_blocks_wildcard_and_exact(void **state)
 static void test_sni_wildcard_map(void **state)
 {
 	static const char *const names[] = {
-	    "*.platform.example",     "*.eu.platform.example",
-	    "customer.example",	      "shop9.platform.example",
-	    "a.eu.platform.example",  "deep.a.platform.example",
+	    "*.platform.example",    "*.eu.platform.example",
+	    "customer.example",	     "shop9.platform.example",
+	    "a.eu.platform.example", "deep.a.platform.example",
 	    "platform.example"};
 	static const char want[] =
 	    "map $ssl_server_name $certherd_cert_dir {\n"
@@ -156,17 +160,17 @@ static void test_wildcard_covers(void **state)
 					       "shop1.platform.example"),
 			 1);
 	/* one label only, as TLS clients match */
-	assert_int_equal(nginx_wildcard_covers("*.platform.example",
-					       "a.b.platform.example"),
-			 0);
+	assert_int_equal(
+	    nginx_wildcard_covers("*.platform.example", "a.b.platform.example"),
+	    0);
 	assert_int_equal(
 	    nginx_wildcard_covers("*.platform.example", "platform.example"), 0);
 	assert_int_equal(
 	    nginx_wildcard_covers("*.platform.example", ".platform.example"),
 	    0);
-	assert_int_equal(nginx_wildcard_covers("*.platform.example",
-					       "*.platform.example"),
-			 0);
+	assert_int_equal(
+	    nginx_wildcard_covers("*.platform.example", "*.platform.example"),
+	    0);
 	assert_int_equal(nginx_wildcard_covers("*.platform.example",
 					       "shop1.xplatform.example"),
 			 0);
