@@ -58,6 +58,11 @@
 	60000 /* a pass at least this often: changes made                      \
 		 to the store by another process */
 
+/* The SNI a wildcard "*.x" is checked with: "certherd-verify.x", a name
+ * it covers and that no one asks for (skipped if it is registered: it
+ * would have its own certificate) */
+#define NG_PROBE_LABEL "certherd-verify"
+
 enum ng_state {
 	NG_IDLE = 0,
 	NG_WAITING,
@@ -74,6 +79,7 @@ struct ng_verify {
 	uv_work_t work;
 	size_t n;
 	char names[NG_SAMPLE][NAME_MAX_LEN + 1];
+	char sni[NG_SAMPLE][NAME_MAX_LEN + 1]; /* names[i], or its probe */
 	char want[NG_SAMPLE][80];
 	char got[NG_SAMPLE][80];
 	char why[NG_SAMPLE][300];
@@ -242,7 +248,7 @@ static void verify_work(uv_work_t *w)
 			if (v->ok[i])
 				continue;
 			v->why[i][0] = v->got[i][0] = '\0';
-			if (nginx_verify_serial(host, port, v->names[i],
+			if (nginx_verify_serial(host, port, v->sni[i],
 						NG_HANDSHAKE_MS, v->got[i],
 						sizeof(v->got[i]), v->why[i],
 						sizeof(v->why[i])) == 0 &&
@@ -285,7 +291,7 @@ static void verify_done(uv_work_t *w, int status)
 				 "nginx at %s port %u serves certificate %s "
 				 "for %s, not the current %s",
 				 ng->verify_host, ng->o.verify_port, v->got[i],
-				 v->names[i], v->want[i]);
+				 v->sni[i], v->want[i]);
 		else
 			snprintf(detail, sizeof(detail),
 				 "nginx does not serve the current certificate "
@@ -324,9 +330,21 @@ static int verify_start(struct engine_nginx *ng)
 	for (size_t i = 0; i < k; i++) {
 		const char *name = engine_batch_name(ng->pass, i * step);
 		struct store_cert c = {0};
+		struct store_domain d;
 
-		if (strncmp(name, "*.", 2) == 0)
-			continue; /* no SNI names a wildcard itself */
+		if (strncmp(name, "*.", 2) == 0) {
+			/* no SNI names a wildcard itself: ask for a name
+			 * it covers */
+			int w = snprintf(v->sni[v->n], sizeof(v->sni[0]),
+					 NG_PROBE_LABEL "%s", name + 1);
+
+			if (w < 0 || (size_t)w > NAME_MAX_LEN ||
+			    (store_domain_get(ng->st, v->sni[v->n], &d) == 0 &&
+			     d.status != STORE_DOMAIN_REMOVED))
+				continue;
+		} else {
+			snprintf(v->sni[v->n], sizeof(v->sni[0]), "%s", name);
+		}
 		if (store_cert_current(ng->st, name, &c) < 0 ||
 		    (ng->o.strategy == NGINX_SERVER_BLOCKS &&
 		     !nginx_live_present(ng->live_dir, name))) {
@@ -504,12 +522,23 @@ static int names_add(struct names *ns, const char *s)
 	return 0;
 }
 
-/* Every registered domain whose files are in live/, in name order. */
-static int list_served(struct engine_nginx *ng, struct names *ns)
+static int cmp_name(const void *a, const void *b)
 {
-	struct store_domain_filter f = {0};
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * Registered domains whose files are in live/, in name order, into ns:
+ * those starting with prefix (NULL: all); with cover (sorted, ncover),
+ * only the names one label below one of those wildcards.
+ */
+static int list_served(struct engine_nginx *ng, struct names *ns,
+		       const char *prefix, char *const *cover, size_t ncover)
+{
+	struct store_domain_filter f = {.prefix = prefix};
 	struct store_domain *page = malloc(NG_PAGE * sizeof(*page));
-	char after[NAME_MAX_LEN + 1] = "";
+	char after[NAME_MAX_LEN + 1] = "", wild[NAME_MAX_LEN + 2];
+	const char *w = wild;
 	size_t n;
 	int rc = -ENOMEM;
 
@@ -521,17 +550,56 @@ static int list_served(struct engine_nginx *ng, struct names *ns)
 		f.after = after[0] ? after : NULL;
 		rc = store_domain_list(ng->st, &f, page, NG_PAGE, &n);
 		for (size_t i = 0; rc == 0 && i < n; i++) {
-			if (!nginx_live_present(ng->live_dir, page[i].name))
+			const char *name = page[i].name, *dot;
+
+			if (cover) {
+				/* cheap before the stat: is its wildcard
+				 * one of those served? */
+				dot = strchr(name, '.');
+				if (name[0] == '*' || !dot)
+					continue;
+				snprintf(wild, sizeof(wild), "*%s", dot);
+				if (!bsearch(&w, cover, ncover, sizeof(*cover),
+					     cmp_name))
+					continue;
+			}
+			if (!nginx_live_present(ng->live_dir, name))
 				continue;
 			if (ng->first_pass && ng->o.chown_keys)
-				nginx_key_chown(ng->live_dir, page[i].name,
-						ng->o.uid, ng->o.gid);
-			rc = names_add(ns, page[i].name);
+				nginx_key_chown(ng->live_dir, name, ng->o.uid,
+						ng->o.gid);
+			rc = names_add(ns, name);
 		}
 		if (rc == 0 && n)
 			snprintf(after, sizeof(after), "%s", page[n - 1].name);
 	} while (rc == 0 && n == NG_PAGE);
 	free(page);
+	return rc;
+}
+
+/*
+ * sni-variable: the names its map needs (nginx_render), none when no
+ * wildcard has files (the usual case: one indexed query, nothing else).
+ * Otherwise the wildcards with files, then the names they cover that
+ * have files of their own; a name the wildcard covers gets its own files
+ * once they exist, through a change of the include and a reload.
+ */
+static int list_map(struct engine_nginx *ng, struct names *ns)
+{
+	char **wild;
+	size_t nw;
+	int rc = list_served(ng, ns, "*.", NULL, 0);
+
+	if (rc < 0 || ns->n == 0)
+		return rc;
+	nw = ns->n;
+	wild = malloc(nw * sizeof(*wild));
+	if (!wild)
+		return -ENOMEM;
+	memcpy(wild, ns->v, nw * sizeof(*wild));
+	qsort(wild, nw, sizeof(*wild), cmp_name);
+	rc = list_served(ng, ns, NULL, wild, nw);
+	free(wild);
 	return rc;
 }
 
@@ -569,8 +637,10 @@ static char *render(struct engine_nginx *ng, size_t *len)
 		}
 		ro.template_text = tpl;
 	}
-	if (ng->o.strategy == NGINX_SERVER_BLOCKS &&
-	    (rc = list_served(ng, &ns)) < 0) {
+	rc = ng->o.strategy == NGINX_SERVER_BLOCKS
+		 ? list_served(ng, &ns, NULL, NULL, 0)
+		 : list_map(ng, &ns);
+	if (rc < 0) {
 		snprintf(
 		    msg, sizeof(msg), "cannot list the domains for nginx: %s",
 		    rc == -ENOMEM ? "out of memory" : store_errmsg(ng->st));

@@ -65,15 +65,30 @@ const char *nginx_builtin_template(enum nginx_strategy s);
 int nginx_template_check(const struct nginx_render_opts *o, char *err,
 			 size_t errsz);
 /*
- * The include file: a header comment, then the template for each of
- * names[0..n) (server-blocks; names as the store holds them, wildcards
- * reading their files under the base name) or once (sni-variable, names
- * ignored: adding a domain changes nothing nginx reads). Same input, same
- * bytes, so a caller compares outputs to know whether nginx must reload.
- * malloc'd, NUL-terminated, length into *len; NULL with err set.
+ * The include file: a header comment, then
+ *  - server-blocks: the template for each of names[0..n) (names as the
+ *    store holds them, [a-z0-9.*-]); a wildcard "*.x" gets server_name
+ *    *.x and the files of live/_wildcard.x/ (nginx's own server_name
+ *    matching prefers exact names to wildcards);
+ *  - sni-variable: the template once. Without a wildcard among names the
+ *    paths hold $ssl_server_name and names are ignored (adding a domain
+ *    changes nothing nginx reads). With one, a map comes first:
+ *    $certherd_cert_dir is the directory of the wildcard for a name one
+ *    label below its base, except for the names listed that have files
+ *    of their own (exact entries win over a map's regular expressions),
+ *    and $ssl_server_name for every other name; the paths hold it. Names
+ *    covered by no wildcard of names are left out of the map.
+ * Same input, same bytes, so a caller compares outputs to know whether
+ * nginx must reload. malloc'd, NUL-terminated, length into *len; NULL
+ * with err set.
  */
 char *nginx_render(const struct nginx_render_opts *o, const char *const *names,
 		   size_t n, size_t *len, char *err, size_t errsz);
+/* Does the wildcard wild ("*.x") cover name: exactly one label, any but
+ * a wildcard, before ".x"? 1 or 0 (as TLS clients match, RFC 6125 6.4.3;
+ * nginx's own "*.x" would also take a.b.x, which the certificate does
+ * not cover). */
+int nginx_wildcard_covers(const char *wild, const char *name);
 /* A path nginx can take unquoted and without variables: non-empty,
  * [A-Za-z0-9/._+@=,:-] only. 1 or 0. */
 int nginx_path_ok(const char *path);
@@ -127,8 +142,13 @@ int nginx_certbot_conf_parse(const char *text, size_t len,
  * given). 0, or -ENOENT/-EINVAL with err set. */
 int nginx_owner_parse(const char *spec, uid_t *uid, gid_t *gid, char *err,
 		      size_t errsz);
-/* Give live_dir/<name>/privkey.pem to uid:gid, mode 0600 (name: as the
- * store holds it; wildcards use the base name). 0 or negative errno. */
+/*
+ * The functions below take a name as the store holds it and find its
+ * files where store_live_write puts them: live_dir/<name>/, and for a
+ * wildcard "*.x" live_dir/_wildcard.x/ (store_live_dirname).
+ */
+/* Give live_dir/<name>/privkey.pem to uid:gid, mode 0600. 0 or negative
+ * errno. */
 int nginx_key_chown(const char *live_dir, const char *name, uid_t uid,
 		    gid_t gid);
 /* Delete live_dir/<name>/ and the files certherd writes in it (nothing

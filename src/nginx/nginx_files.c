@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "nginx/nginx.h"
+#include "store/store.h"
 
 /* The files store_live_write creates in a domain's directory. */
 static const char *const live_files[] = {"privkey.pem", "cert.pem", "chain.pem",
@@ -62,17 +63,21 @@ int nginx_owner_parse(const char *spec, uid_t *uid, gid_t *gid, char *err,
 	return 0;
 }
 
-/* live_dir/<base name>: the directory of name's files. */
+/* live_dir/<dir>: the directory of name's files, where store_live_write
+ * puts them (a wildcard's is _wildcard.BASE: the base name's directory is
+ * the plain name's, whose files must never be taken for the wildcard's,
+ * nor deleted with it). */
 static int dir_of(const char *live_dir, const char *name, char *out,
 		  size_t outsz)
 {
+	char dn[STORE_NAME_MAX + 16];
 	int w;
 
-	if (!live_dir || !name || !*name || strchr(name, '/') || name[0] == '.')
+	if (!live_dir || !name || !*name || strchr(name, '/') ||
+	    name[0] == '.' || strlen(name) > STORE_NAME_MAX)
 		return -EINVAL;
-	if (strncmp(name, "*.", 2) == 0)
-		name += 2;
-	w = snprintf(out, outsz, "%s/%s", live_dir, name);
+	w = snprintf(out, outsz, "%s/%s", live_dir,
+		     store_live_dirname(name, dn, sizeof(dn)));
 	return w < 0 || (size_t)w >= outsz ? -ENAMETOOLONG : 0;
 }
 

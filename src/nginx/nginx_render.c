@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "nginx/nginx.h"
+#include "store/store.h"
 #include "util/config.h"
 
 _Static_assert((int)NGINX_SERVER_BLOCKS == (int)CONFIG_NGINX_SERVER_BLOCKS &&
@@ -27,6 +28,10 @@ _Static_assert((int)NGINX_SERVER_BLOCKS == (int)CONFIG_NGINX_SERVER_BLOCKS &&
 
 const char *const nginx_strategy_names[NGINX__MAX] = {"server-blocks",
 						      "sni-variable"};
+
+/* sni-variable with wildcards: the variable a map sets to the directory
+ * of a handshake's files (docs/nginx.md). */
+#define SNI_DIR_VAR "$certherd_cert_dir"
 
 /* The size ssl_certificate_cache gets in the built-in template: entries
  * are parsed certificate+key pairs, a few KiB each. */
@@ -271,15 +276,14 @@ static void puts_(struct buf *b, const char *s)
 	put(b, s, strlen(s));
 }
 
-/* One rendering of the template; name NULL in sni-variable. */
+/* One rendering of the template: for name (server-blocks), whose files
+ * are in live_dir/dir/, or for every name (sni-variable: name NULL, dir a
+ * variable). */
 static void render_one(struct buf *b, const struct nginx_render_opts *o,
-		       const char *t, const char *name)
+		       const char *t, const char *name, const char *dir)
 {
-	const char *dir = name ? name : "$ssl_server_name";
 	size_t adv = 0;
 
-	if (name && strncmp(name, "*.", 2) == 0)
-		dir = name + 2; /* certbot's layout: a wildcard's base name */
 	while (*t) {
 		const char *s = strstr(t, "{{");
 		int ph;
@@ -316,15 +320,110 @@ static void render_one(struct buf *b, const struct nginx_render_opts *o,
 	}
 }
 
+int nginx_wildcard_covers(const char *wild, const char *name)
+{
+	const char *dot;
+
+	if (!wild || !name || strncmp(wild, "*.", 2) != 0 || name[0] == '*' ||
+	    !(dot = strchr(name, '.')) || dot == name)
+		return 0;
+	return strcmp(dot + 1, wild + 2) == 0;
+}
+
+/* The store's names are [a-z0-9.-], a wildcard's "*." first; anything
+ * else here would be a bug, not a domain, and could break the file. */
+static int name_renderable(const char *s)
+{
+	if (!s || !*s || strlen(s) > STORE_NAME_MAX)
+		return 0;
+	if (strncmp(s, "*.", 2) == 0)
+		s += 2;
+	return *s &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789.-") == strlen(s);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * sni-variable's map, when names hold a wildcard: its directory for the
+ * names one label below its base (a regular expression: nginx's "*.x"
+ * would take a.b.x too, which the certificate does not cover), the
+ * name's own for those listed that a wildcard covers (exact strings win
+ * over regular expressions in a map, so they keep their certificate),
+ * and $ssl_server_name for the rest, as without a map. 1 when written,
+ * 0 when names hold no wildcard, -ENOMEM.
+ */
+static int render_map(struct buf *b, const char *const *names, size_t n)
+{
+	const char **wild;
+	char dn[STORE_NAME_MAX + 16], key[STORE_NAME_MAX + 1];
+	size_t nw = 0;
+
+	wild = malloc((n ? n : 1) * sizeof(*wild));
+	if (!wild)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (names[i][0] == '*')
+			wild[nw++] = names[i];
+	if (!nw) {
+		free(wild);
+		return 0;
+	}
+	qsort(wild, nw, sizeof(*wild), cmp_str);
+	puts_(b, "# a name with no certificate of its own reads the files of "
+		 "the wildcard\n# that covers it\n"
+		 "map $ssl_server_name " SNI_DIR_VAR " {\n"
+		 "    default $ssl_server_name;\n");
+	for (size_t i = 0; i < n; i++) {
+		const char *dot = strchr(names[i], '.'), *k = key;
+
+		if (names[i][0] == '*' || !dot)
+			continue;
+		snprintf(key, sizeof(key), "*%s", dot);
+		if (!bsearch(&k, wild, nw, sizeof(*wild), cmp_str))
+			continue; /* no wildcard covers it: default */
+		puts_(b, "    ");
+		puts_(b, names[i]);
+		puts_(b, " ");
+		puts_(b, names[i]);
+		puts_(b, ";\n");
+	}
+	for (size_t i = 0; i < nw; i++) {
+		puts_(b, "    ~*^[a-z0-9-]+");
+		for (const char *p = wild[i] + 1; *p; p++)
+			if (*p == '.')
+				puts_(b, "\\.");
+			else
+				put(b, p, 1);
+		puts_(b, "$ ");
+		puts_(b, store_live_dirname(wild[i], dn, sizeof(dn)));
+		puts_(b, ";\n");
+	}
+	puts_(b, "}\n");
+	free(wild);
+	return 1;
+}
+
 char *nginx_render(const struct nginx_render_opts *o, const char *const *names,
 		   size_t n, size_t *len, char *err, size_t errsz)
 {
 	struct buf b = {0};
 	const char *t = tpl_of(o);
-	char head[256];
+	char head[256], dn[STORE_NAME_MAX + 16];
+	int rc;
 
 	if (nginx_template_check(o, err, errsz) < 0)
 		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (!name_renderable(names[i])) {
+			snprintf(err, errsz,
+				 "refusing to render domain name %.80s",
+				 names[i] ? names[i] : "(null)");
+			return NULL;
+		}
 	snprintf(head, sizeof(head),
 		 "# written by certherd (nginx.strategy = %s%s): do not edit, "
 		 "it is replaced\n",
@@ -332,26 +431,19 @@ char *nginx_render(const struct nginx_render_opts *o, const char *const *names,
 		 o->template_text ? ", your template" : ", built-in template");
 	puts_(&b, head);
 	if (o->strategy == NGINX_SNI_VARIABLE) {
-		render_one(&b, o, t, NULL);
+		rc = render_map(&b, names, n);
+		if (rc < 0)
+			b.oom = 1;
+		render_one(&b, o, t, NULL,
+			   rc > 0 ? SNI_DIR_VAR : "$ssl_server_name");
 	} else {
 		snprintf(head, sizeof(head), "# %zu domain%s\n", n,
 			 n == 1 ? "" : "s");
 		puts_(&b, head);
-		for (size_t i = 0; i < n; i++) {
-			/* the store's names are [a-z0-9.*-]; anything else
-			 * here would be a bug, not a domain */
-			if (!names[i] || !*names[i] ||
-			    strspn(names[i],
-				   "abcdefghijklmnopqrstuvwxyz"
-				   "0123456789.-*") != strlen(names[i])) {
-				snprintf(err, errsz,
-					 "refusing to render domain name %.80s",
-					 names[i] ? names[i] : "(null)");
-				free(b.p);
-				return NULL;
-			}
-			render_one(&b, o, t, names[i]);
-		}
+		for (size_t i = 0; i < n; i++)
+			render_one(
+			    &b, o, t, names[i],
+			    store_live_dirname(names[i], dn, sizeof(dn)));
 	}
 	if (b.oom) {
 		free(b.p);

@@ -1,7 +1,8 @@
 /*
  * test_nginx — the pure parts of nginx mode: template checks and
- * rendering for both strategies, the snippet, nginx -V parsing, certbot
- * renewal files, address forms.
+ * rendering for both strategies (wildcards included), the snippet,
+ * nginx -V parsing, certbot renewal files, address forms; and where the
+ * live/ helpers look for a wildcard's files.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -10,10 +11,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "nginx/nginx.h"
+#include "store/store.h"
 #include "util/config.h"
 
 static struct nginx_render_opts opts(enum nginx_strategy s, const char *tpl)
@@ -50,11 +54,174 @@ static void test_blocks_render(void **state)
 			"/var/lib/certherd/live/a.example.com/privkey.pem; # "
 			"/var/lib/certherd/live/a.example.com/cert.pem "
 			"/var/lib/certherd/live/a.example.com/chain.pem\n}\n"));
-	/* a wildcard's files are under its base name, as certbot has them */
-	assert_non_null(strstr(out, "server_name *.b.example; ssl_certificate "
-				    "/var/lib/certherd/live/b.example/"
-				    "fullchain.pem;"));
+	/* a wildcard's files are where the store writes them, not in the
+	 * base name's directory (the plain name's) */
+	assert_non_null(strstr(out,
+			       "server_name *.b.example; ssl_certificate "
+			       "/var/lib/certherd/live/_wildcard.b.example/"
+			       "fullchain.pem; ssl_certificate_key "
+			       "/var/lib/certherd/live/_wildcard.b.example/"
+			       "privkey.pem;"));
+	assert_null(strstr(out, "/live/b.example/"));
 	free(out);
+}
+
+/* server-blocks: a platform's base name, its wildcard and an exact name
+ * below it each get their block and their own files; nginx's
+ * server_name matching gives the exact name precedence. */
+static void test_blocks_wildcard_and_exact(void **state)
+{
+	static const char *const names[] = {
+	    "*.platform.example", "platform.example", "shop9.platform.example"};
+	struct nginx_render_opts o = opts(NGINX_SERVER_BLOCKS, NULL);
+	char err[256], *out;
+	size_t len;
+
+	(void)state;
+	out = nginx_render(&o, names, 3, &len, err, sizeof(err));
+	assert_non_null(out);
+	assert_non_null(strstr(out, "# 3 domains\n"));
+	assert_non_null(strstr(out,
+			       "    server_name *.platform.example;\n"
+			       "    ssl_certificate /var/lib/certherd/live/"
+			       "_wildcard.platform.example/fullchain.pem;"));
+	assert_non_null(strstr(out,
+			       "    server_name platform.example;\n"
+			       "    ssl_certificate /var/lib/certherd/live/"
+			       "platform.example/fullchain.pem;"));
+	assert_non_null(strstr(out,
+			       "    server_name shop9.platform.example;\n"
+			       "    ssl_certificate /var/lib/certherd/live/"
+			       "shop9.platform.example/fullchain.pem;"));
+	assert_null(strstr(out, "map "));
+	free(out);
+}
+
+/* sni-variable with wildcards: a map sends covered names to the
+ * wildcard's files, exact names it covers to their own, and everything
+ * else to $ssl_server_name as before. */
+static void test_sni_wildcard_map(void **state)
+{
+	static const char *const names[] = {
+	    "*.platform.example",    "*.eu.platform.example",
+	    "customer.example",	     "shop9.platform.example",
+	    "a.eu.platform.example", "deep.a.platform.example",
+	    "platform.example"};
+	static const char want[] =
+	    "map $ssl_server_name $certherd_cert_dir {\n"
+	    "    default $ssl_server_name;\n"
+	    "    shop9.platform.example shop9.platform.example;\n"
+	    "    a.eu.platform.example a.eu.platform.example;\n"
+	    "    ~*^[a-z0-9-]+\\.eu\\.platform\\.example$ "
+	    "_wildcard.eu.platform.example;\n"
+	    "    ~*^[a-z0-9-]+\\.platform\\.example$ "
+	    "_wildcard.platform.example;\n"
+	    "}\n";
+	struct nginx_render_opts o = opts(NGINX_SNI_VARIABLE, NULL);
+	char err[256], *out, *plain;
+	size_t len, plen;
+
+	(void)state;
+	out = nginx_render(&o, names, 7, &len, err, sizeof(err));
+	assert_non_null(out);
+	if (!strstr(out, want))
+		fail_msg("map not as expected:\n%s", out);
+	/* the map is at the http level, before the server block */
+	assert_true(strstr(out, "map ") < strstr(out, "server {"));
+	assert_non_null(strstr(out, "ssl_certificate /var/lib/certherd/live/"
+				    "$certherd_cert_dir/fullchain.pem;"));
+	assert_non_null(strstr(out, "ssl_certificate_key /var/lib/certherd/"
+				    "live/$certherd_cert_dir/privkey.pem;"));
+	assert_null(strstr(out, "$ssl_server_name/"));
+	/* names a wildcard does not cover are not listed: they read their
+	 * own files through the default, and adding one changes nothing */
+	assert_null(strstr(out, "customer.example"));
+	assert_null(strstr(out, "deep.a.platform.example"));
+	assert_null(strstr(out, "    platform.example"));
+	/* same input, same bytes */
+	plain = nginx_render(&o, names, 7, &plen, err, sizeof(err));
+	assert_non_null(plain);
+	assert_int_equal(len, plen);
+	assert_memory_equal(out, plain, len);
+	free(plain);
+	/* without a wildcard the include is what it always was */
+	plain = nginx_render(&o, names + 2, 5, &plen, err, sizeof(err));
+	assert_non_null(plain);
+	assert_null(strstr(plain, "map "));
+	assert_non_null(strstr(plain, "/live/$ssl_server_name/fullchain.pem;"));
+	free(plain);
+	free(out);
+}
+
+static void test_wildcard_covers(void **state)
+{
+	(void)state;
+	assert_int_equal(nginx_wildcard_covers("*.platform.example",
+					       "shop1.platform.example"),
+			 1);
+	/* one label only, as TLS clients match */
+	assert_int_equal(
+	    nginx_wildcard_covers("*.platform.example", "a.b.platform.example"),
+	    0);
+	assert_int_equal(
+	    nginx_wildcard_covers("*.platform.example", "platform.example"), 0);
+	assert_int_equal(
+	    nginx_wildcard_covers("*.platform.example", ".platform.example"),
+	    0);
+	assert_int_equal(
+	    nginx_wildcard_covers("*.platform.example", "*.platform.example"),
+	    0);
+	assert_int_equal(nginx_wildcard_covers("*.platform.example",
+					       "shop1.xplatform.example"),
+			 0);
+	assert_int_equal(
+	    nginx_wildcard_covers("platform.example", "a.platform.example"), 0);
+	assert_int_equal(nginx_wildcard_covers(NULL, "a.b"), 0);
+}
+
+/* The live/ helpers find a wildcard's files in _wildcard.BASE (where
+ * store_live_write puts them), never in the base name's directory, and
+ * deleting a removed wildcard's files leaves the base name's alone. */
+static void test_wildcard_files(void **state)
+{
+	char dir[] = "/tmp/certherd-test-nginx-XXXXXX", path[256], dn[300];
+	static const char *const files[] = {"fullchain.pem", "privkey.pem"};
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_string_equal(store_live_dirname("*.p.example", dn, sizeof(dn)),
+			    "_wildcard.p.example");
+	/* only the base name has files */
+	snprintf(path, sizeof(path), "%s/p.example", dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	for (size_t i = 0; i < 2; i++) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/p.example/%s", dir, files[i]);
+		assert_non_null(f = fopen(path, "w"));
+		fclose(f);
+	}
+	assert_int_equal(nginx_live_present(dir, "p.example"), 1);
+	assert_int_equal(nginx_live_present(dir, "*.p.example"), 0);
+	assert_int_equal(nginx_live_delete(dir, "*.p.example"), 0);
+	assert_int_equal(nginx_live_present(dir, "p.example"), 1);
+	/* now the wildcard's own */
+	snprintf(path, sizeof(path), "%s/_wildcard.p.example", dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	for (size_t i = 0; i < 2; i++) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/_wildcard.p.example/%s", dir,
+			 files[i]);
+		assert_non_null(f = fopen(path, "w"));
+		fclose(f);
+	}
+	assert_int_equal(nginx_live_present(dir, "*.p.example"), 1);
+	assert_int_equal(nginx_live_delete(dir, "*.p.example"), 1);
+	assert_int_equal(nginx_live_present(dir, "*.p.example"), 0);
+	assert_int_equal(nginx_live_present(dir, "p.example"), 1);
+	assert_int_equal(nginx_live_delete(dir, "p.example"), 1);
+	assert_int_equal(rmdir(dir), 0);
 }
 
 static void test_render_deterministic(void **state)
@@ -163,6 +330,7 @@ static void test_template_checks(void **state)
 static void test_render_refuses(void **state)
 {
 	static const char *const bad[] = {"a.example.com; evil"};
+	static const char *const bad_wild[] = {"*.ok.example", "a.*.example"};
 	struct nginx_render_opts o = opts(NGINX_SERVER_BLOCKS, NULL);
 	char err[256], *out;
 	size_t len;
@@ -171,6 +339,11 @@ static void test_render_refuses(void **state)
 	out = nginx_render(&o, bad, 1, &len, err, sizeof(err));
 	assert_null(out);
 	assert_non_null(strstr(err, "refusing to render domain name"));
+	/* a '*' anywhere but a leading label would break the map's regex */
+	o.strategy = NGINX_SNI_VARIABLE;
+	assert_null(nginx_render(&o, bad_wild, 2, &len, err, sizeof(err)));
+	assert_non_null(strstr(err, "refusing to render domain name a.*"));
+	o.strategy = NGINX_SERVER_BLOCKS;
 	o.live_dir = "/var/lib/cert herd";
 	assert_null(nginx_render(&o, NULL, 0, &len, err, sizeof(err)));
 	assert_non_null(strstr(err, "cannot be written in an nginx file"));
@@ -277,6 +450,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_blocks_render),
+	    cmocka_unit_test(test_blocks_wildcard_and_exact),
+	    cmocka_unit_test(test_sni_wildcard_map),
+	    cmocka_unit_test(test_wildcard_covers),
+	    cmocka_unit_test(test_wildcard_files),
 	    cmocka_unit_test(test_render_deterministic),
 	    cmocka_unit_test(test_sni_render),
 	    cmocka_unit_test(test_template_checks),
