@@ -21,7 +21,7 @@
 #define DUE_BATCH 256
 /* renewalInfo fetches in flight at once (they share the CA connections
  * with the orders; each is one small GET). */
-#define ARI_IN_FLIGHT 16
+#define ARI_IN_FLIGHT 32
 /* Buckets that have refilled are dropped from memory this often. */
 #define GC_EVERY_MS ENGINE_MIN_MS
 /* A STATUS= line for the service manager at most this often: it counts

@@ -195,8 +195,14 @@ static int triage(struct engine_daemon *d, const struct store_due *due,
 	 * window, the serial): everything else is decided by the due row. */
 	if (due->not_after_ms == STORE_NO_TIME ||
 	    due->status != STORE_DOMAIN_VALID || !engine__ari_usable(d) ||
-	    *go_find(d, due->name) ||
-	    store_cert_current(d->st, due->name, &c) < 0)
+	    *go_find(d, due->name))
+		return 1;
+	/* With every fetch slot taken it stays due for a later pass, before
+	 * its row (PEMs and all) is read: with a large backlog a pass would
+	 * otherwise read a whole batch of rows to start nothing. */
+	if (engine_ari_poller_in_flight(d->ari) >= ARI_IN_FLIGHT)
+		return 0;
+	if (store_cert_current(d->st, due->name, &c) < 0)
 		return 1;
 	nb = c.info.not_before_ms;
 	na = c.info.not_after_ms;
