@@ -542,8 +542,12 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 	o.tlsalpn_ctx = &sc;
 	o.order_failed = order_failed;
 	o.order_failed_ctx = &sc;
-	if (!o.http_listen) {
-		snprintf(err, sizeof(err), "http.listen is required (HTTP-01)");
+	if (!o.http_listen && !use_dns01 &&
+	    o.chall != ACME_CHALL_TLSALPN01) {
+		snprintf(err, sizeof(err),
+			 "http.listen is required unless [dns \"ZONE\"] "
+			 "sections or acme.challenge = tls-alpn-01 validate "
+			 "instead");
 		goto bad;
 	}
 	rc_open = engine_daemon_open(&o, &d, err, sizeof(err));

@@ -240,7 +240,7 @@ struct engine_daemon_opts {
 	const char *live_dir;            /* certbot layout, NULL = none */
 	enum key_type key_type;
 	const char *profile;
-	const char *http_listen;         /* HTTP-01 responder */
+	const char *http_listen;         /* HTTP-01 responder, NULL = none */
 	int http_redirect;               /* other :80 requests -> https */
 	unsigned concurrency;            /* orders in flight, >= 1 */
 	unsigned tick_ms;                /* scheduler pass interval, 0 = 1000 */

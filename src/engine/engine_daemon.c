@@ -319,7 +319,8 @@ int engine_daemon_reconfigure(struct engine_daemon *d,
 		}
 	d->o.concurrency = n->concurrency ? n->concurrency : 100;
 	d->o.http_redirect = n->http_redirect;
-	engine_chall_set_redirect(d->chall, n->http_redirect);
+	if (d->chall)
+		engine_chall_set_redirect(d->chall, n->http_redirect);
 	for (int k = 0; n->limits && k < ENGINE_LIMIT__MAX; k++) {
 		int was_on = engine__limit_on(d, (enum engine_limit)k);
 
@@ -478,13 +479,17 @@ int engine_daemon_open(const struct engine_daemon_opts *o,
 	rc = store_open(o->state_dir, &d->chall_st, err, errsz);
 	if (rc < 0)
 		goto fail;
-	d->chall = engine_chall_new(o->http_listen, o->http_redirect,
-				    engine__chall_lookup, d, err, errsz);
-	if (!d->chall) {
-		rc = -EADDRINUSE;
-		goto fail;
+	/* No http.listen: no HTTP-01 (DNS-01 or TLS-ALPN-01 validate). */
+	if (o->http_listen) {
+		d->chall = engine_chall_new(o->http_listen, o->http_redirect,
+					    engine__chall_lookup, d, err,
+					    errsz);
+		if (!d->chall) {
+			rc = -EADDRINUSE;
+			goto fail;
+		}
+		d->chall_hooks = engine_chall_hooks(d->chall);
 	}
-	d->chall_hooks = engine_chall_hooks(d->chall);
 	rc = engine_session_open(&d->s, &o->acct, 1, err, errsz);
 	if (rc < 0)
 		goto fail;

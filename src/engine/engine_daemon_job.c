@@ -334,6 +334,8 @@ static int chall_publish(void *ctx, enum acme_chall_type type,
 			       ? d->o.tlsalpn_publish(d->o.tlsalpn_ctx, domain,
 						      digest)
 			       : -ENOTSUP;
+	if (!d->chall_hooks.publish)
+		return -ENOTSUP; /* no HTTP-01 listener (http.listen empty) */
 	rc = d->chall_hooks.publish(d->chall_hooks.ctx, type, domain, token,
 				    key_auth);
 	if (rc < 0)
@@ -360,6 +362,8 @@ static void chall_unpublish(void *ctx, enum acme_chall_type type,
 			d->o.tlsalpn_unpublish(d->o.tlsalpn_ctx, domain);
 		return;
 	}
+	if (!d->chall_hooks.unpublish)
+		return;
 	d->chall_hooks.unpublish(d->chall_hooks.ctx, type, domain, token);
 	store_challenge_delete(d->st, token);
 }
@@ -413,13 +417,18 @@ static void job_unpublish(void *ctx, enum acme_chall_type type,
 }
 
 /* DNS-01 for a wildcard (nothing else can prove one) and for a domain
- * registered with challenge dns-01; acme.challenge otherwise. */
+ * registered with challenge dns-01; also for a name in a configured zone
+ * when there is no HTTP-01 listener (http.listen empty) and HTTP-01 is
+ * what acme.challenge asks for; acme.challenge otherwise. */
 enum acme_chall_type engine__chall_for(const struct engine_daemon *d,
-				      const struct store_domain *dom)
+				       const struct store_domain *dom)
 {
-	return dom->name[0] == '*' || strcmp(dom->challenge, "dns-01") == 0
-		       ? ACME_CHALL_DNS01
-		       : d->o.chall;
+	if (dom->name[0] == '*' || strcmp(dom->challenge, "dns-01") == 0)
+		return ACME_CHALL_DNS01;
+	if (!d->chall && d->o.chall == ACME_CHALL_HTTP01 && d->dns01 &&
+	    engine_dns01_covers(d->dns01, dom->name))
+		return ACME_CHALL_DNS01;
+	return d->o.chall;
 }
 
 static void start_order(struct job *j)

@@ -133,8 +133,9 @@ static const struct key keys[] = {
      "how long files of a removed domain are kept", 0, 3650LL * DAY, NULL, 0},
 
     {"http", "listen", T_ADDR, F(http.listen), ":80",
-     "HTTP-01 challenge listener (and redirect to https)", 0, 0, NULL,
-     AF_LISTEN},
+     "HTTP-01 challenge listener and redirect to https (empty: none; then "
+     "DNS-01 zones or TLS-ALPN-01 validate)", 0, 0, NULL,
+     AF_LISTEN | CONFIG_AF_EMPTY_OK},
     {"http", "redirect", T_ENUM, F(http.redirect), "redirect",
      "answer to other requests: 308 to https, or 404", 0, 0,
      config_redirect_names, 0},
@@ -585,8 +586,8 @@ static const char *addr_expect(unsigned flags)
 		return "an address like 127.0.0.1:8080, [::1]:8080 or "
 		       "unix:/path";
 	if (flags & CONFIG_AF_EMPTY_OK)
-		return "empty or an address like :8080, 127.0.0.1:8080 or "
-		       "[::1]:8080";
+		return "empty or an address like :80, 127.0.0.1:80 or "
+		       "[::1]:80";
 	return "an address like :80, 127.0.0.1:80 or [::1]:80";
 }
 

@@ -173,4 +173,23 @@ check "no order was persisted for it" \
 check "two orders made, none left pending" \
 	test "$(sq "SELECT count(*) FROM orders WHERE state IN (0,1,2)"):$(sq "SELECT count(*) FROM orders")" = "0:2"
 
+# No HTTP-01 listener (http.listen empty): a plain name in the zone is
+# validated through DNS-01 on its own; a name outside every zone has no
+# way to be validated and says so.
+kill -TERM "$BG_PID"
+check "daemon stops" wait_for 30 sh -c "! kill -0 $BG_PID 2>/dev/null"
+bg serve "$CERTHERD" -c "$CONF" --set http.listen= serve
+check "daemon starts without an HTTP-01 listener" \
+	wait_for 30 sh -c '"$0" -c "$1" status >/dev/null 2>&1' "$CERTHERD" "$CONF"
+check "nothing listens on the HTTP-01 port" \
+	bash -c "! curl -s -o /dev/null http://127.0.0.1:$HTTP01_PORT/"
+check "domains add auto.$ZONE (no challenge given)" ch domains add "auto.$ZONE"
+check "auto.$ZONE becomes valid" wait_for 90 is_state "auto.$ZONE" valid
+check "through DNS-01: named took its TXT update" \
+	grep -q "_acme-challenge.auto.$ZONE" "$NAMED_DIR/named.log"
+check "auto certificate verifies" verify_cert "$STATE" "auto.$ZONE"
+check "domains add out.example.org (in no zone)" ch domains add out.example.org
+check "it cannot be validated and says why" \
+	wait_for 60 shows out.example.org '.last_error != null'
+
 finish

@@ -166,11 +166,9 @@ static const struct vcase vcases[] = {
     {"http.listen=127.0.0.1:8080", NULL},
     {"http.listen=[::1]:8080", NULL},
     {"http.listen=localhost:80",
-     "--set: http.listen: \"localhost:80\" is not an address like :80, "
-     "127.0.0.1:80 or [::1]:80"},
-    {"http.listen=",
-     "--set: http.listen: \"\" is not an address like :80, 127.0.0.1:80 "
-     "or [::1]:80"},
+     "--set: http.listen: \"localhost:80\" is not empty or an address like "
+     ":80, 127.0.0.1:80 or [::1]:80"},
+    {"http.listen=", NULL}, /* no HTTP-01: DNS-01 or TLS-ALPN-01 validate */
     {"api.listen=", NULL},
     {"preflight.resolver=127.0.0.1:8053", NULL},
     {"preflight.resolver=:53",
@@ -181,8 +179,8 @@ static const struct vcase vcases[] = {
      "--set: front.upstream: \"unix:run/nginx.sock\" is not an address "
      "like 127.0.0.1:8080, [::1]:8080 or unix:/path"},
     {"http.listen=unix:/run/x.sock",
-     "--set: http.listen: \"unix:/run/x.sock\" is not an address like "
-     ":80, 127.0.0.1:80 or [::1]:80"},
+     "--set: http.listen: \"unix:/run/x.sock\" is not empty or an address "
+     "like :80, 127.0.0.1:80 or [::1]:80"},
     /* address list */
     {"preflight.addresses=192.0.2.1, 2001:db8::1,[2001:db8::2]", NULL},
     {"preflight.addresses=", NULL},
