@@ -73,7 +73,7 @@ for bin in "${PEBBLES[@]}"; do
 		check "[$v] directory offers renewalInfo (ARI)" bash -c "dir_json | grep -q '\"renewalInfo\"'" ;;
 	esac
 	check "ca.sh stop ($v)" ca_stop "$dir"
-	check "[$v] nothing left running after stop" no_ca_left
+	check "[$v] nothing left running after stop" wait_for 10 no_ca_left
 done
 
 # Knobs, with each pebble.
