@@ -5,7 +5,7 @@
  * that SNI.
  *
  *   hsbench HOST:PORT NAMES_FILE [--seconds S] [--concurrency C]
- *           [--seed N] [--tls12]
+ *           [--seed N] [--tls12] [--each]
  *   hsbench HOST:PORT NAMES_FILE --first SECONDS [--since EPOCH_NS]
  *   hsbench --floor CHAIN_PEM KEY_PEM [--seconds S]
  *
@@ -21,7 +21,9 @@
  * and matching), mismatches, failures (refused, alerts, resets, 10 s
  * handshake timeouts), seconds, rate, p50_ms, p99_ms, max_ms, client_cpu_s
  * (this process's user+system CPU: when it is near seconds, the client
- * was the bottleneck). The chain is not verified (the servers' CA is a
+ * was the bottleneck). --each: the names in file order, each once, then
+ * stop (or at S seconds): a warm-up that shows every name to a server
+ * that loads certificates at their first handshake. The chain is not verified (the servers' CA is a
  * throwaway or Pebble's; the name check is what proves the server chose
  * the right certificate, and verifying would spend the client's core).
  *
@@ -352,8 +354,9 @@ static double pct_ms(const struct stats *st, double p)
 }
 
 static void run_load(const char *addr, char **names, size_t n_names,
-		     double seconds, int conc, int tls12)
+		     double seconds, int conc, int tls12, int each)
 {
+	size_t next = 0;
 	struct sockaddr_storage ss;
 	socklen_t sl;
 	SSL_CTX *ctx = client_ctx(tls12);
@@ -393,8 +396,10 @@ static void run_load(const char *addr, char **names, size_t n_names,
 				slot_close(ep, s);
 			}
 			if (s->state == HS_IDLE && t < t_end &&
+			    (!each || next < n_names) &&
 			    slot_start(ep, s, ctx, &ss, sl,
-				       names[rnd() % n_names]) < 0) {
+				       each ? names[next++]
+					    : names[rnd() % n_names]) < 0) {
 				st.fail++;
 				slot_close(ep, s);
 			}
@@ -423,8 +428,8 @@ static void run_load(const char *addr, char **names, size_t n_names,
 	       "rate=%.1f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f "
 	       "client_cpu_s=%.2f\n",
 	       (unsigned long long)st.ok, (unsigned long long)st.mismatch,
-	       (unsigned long long)st.fail, seconds,
-	       (double)st.ok / seconds, pct_ms(&st, 0.50), pct_ms(&st, 0.99),
+	       (unsigned long long)st.fail, each ? t - t_start : seconds,
+	       (double)st.ok / (each ? t - t_start : seconds), pct_ms(&st, 0.50), pct_ms(&st, 0.99),
 	       st.n_lat ? st.lat_us[st.n_lat - 1] / 1000.0 : 0.0, cpu1 - cpu0);
 	free(st.lat_us);
 	close(ep);
@@ -553,7 +558,7 @@ int main(int argc, char **argv)
 	const char *pos[2] = {NULL, NULL}, *floor_key = NULL;
 	double seconds = 10, first = 0;
 	long long since = 0;
-	int conc = 4, tls12 = 0, npos = 0, floor_mode = 0;
+	int conc = 4, tls12 = 0, npos = 0, floor_mode = 0, each = 0;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -571,6 +576,8 @@ int main(int argc, char **argv)
 			since = strtoll(v, NULL, 10), i++;
 		else if (!strcmp(a, "--tls12"))
 			tls12 = 1;
+		else if (!strcmp(a, "--each"))
+			each = 1;
 		else if (!strcmp(a, "--floor"))
 			floor_mode = 1;
 		else if (a[0] != '-' && npos < 2)
@@ -595,7 +602,7 @@ int main(int argc, char **argv)
 		if (first > 0)
 			rc = run_first(pos[0], names[0], first, since);
 		else
-			run_load(pos[0], names, n, seconds, conc, tls12);
+			run_load(pos[0], names, n, seconds, conc, tls12, each);
 		for (size_t i = 0; i < n; i++)
 			free(names[i]);
 		free(names);
