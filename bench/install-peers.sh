@@ -2,11 +2,12 @@
 # Install the peer ACME clients and tools that bench/issue.sh and
 # bench/serve.sh compare certherd with (Debian 12): Apache httpd with
 # mod_md, lego, certbot, GNU time; and the sqlite3 shell serve.sh reads
-# the store with.
+# the store with; nginx, HAProxy and hitch, the TLS terminators
+# bench/front.sh compares front mode with.
 # Kept apart from scripts/install-deps.sh so that the test install stays lean.
 # Idempotent: does nothing (and no network) when everything is present.
 set -eu
-PKGS="apache2 lego certbot time python3 sqlite3"
+PKGS="apache2 lego certbot time python3 sqlite3 nginx haproxy hitch"
 if [ "$(id -u)" != 0 ]; then
 	echo "install-peers: must run as root (try: sudo $0)" >&2
 	exit 1
@@ -29,6 +30,8 @@ apt-get install -y --no-install-recommends $missing
 # service is not needed.
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
 	systemctl disable --now apache2 >/dev/null 2>&1 || true
+	# likewise nginx, haproxy and hitch: bench/front.sh runs its own
+	systemctl disable --now nginx haproxy hitch >/dev/null 2>&1 || true
 	# nor certbot's renewal timer: the benchmark's certbot state is its own
 	systemctl disable --now certbot.timer >/dev/null 2>&1 || true
 fi

@@ -21,8 +21,14 @@
 # Then, on the same nginx and daemon (reload_interval = 1m): ADD more
 # domains added one by one through the CLI, and the reloads nginx's own
 # log shows until every one is served.
-# Handshakes per second through nginx with random SNI are not measured:
-# the tool is meant to be shared with front mode, which does not exist yet.
+# Then handshakes through nginx (after the reload, the daemon stopped):
+# bench/hsbench, the load generator of bench/front.sh, for BENCH_HS_S
+# seconds (10) with 4 handshakes in flight, full TLS 1.3, a random SNI
+# among the N names per connection, every served certificate checked
+# against its SNI: handshakes/s (client-bound on 2 cores: the generator
+# saturates its own core), nginx's CPU per handshake (utime+stime of the
+# master and workers from /proc over the window / handshakes), p99
+# latency, mismatches and failures.
 # BENCH_ADD (default 1000) sets ADD; BENCH_KEEP=1 keeps the work directory.
 set -uo pipefail
 
@@ -34,7 +40,10 @@ fi
 SIZES=${BENCH_SIZES:-2000 10000}
 ADD=${BENCH_ADD:-1000}
 BIN=$REPO/build/certherd
-[ -x "$BIN" ] || { meson setup "$REPO/build" >/dev/null && meson compile -C "$REPO/build" >/dev/null; } || exit 1
+HSBENCH=$REPO/build/bench/hsbench
+HS_S=${BENCH_HS_S:-10}
+{ [ -x "$BIN" ] && [ -x "$HSBENCH" ]; } || { meson setup "$REPO/build" >/dev/null; meson compile -C "$REPO/build" >/dev/null; } || exit 1
+TICK=$(getconf CLK_TCK)
 W=$(mktemp -d /tmp/certherd-bench-nginx.XXXXXX)
 chmod 755 "$W"
 [ "${BENCH_KEEP:-0}" = 1 ] || trap 'rm -rf "$W"' EXIT
@@ -48,6 +57,19 @@ rss() { # sum of VmRSS (KiB) of the nginx master and its workers
 	m=$(cat "$NG/logs/nginx.pid" 2>/dev/null) || { echo 0; return; }
 	ps -o rss= --pid "$m" --ppid "$m" 2>/dev/null | awk '{s += $1} END {print s + 0}'
 }
+cpu_ticks() { # utime+stime of the nginx master and its workers, in ticks
+	local m p t=0 st
+	m=$(cat "$NG/logs/nginx.pid" 2>/dev/null) || { echo 0; return; }
+	for p in $m $(ps -o pid= --ppid "$m"); do
+		st=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+		st=${st##*") "}
+		# shellcheck disable=SC2086
+		set -- $st
+		t=$((t + ${12} + ${13}))
+	done
+	echo $t
+}
+kv() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; } # kv LINE KEY
 workers() { ps -o pid= --ppid "$(cat "$NG/logs/nginx.pid")" -o cmd= | awk '/worker process/ {print $1}' | sort; }
 wait_for() { local d=$((SECONDS + $1)); shift; until "$@" >/dev/null 2>&1; do [ $SECONDS -lt $d ] || return 1; sleep 0.1; done; }
 
@@ -142,6 +164,13 @@ EOF
 	t_end=$(date +%s%N)
 	sleep 2
 	after=$(rss)
+	# handshakes through nginx, random SNI
+	local c0 c1 hs line
+	c0=$(cpu_ticks)
+	line=$("$HSBENCH" 127.0.0.1:$TLS_PORT "$d/names.txt" --seconds "$HS_S" --concurrency 4 --seed "$n")
+	c1=$(cpu_ticks)
+	hs=$(kv "$line" handshakes)
+	echo "$strategy N=$n: $line" >&2
 	# ADD more, one by one, through the daemon
 	$BIN -c "$d/certherd.conf" serve >>"$d/serve.log" 2>&1 &
 	spid=$!
@@ -157,17 +186,19 @@ EOF
 	kill -TERM $spid; wait $spid 2>/dev/null
 	kill -QUIT "$(cat "$NG/logs/nginx.pid")"
 	"$REPO/tests/ca/ca.sh" stop "$d/ca" >/dev/null 2>&1
-	printf '| %s | %d | %d | %d MiB | %d MiB | %d MiB | %d in %d s | %d |\n' "$strategy" "$n" \
+	printf '| %s | %d | %d | %d MiB | %d MiB | %d MiB | %.0f | %.0f | %s | %s / %s | %d in %d s | %d |\n' "$strategy" "$n" \
 		$(( (t_end - t_start) / 1000000 )) $((before / 1024)) $((during / 1024)) $((after / 1024)) \
+		"$(kv "$line" rate)" "$(awk -v a="$c0" -v b="$c1" -v t="$TICK" -v h="${hs:-0}" 'BEGIN { print h ? (b - a) / t * 1e6 / h : 0 }')" \
+		"$(kv "$line" p99_ms)" "$(kv "$line" mismatches)" "$(kv "$line" failures)" \
 		"$ADD" "$add_s" $((r1 - r0))
 }
 
 echo "nginx $($NGINX_BIN -v 2>&1 | sed 's/.*\///'), $(nproc) cores, certherd $(git -C "$REPO" rev-parse --short HEAD)"
 echo
-echo "| strategy | domains | reload ms | nginx RSS before | during | after | added one by one | reloads while adding |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+echo "| strategy | domains | reload ms | nginx RSS before | during | after | handshakes/s | nginx CPU us/handshake | p99 ms | mismatches / failures | added one by one | reloads while adding |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for n in $SIZES; do
 	for s in server-blocks sni-variable; do
-		run_one "$s" "$n" || echo "| $s | $n | failed (see $W) | | | | | |"
+		run_one "$s" "$n" || echo "| $s | $n | failed (see $W) | | | | | | | | | |"
 	done
 done

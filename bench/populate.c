@@ -7,7 +7,7 @@
  * the daemon the same kind of store to start on.
  *
  *   populate STATE_DIR [--domains N] [--due PERCENT] [--suffix SUFFIX]
- *                      [--seed S]
+ *                      [--seed S] [--export DIR]
  *
  * Every domain gets a real certificate (X.509 checked with the project's
  * own x509_inspect and x509_key_matches, one in 1,000 also parsed back from
@@ -27,10 +27,16 @@
  * renewal time: due at once, as early renewals. Names: pNNNNNN.SUFFIX
  * (default suffix bench.test), N from 1. Times are read once at the start.
  *
+ * --export DIR also writes every certificate as files for the servers
+ * bench/front.sh compares with: DIR/NAME/fullchain.pem (leaf + CA),
+ * DIR/NAME/privkey.pem (0600) and DIR/NAME/combined.pem (chain then key,
+ * HAProxy's and hitch's format), and DIR/ca.pem (the throwaway CA).
+ *
  * Refuses a store that already holds domains. Prints one line of
  * KEY=VALUE results (domains, due, seconds, db_bytes).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,6 +261,35 @@ static void cert_free(struct store_cert *c)
 	memset(c, 0, sizeof(*c));
 }
 
+static void write_file(const char *path, mode_t mode, const char *a,
+		       const char *b)
+{
+	FILE *f;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+
+	if (fd < 0 || !(f = fdopen(fd, "w")))
+		die("cannot write %s: %s", path, strerror(errno));
+	if (fputs(a, f) < 0 || (b && fputs(b, f) < 0) || fclose(f) != 0)
+		die("cannot write %s: %s", path, strerror(errno));
+}
+
+/* The files of one certificate under dir/name/ (see the header). */
+static void export_cert(const char *dir, const char *name,
+			const struct store_cert *c)
+{
+	char path[4200];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		die("cannot make %s: %s", path, strerror(errno));
+	snprintf(path, sizeof(path), "%s/%s/fullchain.pem", dir, name);
+	write_file(path, 0644, c->chain_pem, NULL);
+	snprintf(path, sizeof(path), "%s/%s/privkey.pem", dir, name);
+	write_file(path, 0600, c->key_pem, NULL);
+	snprintf(path, sizeof(path), "%s/%s/combined.pem", dir, name);
+	write_file(path, 0600, c->chain_pem, c->key_pem);
+}
+
 static unsigned long parse_num(const char *s, const char *what,
 			       unsigned long max)
 {
@@ -270,7 +305,7 @@ static unsigned long parse_num(const char *s, const char *what,
 
 int main(int argc, char **argv)
 {
-	const char *dir = NULL, *suffix = "bench.test";
+	const char *dir = NULL, *suffix = "bench.test", *export = NULL;
 	unsigned long n = 100000, due_pct = 1, seed = 1;
 	uint64_t counts[STORE_DOMAIN__MAX] = {0}, total = 0;
 	struct store *st = NULL;
@@ -290,13 +325,16 @@ int main(int argc, char **argv)
 			due_pct = parse_num(v, "--due (a percentage)", 100), i++;
 		else if (!strcmp(a, "--seed") && v)
 			seed = parse_num(v, "--seed", ~0ul), i++;
+		else if (!strcmp(a, "--export") && v)
+			export = v, i++;
 		else if (!strcmp(a, "--suffix") && v)
 			suffix = v, i++;
 		else if (a[0] != '-' && !dir)
 			dir = a;
 		else
 			die("usage: populate STATE_DIR [--domains N] [--due "
-			    "PERCENT] [--suffix SUFFIX] [--seed S]");
+			    "PERCENT] [--suffix SUFFIX] [--seed S] "
+			    "[--export DIR]");
 	}
 	if (!dir)
 		die("usage: populate STATE_DIR [options]");
@@ -314,6 +352,14 @@ int main(int argc, char **argv)
 		die("%s already holds domains: populate wants an empty store",
 		    dir);
 	ca_make(&ca, now);
+	if (export) {
+		if (strlen(export) > 3000)
+			die("--export path too long");
+		if (mkdir(export, 0755) < 0 && errno != EEXIST)
+			die("cannot make %s: %s", export, strerror(errno));
+		snprintf(path, sizeof(path), "%s/ca.pem", export);
+		write_file(path, 0644, ca.pem, NULL);
+	}
 
 	for (unsigned long i = 1; i <= n; i++) {
 		struct store_cert c = {0};
@@ -341,6 +387,8 @@ int main(int argc, char **argv)
 				       "certificate stored (bench/populate)") <
 			0)
 			die("cannot store %s: %s", name, store_errmsg(st));
+		if (export)
+			export_cert(export, name, &c);
 		cert_free(&c);
 		if ((i % BATCH == 0 || i == n) && store_bulk_end(st, 1) < 0)
 			die("cannot commit: %s", store_errmsg(st));
