@@ -30,7 +30,7 @@ struct poll {
 	char serial[80];
 	int64_t cert_id, nb, na;
 	struct engine_ari_window old; /* the window stored before */
-	int64_t lease_ms;             /* next attempt while we ask */
+	int64_t lease_ms;	      /* next attempt while we ask */
 	struct acme_ari_op *op;
 	struct engine_task task;
 	struct poll *prev, *next;
@@ -46,11 +46,9 @@ struct engine_ari_poller {
 	struct poll *polls;
 };
 
-struct engine_ari_poller *
-engine_ari_poller_new(struct engine_session *s, struct store *st,
-		      unsigned max_in_flight,
-		      void (*done)(void *ctx, const char *name, int renew_now),
-		      void *ctx)
+struct engine_ari_poller *engine_ari_poller_new(
+    struct engine_session *s, struct store *st, unsigned max_in_flight,
+    void (*done)(void *ctx, const char *name, int renew_now), void *ctx)
 {
 	struct engine_ari_poller *p = calloc(1, sizeof(*p));
 
@@ -105,8 +103,7 @@ static void time_str(int64_t ms, char *buf, size_t sz)
 /* Record the answer (w NULL: the fetch failed) unless someone else acted
  * on the domain meanwhile (a forced renewal, a removal, a restart of the
  * lease by another node): then their decision stands. */
-static void poll_record(struct poll *q, const struct acme_ari *a,
-			int64_t now)
+static void poll_record(struct poll *q, const struct acme_ari *a, int64_t now)
 {
 	struct engine_ari_poller *p = q->p;
 	struct engine_ari_window w, *wp = NULL;
@@ -126,7 +123,8 @@ static void poll_record(struct poll *q, const struct acme_ari *a,
 			  "the domain changed while we asked; answer dropped");
 		return;
 	}
-	if (wp && (w.start_ms != q->old.start_ms || w.end_ms != q->old.end_ms)) {
+	if (wp &&
+	    (w.start_ms != q->old.start_ms || w.end_ms != q->old.end_ms)) {
 		char s[40], e[40], msg[512];
 
 		if (store_cert_set_ari(p->st, q->cert_id, w.start_ms,
@@ -143,9 +141,9 @@ static void poll_record(struct poll *q, const struct acme_ari *a,
 		store_event_append(p->st, q->name, now, "ari-window", msg);
 		log_info("ari", q->name, "%s", msg);
 	}
-	renew = engine_renew_after_ari(q->nb, q->na, wp,
-				       a ? a->retry_after_ms : -1, now,
-				       engine_renew_seed(q->serial), &next);
+	renew =
+	    engine_renew_after_ari(q->nb, q->na, wp, a ? a->retry_after_ms : -1,
+				   now, engine_renew_seed(q->serial), &next);
 	if (store_domain_reschedule(p->st, &dom, renew ? now : next, now) < 0) {
 		log_error("ari", q->name, "cannot update the store: %s",
 			  store_errmsg(p->st));
@@ -169,11 +167,11 @@ static void poll_done(struct engine_task *t, enum acme_step step)
 		poll_record(q, &a, now);
 	} else {
 		q->p->failed++;
-		log_warn("ari", q->name,
-			 "renewalInfo fetch failed: %s (the lifetime rule "
-			 "decides until the next fetch)",
-			 acme_error_str(acme_ari_op_error(q->op), why,
-					sizeof(why)));
+		log_warn(
+		    "ari", q->name,
+		    "renewalInfo fetch failed: %s (the lifetime rule "
+		    "decides until the next fetch)",
+		    acme_error_str(acme_ari_op_error(q->op), why, sizeof(why)));
 		poll_record(q, NULL, now);
 	}
 	acme_ari_clear(&a);
@@ -192,9 +190,8 @@ int engine_ari_poller_start(struct engine_ari_poller *p,
 
 	if (p->in_flight >= p->max)
 		return -EBUSY;
-	if (!c->chain_pem ||
-	    x509_pem_to_der(c->chain_pem, strlen(c->chain_pem), &der,
-			    &der_len) < 0)
+	if (!c->chain_pem || x509_pem_to_der(c->chain_pem, strlen(c->chain_pem),
+					     &der, &der_len) < 0)
 		return -ENOTSUP;
 	rc = acme_ari_certid(der, der_len, certid, sizeof(certid));
 	free(der);

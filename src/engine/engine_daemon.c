@@ -87,7 +87,7 @@ void engine__time_str(int64_t ms, char *buf, size_t sz)
 }
 
 void engine__problem_from(struct store_problem *p, const struct acme_error *e,
-			 int64_t now)
+			  int64_t now)
 {
 	memset(p, 0, sizeof(*p));
 	snprintf(p->type, sizeof(p->type), "%s",
@@ -97,7 +97,7 @@ void engine__problem_from(struct store_problem *p, const struct acme_error *e,
 	snprintf(p->step, sizeof(p->step), "%s", e->step ? e->step : "");
 	p->status = e->status;
 	p->retry_after_ms =
-		e->retry_after_ms >= 0 ? now + e->retry_after_ms : STORE_NO_TIME;
+	    e->retry_after_ms >= 0 ? now + e->retry_after_ms : STORE_NO_TIME;
 }
 
 static int failure_slot(const struct engine_daemon_stats *st, const char *t)
@@ -149,9 +149,10 @@ void engine__publish_stats(struct engine_daemon *d, int64_t now)
 	d->stats.orders_capacity = h.capacity > 0 ? h.capacity : 0;
 	d->stats.orders_full_at_ms = h.full_at_ms;
 	d->stats.at_ms = now;
-	engine_ari_poller_counts(d->ari, &d->stats.ari_ok, &d->stats.ari_failed);
+	engine_ari_poller_counts(d->ari, &d->stats.ari_ok,
+				 &d->stats.ari_failed);
 	d->stats.orders_period_ms =
-		engine_limits_def(d->lim, ENGINE_LIMIT_ORDERS)->period_ms;
+	    engine_limits_def(d->lim, ENGINE_LIMIT_ORDERS)->period_ms;
 	d->stats.concurrency = d->o.concurrency;
 	d->stats.draining = d->draining;
 	d->stats.pass = d->pass;
@@ -183,17 +184,16 @@ void engine__notify_status(struct engine_daemon *d, int64_t now, int force)
 		if (i != STORE_DOMAIN_REMOVED)
 			total += c[i];
 	engine_notify_status(
-		"%s%llu domains: %llu valid, %llu pending, %llu issuing, "
-		"%llu renewing, %llu failed; %u orders in flight, %u held by "
-		"rate limits",
-		d->draining ? "draining: " : "", (unsigned long long)total,
-		(unsigned long long)c[STORE_DOMAIN_VALID],
-		(unsigned long long)(c[STORE_DOMAIN_PENDING] +
-				     c[STORE_DOMAIN_DNS_PENDING]),
-		(unsigned long long)c[STORE_DOMAIN_ISSUING],
-		(unsigned long long)c[STORE_DOMAIN_RENEWING],
-		(unsigned long long)c[STORE_DOMAIN_FAILED], d->in_flight,
-		d->held);
+	    "%s%llu domains: %llu valid, %llu pending, %llu issuing, "
+	    "%llu renewing, %llu failed; %u orders in flight, %u held by "
+	    "rate limits",
+	    d->draining ? "draining: " : "", (unsigned long long)total,
+	    (unsigned long long)c[STORE_DOMAIN_VALID],
+	    (unsigned long long)(c[STORE_DOMAIN_PENDING] +
+				 c[STORE_DOMAIN_DNS_PENDING]),
+	    (unsigned long long)c[STORE_DOMAIN_ISSUING],
+	    (unsigned long long)c[STORE_DOMAIN_RENEWING],
+	    (unsigned long long)c[STORE_DOMAIN_FAILED], d->in_flight, d->held);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -214,7 +214,7 @@ void engine_daemon_wake(struct engine_daemon *d)
 	uv_async_send(&d->wake);
 }
 
-/* ---- signals: reload, drain, stop ------------------------------------------- */
+/* ---- signals: reload, drain, stop ---------------------------------------- */
 
 /* How long a stop waits for the hooks' last batch (docs/daemon.md). */
 #define DEPLOY_STOP_MS 5000
@@ -281,7 +281,8 @@ static void drain(struct engine_daemon *d, int signum)
 	log_info("daemon", NULL,
 		 "draining on signal %d: no new orders; waiting up to %lld ms "
 		 "for the %u in flight (signal again to stop at once)",
-		 signum, (long long)d->o.drain_ms, d->in_flight - d->n_preflight);
+		 signum, (long long)d->o.drain_ms,
+		 d->in_flight - d->n_preflight);
 	uv_timer_start(&d->drain_timer, on_drain_timeout,
 		       (uint64_t)d->o.drain_ms, 0);
 	engine__publish_stats(d, clock_wall_ms());
@@ -339,7 +340,7 @@ int engine_daemon_reconfigure(struct engine_daemon *d,
 	return 0;
 }
 
-/* ---- start-up: resume what a crash or stop left ------------------------------------ */
+/* ---- start-up: resume what a crash or stop left -------------------------- */
 
 static int resume(struct engine_daemon *d)
 {
@@ -381,8 +382,9 @@ static int resume(struct engine_daemon *d)
 			o->key_pem = NULL;
 			store_order_clear(o);
 			if (!j->key) {
-				engine__job_local_failure(j, "the stored order key "
-						     "does not parse");
+				engine__job_local_failure(
+				    j, "the stored order key "
+				       "does not parse");
 				continue;
 			}
 			if (d->o.live_dir &&
@@ -394,7 +396,8 @@ static int resume(struct engine_daemon *d)
 			log_info("daemon", j->name, "resuming order %s",
 				 j->order_url);
 			resumed++;
-			engine__job_queue_keygen(j); /* CSR from the stored key */
+			engine__job_queue_keygen(
+			    j); /* CSR from the stored key */
 		}
 	} while (n == 64);
 	return resumed;
@@ -405,8 +408,8 @@ static int resume(struct engine_daemon *d)
 static void reschedule_orphans(struct engine_daemon *d)
 {
 	struct store_domain_filter f = {
-		.status_mask = (1u << STORE_DOMAIN_ISSUING) |
-			       (1u << STORE_DOMAIN_RENEWING),
+	    .status_mask =
+		(1u << STORE_DOMAIN_ISSUING) | (1u << STORE_DOMAIN_RENEWING),
 	};
 	static struct store_domain doms[256];
 	char after[NAME_MAX_LEN + 1] = "";
@@ -420,22 +423,23 @@ static void reschedule_orphans(struct engine_daemon *d)
 		for (size_t i = 0; i < n; i++) {
 			struct store_job sj = {0};
 
-			snprintf(after, sizeof(after), "%.*s", (int)sizeof(after) - 1,
-				 doms[i].name);
+			snprintf(after, sizeof(after), "%.*s",
+				 (int)sizeof(after) - 1, doms[i].name);
 			if (engine__job_running(d, doms[i].name))
 				continue;
 			sj.status = doms[i].status == STORE_DOMAIN_RENEWING
-					    ? STORE_DOMAIN_VALID
-					    : STORE_DOMAIN_PENDING;
+					? STORE_DOMAIN_VALID
+					: STORE_DOMAIN_PENDING;
 			sj.next_attempt_ms = now;
 			sj.failures = doms[i].failures;
-			sj.error = doms[i].has_error ? &doms[i].last_error : NULL;
+			sj.error =
+			    doms[i].has_error ? &doms[i].last_error : NULL;
 			store_domain_set_job(d->st, doms[i].name, &sj, now);
 		}
 	} while (n == 256);
 }
 
-/* ---- open / run / close ---------------------------------------------------------- */
+/* ---- open / run / close -------------------------------------------------- */
 
 int engine_daemon_open(const struct engine_daemon_opts *o,
 		       struct engine_daemon **out, char *err, size_t errsz)
@@ -481,9 +485,9 @@ int engine_daemon_open(const struct engine_daemon_opts *o,
 		goto fail;
 	/* No http.listen: no HTTP-01 (DNS-01 or TLS-ALPN-01 validate). */
 	if (o->http_listen) {
-		d->chall = engine_chall_new(o->http_listen, o->http_redirect,
-					    engine__chall_lookup, d, err,
-					    errsz);
+		d->chall =
+		    engine_chall_new(o->http_listen, o->http_redirect,
+				     engine__chall_lookup, d, err, errsz);
 		if (!d->chall) {
 			rc = -EADDRINUSE;
 			goto fail;
@@ -493,19 +497,20 @@ int engine_daemon_open(const struct engine_daemon_opts *o,
 	rc = engine_session_open(&d->s, &o->acct, 1, err, errsz);
 	if (rc < 0)
 		goto fail;
-	d->ari = engine_ari_poller_new(&d->s, d->st, ARI_IN_FLIGHT, engine__ari_done, d);
+	d->ari = engine_ari_poller_new(&d->s, d->st, ARI_IN_FLIGHT,
+				       engine__ari_done, d);
 	if (!d->ari) {
 		rc = -ENOMEM;
 		goto fail;
 	}
 	{
 		struct engine_deploy_opts dop = {
-			.command = o->deploy_cmd,
-			.webhook = o->webhook_url,
-			.batch_ms = o->hooks_batch_ms,
-			.timeout_ms = o->hooks_timeout_ms,
-			.state_dir = o->state_dir,
-			.live_dir = o->live_dir,
+		    .command = o->deploy_cmd,
+		    .webhook = o->webhook_url,
+		    .batch_ms = o->hooks_batch_ms,
+		    .timeout_ms = o->hooks_timeout_ms,
+		    .state_dir = o->state_dir,
+		    .live_dir = o->live_dir,
 		};
 		rc = engine_deploy_new(&d->s.loop, d->st, &dop, &d->deploy, err,
 				       errsz);
@@ -540,8 +545,8 @@ int engine_daemon_open(const struct engine_daemon_opts *o,
 				      errsz);
 		if (rc < 0)
 			goto fail;
-		log_info("daemon", NULL, "DNS-01: %zu zone%s", o->dns01->n_zones,
-			 o->dns01->n_zones == 1 ? "" : "s");
+		log_info("daemon", NULL, "DNS-01: %zu zone%s",
+			 o->dns01->n_zones, o->dns01->n_zones == 1 ? "" : "s");
 	}
 	d->o.dns01 = NULL; /* copied: the caller's may go */
 	if (o->preflight) {
@@ -551,11 +556,12 @@ int engine_daemon_open(const struct engine_daemon_opts *o,
 			rc = -EINVAL;
 			goto fail;
 		}
-		log_info("daemon", NULL,
-			 "DNS pre-flight on: resolver %s, %zu addresses of ours",
-			 o->preflight_resolver ? o->preflight_resolver
-					       : "from /etc/resolv.conf",
-			 o->n_preflight_addrs);
+		log_info(
+		    "daemon", NULL,
+		    "DNS pre-flight on: resolver %s, %zu addresses of ours",
+		    o->preflight_resolver ? o->preflight_resolver
+					  : "from /etc/resolv.conf",
+		    o->n_preflight_addrs);
 	}
 	*out = d;
 	return 0;
@@ -576,7 +582,8 @@ int engine_daemon_run(struct engine_daemon *d)
 		log_error("daemon", NULL, "cannot read pending orders: %s",
 			  store_errmsg(d->st));
 	reschedule_orphans(d);
-	log_info("daemon", NULL, "running: %d orders resumed, up to %u in flight",
+	log_info("daemon", NULL,
+		 "running: %d orders resumed, up to %u in flight",
 		 resumed < 0 ? 0 : resumed, d->o.concurrency);
 	uv_timer_start(&d->tick, on_tick, 0, d->o.tick_ms);
 	uv_run(&d->s.loop, UV_RUN_DEFAULT);

@@ -54,22 +54,22 @@ struct engine_daemon {
 	uv_timer_t drain_timer;
 	int handles_open;
 	int stopping;
-	int draining;          /* SIGTERM: no new jobs, waiting for these */
-	unsigned n_preflight;  /* jobs waiting for their DNS pre-flight: a
-				  drain does not wait for them (no order yet) */
+	int draining;		/* SIGTERM: no new jobs, waiting for these */
+	unsigned n_preflight;	/* jobs waiting for their DNS pre-flight: a
+				   drain does not wait for them (no order yet) */
 	int64_t next_status_ms; /* next STATUS= notification */
 	int in_schedule, schedule_again; /* see engine__schedule() */
 	unsigned in_flight;
-	struct job *jobs; /* in flight, doubly linked */
+	struct job *jobs;	   /* in flight, doubly linked */
 	struct engine_limits *lim; /* the account's ledger; loop thread only */
 	struct engine_ari_poller *ari;
 	struct go_name *go;
-	struct engine_dns *dns;    /* pre-flight resolver, NULL when off */
+	struct engine_dns *dns;	    /* pre-flight resolver, NULL when off */
 	struct engine_dns01 *dns01; /* DNS-01 publisher, NULL when none */
 	int64_t next_gc_ms;
-	unsigned held;             /* held back by the ledger, last pass */
+	unsigned held;		       /* held back by the ledger, last pass */
 	struct engine_pass_stats pass; /* pass cost; loop thread only */
-	uv_mutex_t stats_mu;       /* guards stats (read by the API thread) */
+	uv_mutex_t stats_mu; /* guards stats (read by the API thread) */
 	struct engine_daemon_stats stats;
 	int stats_mu_ok;
 };
@@ -77,23 +77,23 @@ struct engine_daemon {
 struct job {
 	struct engine_daemon *d;
 	char name[NAME_MAX_LEN + 1];
-	int renewing;          /* the domain has a current certificate */
-	uint32_t failures;     /* before this attempt */
+	int renewing;	   /* the domain has a current certificate */
+	uint32_t failures; /* before this attempt */
 	EVP_PKEY *key;
 	char *key_pem;
 	unsigned char *csr;
 	size_t csr_len;
-	char *order_url;       /* resuming a persisted order */
-	int64_t order_id;      /* 0 until persisted */
-	int charged;           /* ledger tokens reserved for this order */
-	int was_dns_pending;   /* failed its last pre-flight */
+	char *order_url;	    /* resuming a persisted order */
+	int64_t order_id;	    /* 0 until persisted */
+	int charged;		    /* ledger tokens reserved for this order */
+	int was_dns_pending;	    /* failed its last pre-flight */
 	enum acme_chall_type chall; /* HTTP-01, or DNS-01 */
 	enum engine_class cls;
 	char regdomain[NAME_MAX_LEN + 1];
 	char replaces[ACME_ARI_CERTID_MAX]; /* "" unless renewing with ARI */
 	struct acme_order *order;
 	struct engine_task task;
-	uv_work_t work;        /* keygen, then the live/ write */
+	uv_work_t work; /* keygen, then the live/ write */
 	int rc;
 	struct store_cert cert; /* the new certificate while live/ is written
 				   (PEMs borrowed from order and key_pem) */
@@ -109,7 +109,7 @@ uint64_t engine__rnd64(void);
 int engine__ari_usable(const struct engine_daemon *d);
 void engine__time_str(int64_t ms, char *buf, size_t sz);
 void engine__problem_from(struct store_problem *p, const struct acme_error *e,
-			 int64_t now);
+			  int64_t now);
 void engine__count_failure(struct engine_daemon *d, const struct acme_error *e);
 void engine__publish_stats(struct engine_daemon *d, int64_t now);
 void engine__notify_status(struct engine_daemon *d, int64_t now, int force);
@@ -121,7 +121,7 @@ void engine__job_free(struct job *j);
 void engine__job_local_failure(struct job *j, const char *why);
 int engine__chall_lookup(void *ctx, const char *token, char *out, size_t sz);
 enum acme_chall_type engine__chall_for(const struct engine_daemon *d,
-				      const struct store_domain *dom);
+				       const struct store_domain *dom);
 struct job *engine__job_new(struct engine_daemon *d, const char *name);
 void engine__job_queue_keygen(struct job *j);
 void engine__job_preflight(struct job *j);
@@ -130,11 +130,11 @@ void engine__job_preflight(struct job *j);
 void engine__go_del(struct engine_daemon *d, const char *name);
 int engine__limit_on(const struct engine_daemon *d, enum engine_limit kind);
 void engine__bucket_load(struct engine_daemon *d, enum engine_limit kind,
-			const char *key);
+			 const char *key);
 void engine__bucket_save(struct engine_daemon *d, enum engine_limit kind,
-			const char *key, int64_t now);
+			 const char *key, int64_t now);
 int engine__charged_for(const struct engine_daemon *d, enum engine_limit kind,
-		       enum engine_class cls);
+			enum engine_class cls);
 void engine__ari_done(void *ctx, const char *name, int renew_now);
 int engine__job_running(const struct engine_daemon *d, const char *name);
 void engine__schedule(struct engine_daemon *d);

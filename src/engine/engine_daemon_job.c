@@ -31,7 +31,8 @@ void engine__job_refund(struct job *j)
 	if (engine__charged_for(d, ENGINE_LIMIT_REGDOMAIN, j->cls)) {
 		engine_limits_give(d->lim, ENGINE_LIMIT_REGDOMAIN, j->regdomain,
 				   1, now);
-		engine__bucket_save(d, ENGINE_LIMIT_REGDOMAIN, j->regdomain, now);
+		engine__bucket_save(d, ENGINE_LIMIT_REGDOMAIN, j->regdomain,
+				    now);
 	}
 	if (engine__charged_for(d, ENGINE_LIMIT_IDENTICAL, j->cls)) {
 		engine_limits_give(d->lim, ENGINE_LIMIT_IDENTICAL, j->name, 1,
@@ -40,7 +41,7 @@ void engine__job_refund(struct job *j)
 	}
 }
 
-/* ---- job lifetime ----------------------------------------------------------- */
+/* ---- job lifetime -------------------------------------------------------- */
 
 void engine__job_free(struct job *j)
 {
@@ -118,13 +119,15 @@ static void job_failed(struct job *j, const struct acme_error *e)
 	    engine__limit_on(d, ENGINE_LIMIT_FAILED_AUTHZ)) {
 		if (engine_limits_take(d->lim, ENGINE_LIMIT_FAILED_AUTHZ,
 				       j->name, 1, now) == 0)
-			engine__bucket_save(d, ENGINE_LIMIT_FAILED_AUTHZ, j->name, now);
+			engine__bucket_save(d, ENGINE_LIMIT_FAILED_AUTHZ,
+					    j->name, now);
 	}
 	if (j->order_id)
-		store_order_finish(d->st, j->order_id, STORE_ORDER_INVALID, now);
+		store_order_finish(d->st, j->order_id, STORE_ORDER_INVALID,
+				   now);
 	sj.failures = j->failures + 1;
-	sj.next_attempt_ms = engine_renew_backoff(sj.failures, e, now, engine__rnd64(),
-						  &why);
+	sj.next_attempt_ms =
+	    engine_renew_backoff(sj.failures, e, now, engine__rnd64(), &why);
 	/* renew.backoff_max caps our own backoff, never a wait the CA
 	 * asked for (Retry-After, rateLimited). */
 	if (d->o.backoff_max_ms > 0 && strcmp(why, "backoff") == 0 &&
@@ -149,8 +152,8 @@ static void job_failed(struct job *j, const struct acme_error *e)
 	store_event_append(d->st, j->name, now, "failed", buf);
 	log_warn("daemon", j->name, "%s; %s (%s)", buf,
 		 sj.next_attempt_ms == STORE_NO_TIME
-			 ? "not retrying: the CA's answer is final"
-			 : "will retry later",
+		     ? "not retrying: the CA's answer is final"
+		     : "will retry later",
 		 why);
 	if (d->o.order_failed && !replaces_refused(j, e))
 		d->o.order_failed(d->o.order_failed_ctx, j->name);
@@ -169,7 +172,7 @@ void engine__job_local_failure(struct job *j, const char *why)
 	job_failed(j, &e);
 }
 
-/* ---- ORDER ----------------------------------------------------------------- */
+/* ---- ORDER --------------------------------------------------------------- */
 
 /* After each response: persist the order the moment its URL is known. */
 static void order_fed(struct engine_task *t)
@@ -198,12 +201,12 @@ static void order_stored(struct job *j)
 	int64_t now = clock_wall_ms();
 	char detail[sizeof(j->replaces) + 64];
 
-	if (store_cert_insert(d->st, c, j->order_id,
-			      engine_renew_first(c->info.not_before_ms,
-						 c->info.not_after_ms,
-						 engine__ari_usable(d), now,
-						 engine_renew_seed(c->info.serial)),
-			      now, NULL) < 0) {
+	if (store_cert_insert(
+		d->st, c, j->order_id,
+		engine_renew_first(c->info.not_before_ms, c->info.not_after_ms,
+				   engine__ari_usable(d), now,
+				   engine_renew_seed(c->info.serial)),
+		now, NULL) < 0) {
 		engine__job_local_failure(j, "cannot store the certificate");
 		return;
 	}
@@ -273,7 +276,8 @@ static void order_done(struct engine_task *t, enum acme_step s)
 	    x509_key_matches(leaf, j->key) != 1) {
 		X509_free(leaf);
 		x509_info_free(&info);
-		engine__job_local_failure(j, "the CA's certificate does not match its key");
+		engine__job_local_failure(
+		    j, "the CA's certificate does not match its key");
 		return;
 	}
 	X509_free(leaf);
@@ -310,7 +314,7 @@ static void order_done(struct engine_task *t, enum acme_step s)
 		engine__job_local_failure(j, "cannot queue the live/ write");
 }
 
-/* ---- HTTP-01: served here from memory, shared through the store ------------------ */
+/* ---- HTTP-01: served here from memory, shared through the store ---------- */
 
 /* How long a published challenge stays in the store if nobody withdraws
  * it (a crash): longer than any validation. */
@@ -330,10 +334,10 @@ static int chall_publish(void *ctx, enum acme_chall_type type,
 
 	if (type == ACME_CHALL_TLSALPN01) /* front mode's listener */
 		return d->o.tlsalpn_publish &&
-				       acme_tlsalpn01_digest(key_auth, digest) == 0
-			       ? d->o.tlsalpn_publish(d->o.tlsalpn_ctx, domain,
-						      digest)
-			       : -ENOTSUP;
+			       acme_tlsalpn01_digest(key_auth, digest) == 0
+			   ? d->o.tlsalpn_publish(d->o.tlsalpn_ctx, domain,
+						  digest)
+			   : -ENOTSUP;
 	if (!d->chall_hooks.publish)
 		return -ENOTSUP; /* no HTTP-01 listener (http.listen empty) */
 	rc = d->chall_hooks.publish(d->chall_hooks.ctx, type, domain, token,
@@ -393,9 +397,8 @@ static void job_dns01_ready(void *ctx, const char *token, int rc,
 }
 
 /* The order's hooks, per job: DNS-01 needs to find its job again. */
-static int job_publish(void *ctx, enum acme_chall_type type,
-		       const char *domain, const char *token,
-		       const char *key_auth)
+static int job_publish(void *ctx, enum acme_chall_type type, const char *domain,
+		       const char *token, const char *key_auth)
 {
 	struct job *j = ctx;
 
@@ -437,14 +440,14 @@ static void start_order(struct job *j)
 	struct acme_challenge_hooks hooks = {job_publish, job_unpublish, j};
 	const char *name = j->name;
 	struct acme_order_opts oo = {
-		.names = &name,
-		.n_names = 1,
-		.csr_der = j->csr,
-		.csr_len = j->csr_len,
-		.chall = j->chall,
-		.profile = d->o.profile,
-		.replaces = j->replaces[0] ? j->replaces : NULL,
-		.order_url = j->order_url,
+	    .names = &name,
+	    .n_names = 1,
+	    .csr_der = j->csr,
+	    .csr_len = j->csr_len,
+	    .chall = j->chall,
+	    .profile = d->o.profile,
+	    .replaces = j->replaces[0] ? j->replaces : NULL,
+	    .order_url = j->order_url,
 	};
 
 	j->order = acme_order_new(d->s.client, &oo, &hooks);
@@ -459,7 +462,7 @@ static void start_order(struct job *j)
 		engine__job_local_failure(j, "cannot start the order");
 }
 
-/* ---- KEYGEN (thread pool) ------------------------------------------------------ */
+/* ---- KEYGEN (thread pool) ------------------------------------------------ */
 
 static void keygen_work(uv_work_t *w)
 {
@@ -472,8 +475,8 @@ static void keygen_work(uv_work_t *w)
 	if (j->key && !j->key_pem)
 		j->key_pem = key_to_pem(j->key, &len);
 	j->rc = j->key && j->key_pem
-			? csr_create(j->key, &name, 1, &j->csr, &j->csr_len)
-			: -EIO;
+		    ? csr_create(j->key, &name, 1, &j->csr, &j->csr_len)
+		    : -EIO;
 }
 
 static void keygen_done(uv_work_t *w, int status)
@@ -509,11 +512,12 @@ struct job *engine__job_new(struct engine_daemon *d, const char *name)
 
 void engine__job_queue_keygen(struct job *j)
 {
-	if (uv_queue_work(&j->d->s.loop, &j->work, keygen_work, keygen_done) < 0)
+	if (uv_queue_work(&j->d->s.loop, &j->work, keygen_work, keygen_done) <
+	    0)
 		engine__job_local_failure(j, "cannot queue key generation");
 }
 
-/* ---- PREFLIGHT (DNS on the loop) ------------------------------------------------ */
+/* ---- PREFLIGHT (DNS on the loop) ----------------------------------------- */
 
 /*
  * The name does not point at us (or DNS cannot tell): no order. The
@@ -557,8 +561,10 @@ static void job_dns_pending(struct job *j, enum engine_preflight_verdict v,
 	engine__time_str(sj.next_attempt_ms, when, sizeof(when));
 	if (!same) {
 		store_event_append(d->st, j->name, now, "dns-pending", why);
-		log_info("daemon", j->name, "not ordering: %s (checking again "
-			 "at %s)", why, when);
+		log_info("daemon", j->name,
+			 "not ordering: %s (checking again "
+			 "at %s)",
+			 why, when);
 	} else {
 		log_debug("daemon", j->name, "still %s (checking again at %s)",
 			  p.type, when);
@@ -588,7 +594,8 @@ static void preflight_done(void *ctx, const struct engine_dns_result *r)
 		return;
 	}
 	if (j->was_dns_pending) {
-		store_event_append(d->st, j->name, clock_wall_ms(), "dns-ok", why);
+		store_event_append(d->st, j->name, clock_wall_ms(), "dns-ok",
+				   why);
 		log_info("daemon", j->name, "DNS now points at us: %s", why);
 	} else {
 		log_debug("daemon", j->name, "pre-flight: %s", why);

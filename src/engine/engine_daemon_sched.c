@@ -46,7 +46,7 @@ void engine__go_del(struct engine_daemon *d, const char *name)
 	}
 }
 
-/* ---- the ledger's persistence ------------------------------------------------ */
+/* ---- the ledger's persistence -------------------------------------------- */
 
 static int bucket_key(char *out, size_t sz, enum engine_limit kind,
 		      const char *key)
@@ -67,13 +67,14 @@ int engine__limit_on(const struct engine_daemon *d, enum engine_limit kind)
  * agree after every change (engine__bucket_save), so this only matters for
  * buckets not seen since the start. */
 void engine__bucket_load(struct engine_daemon *d, enum engine_limit kind,
-			const char *key)
+			 const char *key)
 {
 	struct store_bucket sb;
 	struct engine_bucket b;
 	char k[STORE_BUCKET_KEY_MAX + 1];
 
-	if (!engine__limit_on(d, kind) || bucket_key(k, sizeof(k), kind, key) < 0 ||
+	if (!engine__limit_on(d, kind) ||
+	    bucket_key(k, sizeof(k), kind, key) < 0 ||
 	    store_bucket_load(d->st, k, &sb) < 0)
 		return;
 	b.tokens = sb.tokens;
@@ -83,7 +84,7 @@ void engine__bucket_load(struct engine_daemon *d, enum engine_limit kind,
 
 /* Persist (kind, key) as its level at now: the same bucket. */
 void engine__bucket_save(struct engine_daemon *d, enum engine_limit kind,
-			const char *key, int64_t now)
+			 const char *key, int64_t now)
 {
 	struct store_bucket sb = {0};
 	struct engine_headroom h;
@@ -103,22 +104,22 @@ void engine__bucket_save(struct engine_daemon *d, enum engine_limit kind,
 
 /* The CA exempts renewals from some limits (the def says which). */
 int engine__charged_for(const struct engine_daemon *d, enum engine_limit kind,
-		       enum engine_class cls)
+			enum engine_class cls)
 {
 	const struct engine_limit_def *def = engine_limits_def(d->lim, kind);
 
 	return cls == ENGINE_CLASS_NEW || !def->renewal_exempt;
 }
 
-/* ---- scheduling ---------------------------------------------------------------- */
+/* ---- scheduling ---------------------------------------------------------- */
 
 /* The store's order of due domains: renewals (by expiry), then new
  * names. engine_queue_next makes the final choice by class. */
 static const unsigned due_rank[STORE_DOMAIN__MAX] = {
-	[STORE_DOMAIN_VALID] = 0,   [STORE_DOMAIN_PENDING] = 1,
-	[STORE_DOMAIN_DNS_PENDING] = 2, [STORE_DOMAIN_FAILED] = 3,
-	[STORE_DOMAIN_ISSUING] = 4, [STORE_DOMAIN_RENEWING] = 4,
-	[STORE_DOMAIN_REMOVED] = 5,
+    [STORE_DOMAIN_VALID] = 0,	    [STORE_DOMAIN_PENDING] = 1,
+    [STORE_DOMAIN_DNS_PENDING] = 2, [STORE_DOMAIN_FAILED] = 3,
+    [STORE_DOMAIN_ISSUING] = 4,	    [STORE_DOMAIN_RENEWING] = 4,
+    [STORE_DOMAIN_REMOVED] = 5,
 };
 
 /*
@@ -188,7 +189,8 @@ static int triage(struct engine_daemon *d, const struct store_due *due,
 		/* Made due while its order runs (`certherd renew`): that
 		 * order's end schedules it; never two orders at once. */
 		if (store_domain_get(d->st, due->name, &dom) == 0)
-			store_domain_reschedule(d->st, &dom, STORE_NO_TIME, now);
+			store_domain_reschedule(d->st, &dom, STORE_NO_TIME,
+						now);
 		return 0;
 	}
 	/* Only a valid certificate under ARI needs a look at its row (the
@@ -209,8 +211,8 @@ static int triage(struct engine_daemon *d, const struct store_due *due,
 	seed = engine_renew_seed(c.info.serial);
 	w.start_ms = c.info.ari_start_ms;
 	w.end_ms = c.info.ari_end_ms;
-	if (engine_renew_due(nb, na, w.start_ms == STORE_NO_TIME ? NULL : &w,
-			     1, now, seed) == ENGINE_DUE_RENEW)
+	if (engine_renew_due(nb, na, w.start_ms == STORE_NO_TIME ? NULL : &w, 1,
+			     now, seed) == ENGINE_DUE_RENEW)
 		goto out;
 	rc = store_domain_get(d->st, due->name, &dom);
 	if (rc == 0)
@@ -232,8 +234,8 @@ out:
 
 /* The identifier of name's current certificate for "replaces", or ""
  * (no ARI, no certificate, or the CA refused it last time). */
-static void replaces_for(struct engine_daemon *d, const struct store_domain *dom,
-			 char *out, size_t sz)
+static void replaces_for(struct engine_daemon *d,
+			 const struct store_domain *dom, char *out, size_t sz)
 {
 	struct store_cert c = {0};
 	unsigned char *der = NULL;
@@ -246,7 +248,8 @@ static void replaces_for(struct engine_daemon *d, const struct store_domain *dom
 	    store_cert_current(d->st, dom->name, &c) < 0)
 		return;
 	if (c.chain_pem &&
-	    x509_pem_to_der(c.chain_pem, strlen(c.chain_pem), &der, &len) == 0 &&
+	    x509_pem_to_der(c.chain_pem, strlen(c.chain_pem), &der, &len) ==
+		0 &&
 	    acme_ari_certid(der, len, out, sz) < 0)
 		out[0] = '\0';
 	free(der);
@@ -290,8 +293,9 @@ static int start_due(struct engine_daemon *d, const struct store_due *due,
 	if (j->chall == ACME_CHALL_DNS01 &&
 	    !engine_dns01_covers(d->dns01, j->name)) {
 		/* no order for what cannot be published */
-		engine__job_local_failure(j, "DNS-01 needed, but no [dns \"ZONE\"] "
-				     "section covers this name");
+		engine__job_local_failure(
+		    j, "DNS-01 needed, but no [dns \"ZONE\"] "
+		       "section covers this name");
 		return 0;
 	}
 	engine__job_preflight(j); /* then keygen, unless DNS says no */
@@ -307,8 +311,7 @@ static int start_due(struct engine_daemon *d, const struct store_due *due,
  * wait, not at every refill.
  */
 static void hold(struct engine_daemon *d, const struct store_due *due,
-		 enum engine_class cls, const char *rd, unsigned k,
-		 int64_t now)
+		 enum engine_class cls, const char *rd, unsigned k, int64_t now)
 {
 	const struct engine_limit_def *od =
 	    engine_limits_def(d->lim, ENGINE_LIMIT_ORDERS);
@@ -340,7 +343,8 @@ static void hold(struct engine_daemon *d, const struct store_due *due,
 				      "%scertificates per registered domain %s",
 				      o ? ", " : "", rd);
 	}
-	if (o < sizeof(why) && engine__charged_for(d, ENGINE_LIMIT_IDENTICAL, cls) &&
+	if (o < sizeof(why) &&
+	    engine__charged_for(d, ENGINE_LIMIT_IDENTICAL, cls) &&
 	    (t = engine_limits_when(d->lim, ENGINE_LIMIT_IDENTICAL, due->name,
 				    1, now)) > now) {
 		at = at > t ? at : t;
@@ -360,9 +364,9 @@ static void hold(struct engine_daemon *d, const struct store_due *due,
 		/* Nothing empty after all (or the early class waiting on
 		 * the reserve of a tiny bucket): look again at the next
 		 * refill rather than never. */
-		at = now + (od->capacity > 0 ? od->period_ms /
-						       (int64_t)od->capacity
-					     : ENGINE_MIN_MS);
+		at = now + (od->capacity > 0
+				? od->period_ms / (int64_t)od->capacity
+				: ENGINE_MIN_MS);
 	if (store_domain_get(d->st, due->name, &dom) < 0)
 		return;
 	if (store_domain_reschedule(d->st, &dom, at, now) < 0) {
@@ -377,8 +381,8 @@ static void hold(struct engine_daemon *d, const struct store_due *due,
 	engine__time_str(at, when, sizeof(when));
 	snprintf(last.detail, sizeof(last.detail),
 		 "rate-limited (local ledger): %s order waits for %s until %s",
-		 engine_class_names[cls],
-		 o ? why : "the early-renewal reserve", when);
+		 engine_class_names[cls], o ? why : "the early-renewal reserve",
+		 when);
 	store_event_append(d->st, due->name, now, "rate-limited", last.detail);
 	log_info("daemon", due->name, "%s", last.detail);
 }
@@ -455,8 +459,10 @@ static void schedule_pass(struct engine_daemon *d)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		if (!triage(d, &due[i], now, &cls[i]))
-			continue; /* not in the queue: neither started nor held */
-		if (engine_limits_regdomain(due[i].name, rd[i], sizeof(rd[i])) < 0)
+			continue; /* not in the queue: neither started nor held
+				   */
+		if (engine_limits_regdomain(due[i].name, rd[i], sizeof(rd[i])) <
+		    0)
 			snprintf(rd[i], sizeof(rd[i]), "%.*s",
 				 (int)sizeof(rd[i]) - 1, due[i].name);
 		engine__bucket_load(d, ENGINE_LIMIT_REGDOMAIN, rd[i]);
@@ -479,9 +485,11 @@ static void schedule_pass(struct engine_daemon *d)
 			continue; /* cannot happen: the queue holds due[] */
 		engine__bucket_save(d, ENGINE_LIMIT_ORDERS, "", now);
 		if (engine__charged_for(d, ENGINE_LIMIT_REGDOMAIN, cls[i]))
-			engine__bucket_save(d, ENGINE_LIMIT_REGDOMAIN, rd[i], now);
+			engine__bucket_save(d, ENGINE_LIMIT_REGDOMAIN, rd[i],
+					    now);
 		if (engine__charged_for(d, ENGINE_LIMIT_IDENTICAL, cls[i]))
-			engine__bucket_save(d, ENGINE_LIMIT_IDENTICAL, due[i].name, now);
+			engine__bucket_save(d, ENGINE_LIMIT_IDENTICAL,
+					    due[i].name, now);
 		if (start_due(d, &due[i], cls[i], rd[i]) < 0) {
 			struct job tmp = {.d = d, .charged = 1, .cls = cls[i]};
 

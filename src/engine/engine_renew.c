@@ -59,8 +59,8 @@ enum engine_class engine_renew_class(int64_t not_before_ms,
 				     int64_t not_after_ms, int64_t now_ms)
 {
 	return now_ms >= engine_renew_urgent_at(not_before_ms, not_after_ms)
-		       ? ENGINE_CLASS_URGENT
-		       : ENGINE_CLASS_EARLY;
+		   ? ENGINE_CLASS_URGENT
+		   : ENGINE_CLASS_EARLY;
 }
 
 int64_t engine_renew_at(int64_t not_before_ms, int64_t not_after_ms,
@@ -72,8 +72,8 @@ int64_t engine_renew_at(int64_t not_before_ms, int64_t not_after_ms,
 
 	if (life <= 0)
 		return now_ms;
-	latest = not_after_ms - engine_renew_margin(not_before_ms,
-						    not_after_ms);
+	latest =
+	    not_after_ms - engine_renew_margin(not_before_ms, not_after_ms);
 	if (latest < not_before_ms)
 		latest = not_before_ms;
 
@@ -144,9 +144,8 @@ enum engine_due_act engine_renew_due(int64_t not_before_ms,
 {
 	if (!ari_usable)
 		return ENGINE_DUE_RENEW;
-	if (window_ok(ari) &&
-	    engine_renew_at(not_before_ms, not_after_ms, ari, now_ms, rnd) <=
-		now_ms)
+	if (window_ok(ari) && engine_renew_at(not_before_ms, not_after_ms, ari,
+					      now_ms, rnd) <= now_ms)
 		return ENGINE_DUE_RENEW;
 	/* No window yet, or its time has not come: this was a poll time. An
 	 * expired certificate has nothing to ask about (RFC 9773 §4.3). */
@@ -159,16 +158,15 @@ int engine_renew_after_ari(int64_t not_before_ms, int64_t not_after_ms,
 			   int64_t *next_ms)
 {
 	const struct engine_ari_window *w = window_ok(ari) ? ari : NULL;
-	int64_t at = engine_renew_at(not_before_ms, not_after_ms, w, now_ms,
-				     rnd);
+	int64_t at =
+	    engine_renew_at(not_before_ms, not_after_ms, w, now_ms, rnd);
 	int64_t poll;
 
 	*next_ms = now_ms;
 	if (at <= now_ms)
 		return 1;
-	poll = engine_renew_ari_next(now_ms, ari ? retry_after_ms
-						 : ENGINE_ARI_MIN_MS,
-				     not_after_ms);
+	poll = engine_renew_ari_next(
+	    now_ms, ari ? retry_after_ms : ENGINE_ARI_MIN_MS, not_after_ms);
 	*next_ms = poll < at ? poll : at;
 	return 0;
 }
@@ -176,8 +174,8 @@ int engine_renew_after_ari(int64_t not_before_ms, int64_t not_after_ms,
 int64_t engine_renew_first(int64_t not_before_ms, int64_t not_after_ms,
 			   int ari_usable, int64_t now_ms, uint64_t rnd)
 {
-	int64_t at = engine_renew_at(not_before_ms, not_after_ms, NULL, now_ms,
-				     rnd);
+	int64_t at =
+	    engine_renew_at(not_before_ms, not_after_ms, NULL, now_ms, rnd);
 	int64_t poll;
 
 	if (!ari_usable)
@@ -237,9 +235,9 @@ int64_t engine_renew_backoff(unsigned failures, const struct acme_error *e,
 		 * names it refused at once, and never makes us early. */
 		if (why)
 			*why = "rate-limited";
-		return add_sat(add_sat(now_ms, e->retry_after_ms),
-			       (int64_t)(unit(rnd) *
-					 (double)ENGINE_BACKOFF_RL_JITTER_MS));
+		return add_sat(
+		    add_sat(now_ms, e->retry_after_ms),
+		    (int64_t)(unit(rnd) * (double)ENGINE_BACKOFF_RL_JITTER_MS));
 	}
 
 	/* base * 2^(n-1), capped; the shift is bounded so it cannot
