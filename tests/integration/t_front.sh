@@ -254,8 +254,10 @@ check "metrics: unknown names counted ($(metric 'certherd_front_handshakes_total
 check "metrics: the missing SNI counted" \
 	test "$(metric 'certherd_front_handshakes_total{result="no_sni"}')" -ge 1
 # 20 silent + 20 half ClientHellos wait for the timeout; garbage is an error
-check "metrics: 40 handshake timeouts ($(metric 'certherd_front_handshakes_total{result="timeout"}'))" \
-	test "$(metric 'certherd_front_handshakes_total{result="timeout"}')" = 40
+# (at least: on a loaded machine another client of this test may also be
+# slower than the 10 s)
+check "metrics: at least 40 handshake timeouts ($(metric 'certherd_front_handshakes_total{result="timeout"}'))" \
+	test "$(metric 'certherd_front_handshakes_total{result="timeout"}')" -ge 40
 check "metrics: no connection left open but ours" \
 	test "$(metric certherd_front_connections)" -le 1
 check "metrics: 6 certificates in the cache" \
