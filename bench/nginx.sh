@@ -29,7 +29,10 @@
 # saturates its own core), nginx's CPU per handshake (utime+stime of the
 # master and workers from /proc over the window / handshakes), p99
 # latency, mismatches and failures.
-# BENCH_ADD (default 1000) sets ADD; BENCH_KEEP=1 keeps the work directory.
+# BENCH_ADD (default 1000) sets ADD; BENCH_CONCURRENCY (200) is the
+# daemon's acme.concurrency (Pebble 2.10 can wedge under 200 orders in
+# flight, docs/pebble.md: fewer avoid it at some cost in issuance time,
+# which is not measured here); BENCH_KEEP=1 keeps the work directory.
 set -uo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -93,6 +96,9 @@ http {
     fastcgi_temp_path $NG/tmp/fastcgi; uwsgi_temp_path $NG/tmp/uwsgi; scgi_temp_path $NG/tmp/scgi;
     server_names_hash_max_size 65536;
     server_names_hash_bucket_size 128;
+    # nginx 1.22 (Debian 12) leaves TLS 1.3 out of its default protocols;
+    # Debian's own nginx.conf sets this line, so does the operator here
+    ssl_protocols TLSv1.2 TLSv1.3;
     server {
         listen 127.0.0.1:$HTTP01_PORT default_server;
         location ^~ /.well-known/acme-challenge/ { proxy_pass http://127.0.0.1:$CH_PORT; }
@@ -107,7 +113,7 @@ EOF
 [acme]
 directory = $ACME_DIRECTORY
 ca_bundle = $CA_BUNDLE
-concurrency = 200
+concurrency = ${BENCH_CONCURRENCY:-200}
 [store]
 state_dir = $d/state
 live_dir = $d/live
@@ -134,9 +140,23 @@ EOF
 	seq -f "n%06g.bench.test" 1 "$n" >"$d/names.txt"
 	$ch domains add --file "$d/names.txt" >/dev/null
 	local valid=0 t0=$SECONDS
+	local last_valid=0 t_prog=$SECONDS
 	until [ "$valid" = "$n" ] || [ $((SECONDS - t0)) -gt 1800 ]; do
 		sleep 2
 		valid=$($ch status --json | jq '.domains.valid // 0')
+		[ "$valid" != "$last_valid" ] && last_valid=$valid t_prog=$SECONDS
+		# Pebble 2.10 wedges for good now and then under load
+		# (docs/pebble.md): 60 s without a new certificate, and this
+		# strategy and size start again on a fresh CA (run_one's caller)
+		if [ $((SECONDS - t_prog)) -gt 60 ]; then
+			echo "$strategy N=$n: no new certificate for 60 s at $valid/$n (Pebble wedged?); again on a fresh CA" >&2
+			kill -TERM $spid; wait $spid 2>/dev/null
+			kill -QUIT "$(cat "$NG/logs/nginx.pid")"
+			"$REPO/tests/ca/ca.sh" stop "$d/ca" >/dev/null 2>&1
+			sleep 1
+			mv "$d" "$d.stalled.$SECONDS"
+			return 2
+		fi
 	done
 	# the last reload with all of them (server-blocks), at most a minute
 	wait_for 90 grep -q "verified: nginx serves" "$d/serve.log"
@@ -199,6 +219,11 @@ echo "| strategy | domains | reload ms | nginx RSS before | during | after | han
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for n in $SIZES; do
 	for s in server-blocks sni-variable; do
-		run_one "$s" "$n" || echo "| $s | $n | failed (see $W) | | | | | | | | | |"
+		for attempt in 1 2 3; do
+			run_one "$s" "$n"
+			rc=$?
+			[ $rc = 2 ] || break
+		done
+		[ $rc = 0 ] || echo "| $s | $n | failed (see $W) | | | | | | | | | |"
 	done
 done
