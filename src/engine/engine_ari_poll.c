@@ -19,9 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "engine/engine_ari_poll.h"
+#include "engine/engine_daemon_internal.h" /* engine__time_str */
 #include "util/util.h"
 
 struct poll {
@@ -94,12 +94,6 @@ static void poll_closed(struct engine_task *t)
 	poll_free(t->ctx);
 }
 
-static void time_str(int64_t ms, char *buf, size_t sz)
-{
-	if (acme_ari_time_format(ms, buf, sz) < 0)
-		snprintf(buf, sz, "%lld ms", (long long)ms);
-}
-
 /* Record the answer (w NULL: the fetch failed) unless someone else acted
  * on the domain meanwhile (a forced renewal, a removal, a restart of the
  * lease by another node): then their decision stands. */
@@ -131,8 +125,8 @@ static void poll_record(struct poll *q, const struct acme_ari *a, int64_t now)
 				       w.end_ms) < 0)
 			log_error("ari", q->name, "cannot store the window: %s",
 				  store_errmsg(p->st));
-		time_str(w.start_ms, s, sizeof(s));
-		time_str(w.end_ms, e, sizeof(e));
+		engine__time_str(w.start_ms, s, sizeof(s));
+		engine__time_str(w.end_ms, e, sizeof(e));
 		snprintf(msg, sizeof(msg), "renewal window %s .. %s%s%.300s", s,
 			 e, a->explanation_url ? " (" : "",
 			 a->explanation_url ? a->explanation_url : "");
