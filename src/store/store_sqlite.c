@@ -145,6 +145,25 @@ int store__sq_end(struct sq *sq, int rc, int durable)
 	return rc;
 }
 
+int store__sq_rows(struct sq *sq, sqlite3_stmt *s,
+		   int (*read)(sqlite3_stmt *s, void *row), void *out,
+		   size_t size, size_t end, size_t *n)
+{
+	int rc = 0;
+
+	while (rc == 0 && *n < end && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		rc = read(s, (char *)out + *n * size);
+		if (rc == 0)
+			(*n)++;
+	}
+	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+		rc = 0;
+	else if (rc > 0)
+		rc = store__sq_err(sq, rc);
+	store__sq_reset(s);
+	return rc;
+}
+
 int store__sq_text(sqlite3_stmt *s, int col, char *dst, size_t dstsz)
 {
 	const char *t = (const char *)sqlite3_column_text(s, col);

@@ -85,6 +85,14 @@ int store__sq_exec(struct sq *sq, sqlite3_stmt *s);
 int store__sq_begin(struct sq *sq, int durable);
 /* COMMIT if rc >= 0 else ROLLBACK; returns rc or the commit's error. */
 int store__sq_end(struct sq *sq, int rc, int durable);
+/* Step s, reading each row with read into the next element of out
+ * (elements of size bytes, *n of them filled so far), until the rows end
+ * or *n reaches end; then reset s. The loop of every query that lists
+ * rows. 0, or read's negative errno (the row it failed on is not
+ * counted), or the step's. */
+int store__sq_rows(struct sq *sq, sqlite3_stmt *s,
+		   int (*read)(sqlite3_stmt *s, void *row), void *out,
+		   size_t size, size_t end, size_t *n);
 /* Column helpers that bound what comes back: -EBADMSG if it does not fit. */
 int store__sq_text(sqlite3_stmt *s, int col, char *dst, size_t dstsz);
 int store__sq_dup(sqlite3_stmt *s, int col, size_t max, char **out);

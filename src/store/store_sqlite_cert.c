@@ -69,6 +69,35 @@ int store__sq_order_update(struct store *st, int64_t id,
 	return store__sq_end(sq, rc, 0);
 }
 
+/* Read a pending order's row into the struct store_order at row; on
+ * error what it allocated is freed. */
+static int order_row(sqlite3_stmt *s, void *row)
+{
+	struct store_order *o = row;
+	int64_t state = sqlite3_column_int64(s, 2);
+	int rc;
+
+	o->id = sqlite3_column_int64(s, 0);
+	o->created_ms = sqlite3_column_int64(s, 5);
+	o->updated_ms = sqlite3_column_int64(s, 6);
+	rc = store__sq_text(s, 1, o->domain, sizeof(o->domain));
+	if (!rc && (state < 0 || state >= STORE_ORDER_INVALID))
+		rc = -EBADMSG;
+	if (!rc)
+		rc = store__sq_dup(s, 3, STORE_URL_MAX, &o->url);
+	if (!rc)
+		rc = store__sq_dup(s, 4, STORE_PEM_MAX, &o->key_pem);
+	/* a pending order without URL or key cannot be resumed */
+	if (!rc && (!o->url || !o->key_pem))
+		rc = -EBADMSG;
+	if (rc) {
+		store_order_clear(o);
+		return rc;
+	}
+	o->state = (enum store_order_state)state;
+	return 0;
+}
+
 int store__sq_order_list_pending(struct store *st, int64_t after_id,
 				 struct store_order *out, size_t max, size_t *n)
 {
@@ -78,41 +107,13 @@ int store__sq_order_list_pending(struct store *st, int64_t after_id,
 	    "SELECT id, domain, state, url, key_pem, created_ms, updated_ms"
 	    " FROM orders WHERE state NOT IN (4,5) AND id > ?1"
 	    " ORDER BY id LIMIT ?2");
-	int rc = 0;
+	int rc;
 
 	if (!s)
 		return -EIO;
 	sqlite3_bind_int64(s, 1, after_id);
 	sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
-	while (rc == 0 && *n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_order *o = &out[*n];
-		int64_t state = sqlite3_column_int64(s, 2);
-
-		o->id = sqlite3_column_int64(s, 0);
-		o->created_ms = sqlite3_column_int64(s, 5);
-		o->updated_ms = sqlite3_column_int64(s, 6);
-		rc = store__sq_text(s, 1, o->domain, sizeof(o->domain));
-		if (!rc && (state < 0 || state >= STORE_ORDER_INVALID))
-			rc = -EBADMSG;
-		if (!rc)
-			rc = store__sq_dup(s, 3, STORE_URL_MAX, &o->url);
-		if (!rc)
-			rc = store__sq_dup(s, 4, STORE_PEM_MAX, &o->key_pem);
-		/* a pending order without URL or key cannot be resumed */
-		if (!rc && (!o->url || !o->key_pem))
-			rc = -EBADMSG;
-		if (rc) {
-			store_order_clear(o);
-			break;
-		}
-		o->state = (enum store_order_state)state;
-		(*n)++;
-	}
-	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
-		rc = 0;
-	else if (rc > 0)
-		rc = store__sq_err(sq, rc);
-	store__sq_reset(s);
+	rc = store__sq_rows(sq, s, order_row, out, sizeof(*out), max, n);
 	if (rc < 0) {
 		while (*n > 0)
 			store_order_clear(&out[--*n]);
@@ -126,8 +127,11 @@ int store__sq_order_list_pending(struct store *st, int64_t after_id,
 	"id, domain, serial, issuer, profile, not_before_ms, not_after_ms,"    \
 	" ari_start_ms, ari_end_ms, created_ms, current"
 
-static int cert_row(sqlite3_stmt *s, struct store_cert_info *i)
+/* Read a row selected with CERT_COLS into the struct store_cert_info at
+ * row. */
+static int cert_row(sqlite3_stmt *s, void *row)
 {
+	struct store_cert_info *i = row;
 	int rc;
 
 	memset(i, 0, sizeof(*i));
@@ -291,23 +295,12 @@ int store__sq_cert_expiring(struct store *st, int64_t before_ms,
 			   "SELECT " CERT_COLS " FROM certificates"
 			   " WHERE current = 1 AND not_after_ms < ?1"
 			   " ORDER BY not_after_ms, domain LIMIT ?2");
-	int rc = 0;
 
 	if (!s)
 		return -EIO;
 	sqlite3_bind_int64(s, 1, before_ms);
 	sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
-	while (rc == 0 && *n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		rc = cert_row(s, &out[*n]);
-		if (rc == 0)
-			(*n)++;
-	}
-	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
-		rc = 0;
-	else if (rc > 0)
-		rc = store__sq_err(sq, rc);
-	store__sq_reset(s);
-	return rc;
+	return store__sq_rows(sq, s, cert_row, out, sizeof(*out), max, n);
 }
 
 int store__sq_cert_set_ari(struct store *st, int64_t id, int64_t start_ms,

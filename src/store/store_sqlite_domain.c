@@ -76,9 +76,11 @@ int store__sq_account_get(struct store *st, const char *url,
 	"name, status, challenge, added_ms, updated_ms, next_attempt_ms,"      \
 	" failures, last_error"
 
-/* Read a row selected with DOMAIN_COLS starting at column 0. */
-static int domain_row(sqlite3_stmt *s, struct store_domain *d)
+/* Read a row selected with DOMAIN_COLS starting at column 0 into the
+ * struct store_domain at row. */
+static int domain_row(sqlite3_stmt *s, void *row)
 {
+	struct store_domain *d = row;
 	int64_t status = sqlite3_column_int64(s, 1);
 	int64_t failures = sqlite3_column_int64(s, 6);
 	const char *err = (const char *)sqlite3_column_text(s, 7);
@@ -226,8 +228,6 @@ static int list_by_status(struct sq *sq, const struct store_domain_filter *f,
 	if (!tmp)
 		return -ENOMEM;
 	for (int st = 0; st < STORE_DOMAIN__MAX && rc == 0; st++) {
-		size_t end = got + max;
-
 		if (!(f->status_mask & (1u << st)))
 			continue;
 		sqlite3_bind_text(s, 1, f->after ? f->after : "", -1,
@@ -236,17 +236,8 @@ static int list_by_status(struct sq *sq, const struct store_domain_filter *f,
 				  SQLITE_STATIC);
 		sqlite3_bind_int(s, 3, st);
 		sqlite3_bind_int64(s, 4, (sqlite3_int64)max);
-		while (rc == 0 && got < end &&
-		       (rc = sqlite3_step(s)) == SQLITE_ROW) {
-			rc = domain_row(s, &tmp[got]);
-			if (rc == 0)
-				got++;
-		}
-		if (rc == SQLITE_DONE || rc == SQLITE_ROW)
-			rc = 0;
-		else if (rc > 0)
-			rc = store__sq_err(sq, rc);
-		store__sq_reset(s);
+		rc = store__sq_rows(sq, s, domain_row, tmp, sizeof(*tmp),
+				    got + max, &got);
 	}
 	if (rc == 0) {
 		qsort(tmp, got, sizeof(*tmp), name_cmp);
@@ -267,7 +258,6 @@ int store__sq_domain_list(struct store *st, const struct store_domain_filter *f,
 {
 	struct sq *sq = sq_of(st);
 	sqlite3_stmt *s;
-	int rc = 0;
 
 	if (f->status_mask &&
 	    __builtin_popcount(f->status_mask) <= LIST_BY_STATUS_BITS &&
@@ -285,17 +275,7 @@ int store__sq_domain_list(struct store *st, const struct store_domain_filter *f,
 	sqlite3_bind_text(s, 2, f->prefix ? f->prefix : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 3, f->status_mask);
 	sqlite3_bind_int64(s, 4, (sqlite3_int64)max);
-	while (rc == 0 && *n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		rc = domain_row(s, &out[*n]);
-		if (rc == 0)
-			(*n)++;
-	}
-	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
-		rc = 0;
-	else if (rc > 0)
-		rc = store__sq_err(sq, rc);
-	store__sq_reset(s);
-	return rc;
+	return store__sq_rows(sq, s, domain_row, out, sizeof(*out), max, n);
 }
 
 int store__sq_domain_count(struct store *st, uint64_t *counts)

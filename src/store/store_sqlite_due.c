@@ -42,9 +42,10 @@
 	" ORDER BY coalesce(cert_not_after_ms, 9223372036854775807),"          \
 	" next_attempt_ms, name"
 
-/* Read a row selected with DUE_COLS. */
-static int due_row(sqlite3_stmt *s, struct store_due *d)
+/* Read a row selected with DUE_COLS into the struct store_due at row. */
+static int due_row(sqlite3_stmt *s, void *row)
 {
+	struct store_due *d = row;
 	int64_t status = sqlite3_column_int64(s, 1);
 	int64_t fails = sqlite3_column_int64(s, 4);
 	int rc;
@@ -91,7 +92,6 @@ static int due_status(struct sq *sq, int status, int64_t now_ms,
 		      struct store_due *out, size_t max, size_t *n)
 {
 	sqlite3_stmt *s;
-	size_t end = *n + max;
 	int rc = due_many(sq, status, now_ms);
 
 	if (rc < 0)
@@ -114,18 +114,7 @@ static int due_status(struct sq *sq, int status, int64_t now_ms,
 	sqlite3_bind_int(s, 1, status);
 	sqlite3_bind_int64(s, 2, now_ms);
 	sqlite3_bind_int64(s, 3, (sqlite3_int64)max);
-	rc = 0;
-	while (rc == 0 && *n < end && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		rc = due_row(s, &out[*n]);
-		if (rc == 0)
-			(*n)++;
-	}
-	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
-		rc = 0;
-	else if (rc > 0)
-		rc = store__sq_err(sq, rc);
-	store__sq_reset(s);
-	return rc;
+	return store__sq_rows(sq, s, due_row, out, sizeof(*out), *n + max, n);
 }
 
 /* The order within one rank: expiry (none last), next attempt, name. */

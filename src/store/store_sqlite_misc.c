@@ -185,6 +185,22 @@ int store__sq_event_append(struct store *st, const char *domain, int64_t ts_ms,
 	return store__sq_end(sq, rc, 0);
 }
 
+/* Read an events row (id, ts_ms, kind, detail) into the struct
+ * store_event at row. */
+static int event_row(sqlite3_stmt *s, void *row)
+{
+	struct store_event *e = row;
+	int rc;
+
+	memset(e, 0, sizeof(*e));
+	e->id = sqlite3_column_int64(s, 0);
+	e->ts_ms = sqlite3_column_int64(s, 1);
+	rc = store__sq_text(s, 2, e->kind, sizeof(e->kind));
+	if (!rc)
+		rc = store__sq_text(s, 3, e->detail, sizeof(e->detail));
+	return rc;
+}
+
 int store__sq_event_list(struct store *st, const char *domain,
 			 struct store_event *out, size_t max, size_t *n)
 {
@@ -193,28 +209,10 @@ int store__sq_event_list(struct store *st, const char *domain,
 	    sq, SQ_EVENT_LIST,
 	    "SELECT id, ts_ms, kind, detail FROM events WHERE domain = ?1"
 	    " ORDER BY id DESC LIMIT ?2");
-	int rc = 0;
 
 	if (!s)
 		return -EIO;
 	sqlite3_bind_text(s, 1, domain, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
-	while (rc == 0 && *n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_event *e = &out[*n];
-
-		memset(e, 0, sizeof(*e));
-		e->id = sqlite3_column_int64(s, 0);
-		e->ts_ms = sqlite3_column_int64(s, 1);
-		rc = store__sq_text(s, 2, e->kind, sizeof(e->kind));
-		if (!rc)
-			rc = store__sq_text(s, 3, e->detail, sizeof(e->detail));
-		if (!rc)
-			(*n)++;
-	}
-	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
-		rc = 0;
-	else if (rc > 0)
-		rc = store__sq_err(sq, rc);
-	store__sq_reset(s);
-	return rc;
+	return store__sq_rows(sq, s, event_row, out, sizeof(*out), max, n);
 }
