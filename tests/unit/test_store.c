@@ -7,7 +7,6 @@
  * that fail validation, and bad input.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,56 +20,9 @@
 #include <sqlite3.h>
 
 #include "store/store.h"
+#include "store_fixture.h"
 
-#define T0 1700000000000LL /* a fixed "now" in ms */
-
-struct fx {
-	char dir[64];
-	char state[96];
-	char db[128];
-	struct store *st;
-};
-
-static int rm_one(const char *path, const struct stat *sb, int flag,
-		  struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int setup(void **state)
-{
-	struct fx *fx = calloc(1, sizeof(*fx));
-	char err[256];
-
-	if (!fx)
-		return -1;
-	strcpy(fx->dir, "/tmp/certherd-store-XXXXXX");
-	if (!mkdtemp(fx->dir))
-		return -1;
-	snprintf(fx->state, sizeof(fx->state), "%s/state", fx->dir);
-	snprintf(fx->db, sizeof(fx->db), "%s/certherd.db", fx->state);
-	if (store_open(fx->state, &fx->st, err, sizeof(err)) != 0) {
-		fprintf(stderr, "store_open: %s\n", err);
-		return -1;
-	}
-	*state = fx;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *fx = *state;
-
-	store_close(fx->st);
-	nftw(fx->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
-	free(fx);
-	return 0;
-}
-
-static void reopen(struct fx *fx)
+static void reopen(struct store_fx *fx)
 {
 	char err[256];
 
@@ -81,7 +33,7 @@ static void reopen(struct fx *fx)
 
 /* Run SQL on the database behind the store's back (tests of what the
  * store does with rows it did not write). */
-static void raw_sql(struct fx *fx, const char *sql)
+static void raw_sql(struct store_fx *fx, const char *sql)
 {
 	sqlite3 *db;
 
@@ -91,7 +43,7 @@ static void raw_sql(struct fx *fx, const char *sql)
 	sqlite3_close(db);
 }
 
-static int64_t raw_int(struct fx *fx, const char *sql)
+static int64_t raw_int(struct store_fx *fx, const char *sql)
 {
 	sqlite3 *db;
 	sqlite3_stmt *s;
@@ -108,7 +60,7 @@ static int64_t raw_int(struct fx *fx, const char *sql)
 
 static void test_open_modes_and_version(void **state)
 {
-	struct fx *fx = *state;
+	struct store_fx *fx = *state;
 	char wal[160];
 	struct stat sb;
 
@@ -128,7 +80,7 @@ static void test_open_modes_and_version(void **state)
 
 static void test_reopen_keeps_data(void **state)
 {
-	struct fx *fx = *state;
+	struct store_fx *fx = *state;
 	struct store_account a = {"https://ca.test/dir", NULL,
 				  "-----BEGIN PRIVATE KEY-----\nx\n", T0};
 	struct store_account got;
@@ -157,7 +109,7 @@ static void test_reopen_keeps_data(void **state)
 
 static void test_refuses_newer_schema(void **state)
 {
-	struct fx *fx = *state;
+	struct store_fx *fx = *state;
 	struct store *st2 = (struct store *)1;
 	char err[256];
 
@@ -174,7 +126,7 @@ static void test_refuses_newer_schema(void **state)
 
 static void test_refuses_foreign_db(void **state)
 {
-	struct fx *fx = *state;
+	struct store_fx *fx = *state;
 	struct store *st2 = NULL;
 	char err[256];
 
@@ -189,7 +141,7 @@ static void test_refuses_foreign_db(void **state)
 
 static void test_domain_add_idempotent(void **state)
 {
-	struct fx *fx = *state;
+	struct store_fx *fx = *state;
 	struct store_domain d;
 
 	assert_int_equal(store_domain_add(fx->st, "a.example.com", NULL, T0),
@@ -217,7 +169,7 @@ static void test_domain_add_idempotent(void **state)
 
 static void test_domain_list_pages_and_filters(void **state)
 {
-	struct fx *fx = *state;
+	struct store_fx *fx = *state;
 	struct store_domain page[10];
 	struct store_domain_filter f = {0};
 	struct store_job job = {STORE_DOMAIN_VALID, STORE_NO_TIME, 0, NULL};
@@ -270,7 +222,7 @@ static void test_domain_list_pages_and_filters(void **state)
 
 static void test_due_order_and_job_state(void **state)
 {
-	struct fx *fx = *state;
+	struct store_fx *fx = *state;
 	/* renewals first, then new names, the rest after */
 	const unsigned rank[STORE_DOMAIN__MAX] = {
 	    [STORE_DOMAIN_PENDING] = 1,	 [STORE_DOMAIN_DNS_PENDING] = 2,
@@ -338,7 +290,7 @@ static void test_due_order_and_job_state(void **state)
 
 static void test_order_resume_after_crash(void **state)
 {
-	struct fx *fx = *state;
+	struct store_fx *fx = *state;
 	struct store_order o[4];
 	int64_t id, id2;
 	size_t n;
@@ -403,28 +355,13 @@ static void test_order_resume_after_crash(void **state)
 			 0);
 }
 
-static struct store_cert mk_cert(const char *domain, const char *serial,
-				 int64_t nb, int64_t na)
-{
-	struct store_cert c = {0};
-
-	snprintf(c.info.domain, sizeof(c.info.domain), "%s", domain);
-	snprintf(c.info.serial, sizeof(c.info.serial), "%s", serial);
-	strcpy(c.info.issuer, "Test CA");
-	c.info.not_before_ms = nb;
-	c.info.not_after_ms = na;
-	c.info.ari_start_ms = STORE_NO_TIME;
-	c.info.ari_end_ms = STORE_NO_TIME;
-	c.chain_pem = (char *)"CHAIN";
-	c.key_pem = (char *)"KEY";
-	return c;
-}
-
 static void test_cert_current_switch(void **state)
 {
-	struct fx *fx = *state;
-	struct store_cert c1 = mk_cert("a.example.com", "01", T0, T0 + 90000);
-	struct store_cert c2 = mk_cert("a.example.com", "02", T0, T0 + 180000);
+	struct store_fx *fx = *state;
+	struct store_cert c1 =
+	    store_fx_cert("a.example.com", "01", T0, T0 + 90000);
+	struct store_cert c2 =
+	    store_fx_cert("a.example.com", "02", T0, T0 + 180000);
 	struct store_cert got;
 	struct store_cert_info exp[4];
 	struct store_domain d;
@@ -474,7 +411,7 @@ static void test_cert_current_switch(void **state)
 			 1);
 	assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates"), 2);
 
-	c1 = mk_cert("b.example.com", "03", T0, T0 + 100000);
+	c1 = store_fx_cert("b.example.com", "03", T0, T0 + 100000);
 	assert_int_equal(
 	    store_cert_insert(fx->st, &c1, 0, STORE_NO_TIME, T0, NULL), 0);
 	assert_int_equal(store_cert_expiring(fx->st, T0 + 150000, exp, 4, &n),
@@ -492,7 +429,7 @@ static void test_cert_current_switch(void **state)
 	assert_int_equal(got.info.ari_end_ms, T0 + 2);
 	store_cert_clear(&got);
 	assert_int_equal(store_cert_set_ari(fx->st, 9999, T0, T0), -ENOENT);
-	c1 = mk_cert("zz.example.com", "04", T0, T0 + 1);
+	c1 = store_fx_cert("zz.example.com", "04", T0, T0 + 1);
 	assert_int_equal(store_cert_insert(fx->st, &c1, 0, T0, T0, NULL),
 			 -ENOENT);
 }
@@ -501,9 +438,10 @@ static void test_cert_current_switch(void **state)
  * classes renewals by it without loading the certificate). */
 static void test_due_carries_validity(void **state)
 {
-	struct fx *fx = *state;
+	struct store_fx *fx = *state;
 	const unsigned rank[STORE_DOMAIN__MAX] = {0};
-	struct store_cert c = mk_cert("r.example.com", "01", T0 - 500, T0 + 900);
+	struct store_cert c =
+	    store_fx_cert("r.example.com", "01", T0 - 500, T0 + 900);
 	struct store_due due[4];
 	size_t n;
 
@@ -528,9 +466,10 @@ static void test_due_carries_validity(void **state)
  * domain rows get their current certificate's validity copied. */
 static void test_migration_copies_validity(void **state)
 {
-	struct fx *fx = *state;
+	struct store_fx *fx = *state;
 	const unsigned rank[STORE_DOMAIN__MAX] = {0};
-	struct store_cert c = mk_cert("r.example.com", "01", T0 - 500, T0 + 900);
+	struct store_cert c =
+	    store_fx_cert("r.example.com", "01", T0 - 500, T0 + 900);
 	struct store_due due[4];
 	size_t n;
 
@@ -562,7 +501,7 @@ static void test_migration_copies_validity(void **state)
 
 static void test_challenges(void **state)
 {
-	struct fx *fx = *state;
+	struct store_fx *fx = *state;
 	struct store_challenge c = {"tok_A-1", "tok_A-1.thumb", "a.example.com",
 				    T0 + 1000};
 	struct store_challenge got;
@@ -590,7 +529,7 @@ static void test_challenges(void **state)
 
 static void test_buckets(void **state)
 {
-	struct fx *fx = *state;
+	struct store_fx *fx = *state;
 	struct store_bucket b = {"orders/acct1", 299.5, T0};
 	struct store_bucket got;
 
@@ -608,7 +547,7 @@ static void test_buckets(void **state)
 
 static void test_event_cap(void **state)
 {
-	struct fx *fx = *state;
+	struct store_fx *fx = *state;
 	struct store_event ev[STORE_EVENTS_PER_DOMAIN + 10];
 	char detail[600], msg[32];
 	size_t n;
@@ -654,7 +593,7 @@ static void test_event_cap(void **state)
 /* Rows edited behind the store's back are refused, not trusted. */
 static void test_bad_rows(void **state)
 {
-	struct fx *fx = *state;
+	struct store_fx *fx = *state;
 	struct store_domain d;
 	char big[400], sql[600];
 
@@ -686,7 +625,7 @@ static void test_bad_rows(void **state)
 
 static void test_bad_input(void **state)
 {
-	struct fx *fx = *state;
+	struct store_fx *fx = *state;
 	struct store_domain d;
 	struct store_domain_filter f = {0};
 	struct store_job job = {STORE_DOMAIN__MAX, 0, 0, NULL};
@@ -777,7 +716,8 @@ static void test_status_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f)                                                                   \
+	cmocka_unit_test_setup_teardown(f, store_fx_setup, store_fx_teardown)
 	    T(test_open_modes_and_version),
 	    T(test_reopen_keeps_data),
 	    T(test_refuses_newer_schema),

@@ -6,7 +6,6 @@
  * without begin) is refused.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,72 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <cmocka.h>
 
 #include "store/store.h"
-
-#define T0 1700000000000LL /* a fixed "now" in ms */
-
-struct fx {
-	char dir[64];
-	char state[96];
-	struct store *st;
-};
-
-static int rm_one(const char *path, const struct stat *sb, int flag,
-		  struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int setup(void **state)
-{
-	struct fx *fx = calloc(1, sizeof(*fx));
-	char err[256];
-
-	if (!fx)
-		return -1;
-	strcpy(fx->dir, "/tmp/certherd-bulk-XXXXXX");
-	if (!mkdtemp(fx->dir))
-		return -1;
-	snprintf(fx->state, sizeof(fx->state), "%s/state", fx->dir);
-	if (store_open(fx->state, &fx->st, err, sizeof(err)) != 0) {
-		fprintf(stderr, "store_open: %s\n", err);
-		return -1;
-	}
-	*state = fx;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *fx = *state;
-
-	store_close(fx->st);
-	nftw(fx->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
-	free(fx);
-	return 0;
-}
-
-static struct store_cert mk_cert(const char *domain, const char *serial)
-{
-	struct store_cert c = {0};
-
-	snprintf(c.info.domain, sizeof(c.info.domain), "%s", domain);
-	snprintf(c.info.serial, sizeof(c.info.serial), "%s", serial);
-	snprintf(c.info.issuer, sizeof(c.info.issuer), "bench CA");
-	c.info.not_before_ms = T0;
-	c.info.not_after_ms = T0 + 90000;
-	c.info.ari_start_ms = c.info.ari_end_ms = STORE_NO_TIME;
-	c.chain_pem = (char *)"CHAIN";
-	c.key_pem = (char *)"KEY";
-	return c;
-}
+#include "store_fixture.h"
 
 static uint64_t n_domains(struct store *st)
 {
@@ -93,9 +31,10 @@ static uint64_t n_domains(struct store *st)
 
 static void test_bulk_commit_is_atomic(void **state)
 {
-	struct fx *fx = *state;
+	struct store_fx *fx = *state;
 	struct store *other = NULL;
-	struct store_cert c = mk_cert("a.example.com", "01"), got;
+	struct store_cert c =
+	    store_fx_cert("a.example.com", "01", T0, T0 + 90000), got;
 	struct store_domain d;
 	char err[256];
 
@@ -130,9 +69,11 @@ static void test_bulk_commit_is_atomic(void **state)
 
 static void test_bulk_failed_write_undoes_itself(void **state)
 {
-	struct fx *fx = *state;
-	struct store_cert c = mk_cert("a.example.com", "01");
-	struct store_cert bad = mk_cert("nope.example.com", "02");
+	struct store_fx *fx = *state;
+	struct store_cert c =
+	    store_fx_cert("a.example.com", "01", T0, T0 + 90000);
+	struct store_cert bad =
+	    store_fx_cert("nope.example.com", "02", T0, T0 + 90000);
 	struct store_cert got;
 	struct store_domain d;
 
@@ -159,7 +100,7 @@ static void test_bulk_failed_write_undoes_itself(void **state)
 
 static void test_bulk_rollback(void **state)
 {
-	struct fx *fx = *state;
+	struct store_fx *fx = *state;
 
 	assert_int_equal(store_domain_add(fx->st, "kept.example.com", NULL, T0),
 			 1);
@@ -183,7 +124,7 @@ static void test_bulk_rollback(void **state)
 
 static void test_bulk_misuse(void **state)
 {
-	struct fx *fx = *state;
+	struct store_fx *fx = *state;
 
 	assert_int_equal(store_bulk_end(fx->st, 1), -EINVAL);
 	assert_int_equal(store_bulk_begin(fx->st), 0);
@@ -194,7 +135,8 @@ static void test_bulk_misuse(void **state)
 	assert_int_equal(store_bulk_end(NULL, 1), -EINVAL);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f)                                                                   \
+	cmocka_unit_test_setup_teardown(f, store_fx_setup, store_fx_teardown)
 
 int main(void)
 {

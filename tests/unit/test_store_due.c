@@ -8,7 +8,6 @@
  * store's answer must be exactly the reference's first rows.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,14 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <cmocka.h>
 
 #include "store/store.h"
+#include "store_fixture.h"
 
-#define T0 1700000000000LL /* a fixed "now" in ms */
-#define N  3000
+#define N 3000
 
 struct dom {
 	char name[32];
@@ -33,21 +31,11 @@ struct dom {
 };
 
 struct fx {
-	char dir[64];
-	struct store *st;
+	struct store_fx s;
 	struct dom d[N];
 };
 
 static const unsigned *ref_rank;
-
-static int rm_one(const char *path, const struct stat *sb, int flag,
-		  struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 /* A fixed pseudo-random sequence, so failures reproduce. */
 static uint64_t lcg = 42;
@@ -60,17 +48,12 @@ static int64_t rnd(int64_t lo, int64_t hi)
 static int setup(void **state)
 {
 	struct fx *fx = calloc(1, sizeof(*fx));
-	char err[256], sd[96];
 
 	if (!fx)
 		return -1;
-	strcpy(fx->dir, "/tmp/certherd-due-XXXXXX");
-	if (!mkdtemp(fx->dir))
+	if (store_fx_open(&fx->s) < 0)
 		return -1;
-	snprintf(sd, sizeof(sd), "%s/state", fx->dir);
-	if (store_open(sd, &fx->st, err, sizeof(err)) != 0)
-		return -1;
-	if (store_bulk_begin(fx->st) < 0)
+	if (store_bulk_begin(fx->s.st) < 0)
 		return -1;
 	for (int i = 0; i < N; i++) {
 		struct dom *d = &fx->d[i];
@@ -81,25 +64,18 @@ static int setup(void **state)
 		snprintf(d->name, sizeof(d->name), "d%04d.example.com",
 			 (i * 7919) % N);
 		d->nb = d->na = STORE_NO_TIME;
-		if (store_domain_add(fx->st, d->name, NULL, T0) != 1)
+		if (store_domain_add(fx->s.st, d->name, NULL, T0) != 1)
 			return -1;
 		if (kind < 6) {
 			/* with a certificate: VALID, due or not; a few share
 			 * an expiry so the next keys decide */
-			struct store_cert c = {0};
+			struct store_cert c;
 
-			snprintf(c.info.domain, sizeof(c.info.domain), "%s",
-				 d->name);
-			strcpy(c.info.serial, "01");
 			d->nb = rnd(T0 - 90000, T0);
 			d->na = kind == 0 ? T0 + 5000 : d->nb + rnd(1000, 200000);
-			c.info.not_before_ms = d->nb;
-			c.info.not_after_ms = d->na;
-			c.info.ari_start_ms = c.info.ari_end_ms = STORE_NO_TIME;
-			c.chain_pem = (char *)"CHAIN";
-			c.key_pem = (char *)"KEY";
+			c = store_fx_cert(d->name, "01", d->nb, d->na);
 			d->next = rnd(T0 - 80000, T0 + 10000);
-			if (store_cert_insert(fx->st, &c, 0, d->next, T0,
+			if (store_cert_insert(fx->s.st, &c, 0, d->next, T0,
 					      NULL) < 0)
 				return -1;
 			d->status = STORE_DOMAIN_VALID;
@@ -123,16 +99,16 @@ static int setup(void **state)
 		}
 		job.status = d->status;
 		job.next_attempt_ms = d->next;
-		if (store_domain_set_job(fx->st, d->name, &job, T0) < 0)
+		if (store_domain_set_job(fx->s.st, d->name, &job, T0) < 0)
 			return -1;
 		if (rnd(0, 40) == 0) {
-			if (store_domain_remove(fx->st, d->name, T0) < 0)
+			if (store_domain_remove(fx->s.st, d->name, T0) < 0)
 				return -1;
 			d->status = STORE_DOMAIN_REMOVED;
 			d->next = STORE_NO_TIME;
 		}
 	}
-	if (store_bulk_end(fx->st, 1) < 0)
+	if (store_bulk_end(fx->s.st, 1) < 0)
 		return -1;
 	*state = fx;
 	return 0;
@@ -142,8 +118,7 @@ static int teardown(void **state)
 {
 	struct fx *fx = *state;
 
-	store_close(fx->st);
-	nftw(fx->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	store_fx_close(&fx->s);
 	free(fx);
 	return 0;
 }
@@ -184,7 +159,7 @@ static void check(struct fx *fx, const unsigned rank[STORE_DOMAIN__MAX],
 	assert_true(nvalid >= min_due_valid);
 	ref_rank = rank;
 	qsort(ref, nref, sizeof(ref[0]), ref_cmp);
-	assert_int_equal(store_domain_due(fx->st, T0, rank, got, max, &n), 0);
+	assert_int_equal(store_domain_due(fx->s.st, T0, rank, got, max, &n), 0);
 	assert_int_equal(n, max < nref ? max : nref);
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(got[i].name, ref[i].name) != 0)
@@ -253,7 +228,7 @@ static void test_due_follows_changes(void **state)
 	for (i = 0; fx->d[i].status != STORE_DOMAIN_PENDING; i++)
 		;
 	assert_int_equal(
-	    store_domain_set_job(fx->st, fx->d[i].name, &job, T0), 0);
+	    store_domain_set_job(fx->s.st, fx->d[i].name, &job, T0), 0);
 	fx->d[i].next = job.next_attempt_ms;
 	check(fx, daemon_rank, N, 1025);
 	{
@@ -262,7 +237,7 @@ static void test_due_follows_changes(void **state)
 		    [STORE_DOMAIN_DNS_PENDING] = 2, [STORE_DOMAIN_FAILED] = 3,
 		    [STORE_DOMAIN_ISSUING] = 4, [STORE_DOMAIN_RENEWING] = 5};
 
-		assert_int_equal(store_domain_due(fx->st, T0, pending_first,
+		assert_int_equal(store_domain_due(fx->s.st, T0, pending_first,
 						  got, 1, &n),
 				 0);
 		assert_int_equal(n, 1);
@@ -296,7 +271,7 @@ static void check_list(struct fx *fx, unsigned mask, const char *prefix,
 	do {
 		f.after = after[0] ? after : NULL;
 		n = 0;
-		assert_int_equal(store_domain_list(fx->st, &f, got, page, &n),
+		assert_int_equal(store_domain_list(fx->s.st, &f, got, page, &n),
 				 0);
 		for (size_t i = 0; i < n; i++, seen++) {
 			assert_true(seen < nref);
