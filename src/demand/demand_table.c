@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "demand/demand.h"
+#include "util/dlist.h"
 
 const char *const demand_state_names[DEMAND__MAX] = {
     [DEMAND_QUEUED] = "queued",
@@ -29,16 +30,11 @@ const char *const demand_state_names[DEMAND__MAX] = {
 };
 
 struct entry {
-	struct entry *hnext;	   /* hash chain */
-	struct entry *prev, *next; /* the queue or the settled list */
+	struct entry *hnext;   /* hash chain */
+	struct dlist_node link; /* the queue or the settled list */
 	enum demand_state state;
 	int64_t expires_ms;
 	char name[DEMAND_NAME_MAX + 1];
-};
-
-struct list {
-	struct entry *head, *tail;
-	size_t n;
 };
 
 struct demand_table {
@@ -46,7 +42,7 @@ struct demand_table {
 	size_t nb; /* a power of two */
 	size_t max_pending, max_settled;
 	size_t count[DEMAND__MAX];
-	struct list queue, settled;
+	struct dlist queue, settled; /* oldest at the head */
 };
 
 static size_t hash(const char *s)
@@ -58,33 +54,7 @@ static size_t hash(const char *s)
 	return (size_t)h;
 }
 
-static void list_push(struct list *l, struct entry *e)
-{
-	e->next = NULL;
-	e->prev = l->tail;
-	if (l->tail)
-		l->tail->next = e;
-	else
-		l->head = e;
-	l->tail = e;
-	l->n++;
-}
-
-static void list_unlink(struct list *l, struct entry *e)
-{
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		l->head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		l->tail = e->prev;
-	e->prev = e->next = NULL;
-	l->n--;
-}
-
-static struct list *list_of(struct demand_table *t, enum demand_state s)
+static struct dlist *list_of(struct demand_table *t, enum demand_state s)
 {
 	switch (s) {
 	case DEMAND_QUEUED:
@@ -145,25 +115,25 @@ static struct entry **find(struct demand_table *t, const char *name)
 static void set_state(struct demand_table *t, struct entry *e,
 		      enum demand_state s)
 {
-	struct list *from = list_of(t, e->state), *to = list_of(t, s);
+	struct dlist *from = list_of(t, e->state), *to = list_of(t, s);
 
 	if (from)
-		list_unlink(from, e);
+		dlist_unlink(from, &e->link);
 	t->count[e->state]--;
 	e->state = s;
 	t->count[s]++;
 	if (to)
-		list_push(to, e);
+		dlist_push_tail(to, &e->link);
 }
 
 /* Unlink and free *pp. */
 static void remove_at(struct demand_table *t, struct entry **pp)
 {
 	struct entry *e = *pp;
-	struct list *l = list_of(t, e->state);
+	struct dlist *l = list_of(t, e->state);
 
 	if (l)
-		list_unlink(l, e);
+		dlist_unlink(l, &e->link);
 	t->count[e->state]--;
 	*pp = e->hnext;
 	free(e);
@@ -174,7 +144,7 @@ static struct entry *insert(struct demand_table *t, const char *name,
 {
 	struct entry *e = calloc(1, sizeof(*e));
 	struct entry **head;
-	struct list *l = list_of(t, s);
+	struct dlist *l = list_of(t, s);
 
 	if (!e)
 		return NULL;
@@ -185,7 +155,7 @@ static struct entry *insert(struct demand_table *t, const char *name,
 	*head = e;
 	t->count[s]++;
 	if (l)
-		list_push(l, e);
+		dlist_push_tail(l, &e->link);
 	return e;
 }
 
@@ -222,7 +192,7 @@ enum demand_verdict demand_table_check(struct demand_table *t, const char *name,
 
 int demand_table_take(struct demand_table *t, char *name)
 {
-	struct entry *e = t->queue.head;
+	struct entry *e = DLIST_ENTRY(t->queue.head, struct entry, link);
 
 	if (!e)
 		return 0;
@@ -242,9 +212,10 @@ int demand_table_settle(struct demand_table *t, const char *name,
 	pp = find(t, name);
 	e = *pp;
 	if (e && (e->state == DEMAND_WAITING || e->state == DEMAND_DENIED))
-		list_unlink(&t->settled, e); /* settled again: youngest */
+		/* settled again: youngest */
+		dlist_unlink(&t->settled, &e->link);
 	else if (e && e->state == DEMAND_QUEUED)
-		list_unlink(&t->queue, e);
+		dlist_unlink(&t->queue, &e->link);
 	if (!e) {
 		e = insert(t, name, DEMAND_CHECKING);
 		if (!e)
@@ -253,7 +224,8 @@ int demand_table_settle(struct demand_table *t, const char *name,
 	/* make room: the oldest settled entry goes (never e itself: it is
 	 * on no list now) */
 	while (t->settled.n >= t->max_settled) {
-		struct entry *old = t->settled.head;
+		struct entry *old =
+		    DLIST_ENTRY(t->settled.head, struct entry, link);
 
 		remove_at(t, find(t, old->name));
 	}
@@ -261,7 +233,7 @@ int demand_table_settle(struct demand_table *t, const char *name,
 	e->state = s;
 	t->count[s]++;
 	e->expires_ms = expires_ms;
-	list_push(&t->settled, e);
+	dlist_push_tail(&t->settled, &e->link);
 	return 0;
 }
 

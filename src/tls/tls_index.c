@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "tls/tls.h"
+#include "util/dlist.h"
 
 const char *const tls_look_names[TLS_LOOK__MAX] = {
 	[TLS_LOOK_HIT] = "hit",
@@ -35,8 +36,8 @@ const char *const tls_look_names[TLS_LOOK__MAX] = {
 enum ent_state { ENT_PRESENT = 0, ENT_ABSENT, ENT_LOADING };
 
 struct ent {
-	struct ent *hnext;	 /* hash chain */
-	struct ent *prev, *next; /* LRU list, newest at head */
+	struct ent *hnext;     /* hash chain */
+	struct dlist_node lru; /* LRU list, newest at head */
 	enum ent_state state;
 	void *val;
 	int64_t expires_ms; /* ABSENT only */
@@ -45,8 +46,8 @@ struct ent {
 };
 
 struct lru {
-	struct ent *head, *tail;
-	size_t n, max;
+	struct dlist list;
+	size_t max;
 };
 
 struct tls_index {
@@ -72,28 +73,12 @@ static uint32_t hash_name(const char *s)
 
 static void lru_unlink(struct lru *l, struct ent *e)
 {
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		l->head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		l->tail = e->prev;
-	e->prev = e->next = NULL;
-	l->n--;
+	dlist_unlink(&l->list, &e->lru);
 }
 
 static void lru_push(struct lru *l, struct ent *e)
 {
-	e->prev = NULL;
-	e->next = l->head;
-	if (l->head)
-		l->head->prev = e;
-	l->head = e;
-	if (!l->tail)
-		l->tail = e;
-	l->n++;
+	dlist_push_head(&l->list, &e->lru);
 }
 
 static struct lru *list_of(struct tls_index *ix, struct ent *e)
@@ -140,8 +125,8 @@ static void drop(struct tls_index *ix, struct ent *e)
 
 static void evict(struct tls_index *ix, struct lru *l)
 {
-	while (l->n > l->max && l->tail)
-		drop(ix, l->tail);
+	while (l->list.n > l->max && l->list.tail)
+		drop(ix, DLIST_ENTRY(l->list.tail, struct ent, lru));
 }
 
 struct tls_index *tls_index_new(const struct tls_index_ops *ops,
@@ -202,7 +187,7 @@ enum tls_look tls_index_get(struct tls_index *ix, const char *name,
 		return TLS_LOOK_MISS;
 	switch (e->state) {
 	case ENT_PRESENT:
-		if (e != ix->present.head) {
+		if (&e->lru != ix->present.list.head) {
 			lru_unlink(&ix->present, e);
 			lru_push(&ix->present, e);
 		}
@@ -323,10 +308,10 @@ int tls_index_changed(struct tls_index *ix, const char *name)
 
 size_t tls_index_present(const struct tls_index *ix)
 {
-	return ix->present.n;
+	return ix->present.list.n;
 }
 
 size_t tls_index_absent(const struct tls_index *ix)
 {
-	return ix->absent.n;
+	return ix->absent.list.n;
 }
