@@ -3,7 +3,9 @@
 #
 #  1. scripts/install-deps.sh                   (skip: CERTHERD_SKIP_DEPS=1)
 #  2. build in build/ and, unless QUICK=1, in build-asan/ with
-#     ASan+UBSan                                (skip: SKIP_BUILD=1)
+#     ASan+UBSan and in build-release/ (-O3, werror: gcc warns there of
+#     what -O2 does not see; compiled only, nothing runs against it)
+#                                               (skip: SKIP_BUILD=1)
 #  3. unit tests: meson test --suite unit, in both builds; then each
 #     libFuzzer target for FUZZ_SECONDS (skip: SKIP_FUZZ=1)
 #  4. integration tests: every tests/integration/t_*.sh, each in its own
@@ -45,12 +47,13 @@ fi
 
 # 2. builds
 BUILDS=(build)
-[ "$QUICK" = 1 ] || BUILDS+=(build-asan)
+[ "$QUICK" = 1 ] || BUILDS+=(build-asan build-release)
 declare -A BUILD_OK
 build_one() {
 	local dir=$1
 	local -a opts=()
 	[ "$dir" = build-asan ] && opts=(-Db_sanitize=address,undefined -Db_lundef=false)
+	[ "$dir" = build-release ] && opts=(-Dbuildtype=release -Dwerror=true)
 	if [ ! -f "$dir/build.ninja" ]; then
 		meson setup "$dir" "${opts[@]}" || return 1
 	fi
@@ -108,6 +111,7 @@ run_unit() {
 }
 if [ ${#FILTERS[@]} = 0 ]; then
 	for b in "${BUILDS[@]}"; do
+		[ "$b" = build-release ] && continue # compile only
 		[ "${BUILD_OK[$b]}" = 1 ] && run_unit "$b"
 	done
 fi
