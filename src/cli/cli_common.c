@@ -196,6 +196,25 @@ int cli__names_add(struct cli_names *ns, const char *cmd, const char *raw)
 	return 0;
 }
 
+char *cli__names_line(char *buf, char **save)
+{
+	char *line, *hash, *end;
+
+	for (line = strtok_r(buf, "\r\n", save); line;
+	     line = strtok_r(NULL, "\r\n", save)) {
+		if ((hash = strchr(line, '#')))
+			*hash = '\0';
+		while (*line == ' ' || *line == '\t')
+			line++;
+		end = line + strlen(line);
+		while (end > line && (end[-1] == ' ' || end[-1] == '\t'))
+			*--end = '\0';
+		if (*line)
+			return line;
+	}
+	return NULL;
+}
+
 int cli__names_file(struct cli_names *ns, const char *cmd, const char *path)
 {
 	char *buf, *line, *save = NULL;
@@ -213,19 +232,9 @@ int cli__names_file(struct cli_names *ns, const char *cmd, const char *path)
 		free(buf);
 		return -EINVAL;
 	}
-	for (line = strtok_r(buf, "\r\n", &save); line && rc == 0;
-	     line = strtok_r(NULL, "\r\n", &save)) {
-		char *hash = strchr(line, '#'), *end;
-		if (hash)
-			*hash = '\0';
-		while (*line == ' ' || *line == '\t')
-			line++;
-		end = line + strlen(line);
-		while (end > line && (end[-1] == ' ' || end[-1] == '\t'))
-			*--end = '\0';
-		if (*line)
-			rc = cli__names_add(ns, cmd, line);
-	}
+	for (line = cli__names_line(buf, &save); line && rc == 0;
+	     line = cli__names_line(NULL, &save))
+		rc = cli__names_add(ns, cmd, line);
 	free(buf);
 	return rc;
 }

@@ -23,6 +23,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_client.h"
+#include "cli/cli_internal.h" /* cli__names_line */
 #include "util/util.h"
 
 #define ACME_URN "urn:ietf:params:acme:error:"
@@ -709,8 +710,7 @@ static const char domains_usage[] =
     "\n"
     "See `certherd --help` for the global options.\n";
 
-/* Names from a file, as given: one per line, '#' starts a comment, blank
- * lines and surrounding white space ignored. Appends to *v (grown). */
+/* Names from a file, as given (cli__names_line). Appends to *v (grown). */
 static int names_file(const char *path, char ***v, size_t *n, size_t *cap,
 		      char **keep)
 {
@@ -724,18 +724,8 @@ static int names_file(const char *path, char ***v, size_t *n, size_t *cap,
 		return rc;
 	}
 	*keep = buf; /* the names point into it */
-	for (line = strtok_r(buf, "\r\n", &save); line;
-	     line = strtok_r(NULL, "\r\n", &save)) {
-		char *hash = strchr(line, '#'), *end;
-		if (hash)
-			*hash = '\0';
-		while (*line == ' ' || *line == '\t')
-			line++;
-		end = line + strlen(line);
-		while (end > line && (end[-1] == ' ' || end[-1] == '\t'))
-			*--end = '\0';
-		if (!*line)
-			continue;
+	for (line = cli__names_line(buf, &save); line;
+	     line = cli__names_line(NULL, &save)) {
 		if (*n == *cap) {
 			size_t nc = *cap ? *cap * 2 : 256;
 			char **nv = realloc(*v, nc * sizeof(*nv));

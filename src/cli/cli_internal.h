@@ -60,6 +60,10 @@ struct cli_names {
 };
 int cli__names_add(struct cli_names *ns, const char *cmd, const char *raw);
 int cli__names_file(struct cli_names *ns, const char *cmd, const char *path);
+/* The next name of a names file being split in place, as strtok_r (buf
+ * on the first call, NULL after): one per line, '#' starts a comment,
+ * blank lines and surrounding white space skipped. NULL at the end. */
+char *cli__names_line(char *buf, char **save);
 void cli__names_clear(struct cli_names *ns);
 
 /* ---- serve's configuration, at start and at SIGHUP (cli_reload.c) ------ */
