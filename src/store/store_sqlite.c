@@ -164,6 +164,20 @@ int store__sq_rows(struct sq *sq, sqlite3_stmt *s,
 	return rc;
 }
 
+int store__sq_domain_state(sqlite3_stmt *s, int status_col, int failures_col,
+			   enum store_domain_status *status,
+			   uint32_t *failures)
+{
+	int64_t st = sqlite3_column_int64(s, status_col);
+	int64_t f = sqlite3_column_int64(s, failures_col);
+
+	if (st < 0 || st >= STORE_DOMAIN__MAX || f < 0 || f > UINT32_MAX)
+		return -EBADMSG;
+	*status = (enum store_domain_status)st;
+	*failures = (uint32_t)f;
+	return 0;
+}
+
 int store__sq_text(sqlite3_stmt *s, int col, char *dst, size_t dstsz)
 {
 	const char *t = (const char *)sqlite3_column_text(s, col);

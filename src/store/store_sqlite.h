@@ -96,6 +96,11 @@ int store__sq_rows(struct sq *sq, sqlite3_stmt *s,
 /* Column helpers that bound what comes back: -EBADMSG if it does not fit. */
 int store__sq_text(sqlite3_stmt *s, int col, char *dst, size_t dstsz);
 int store__sq_dup(sqlite3_stmt *s, int col, size_t max, char **out);
+/* A domains row's status and failures columns, checked against their
+ * ranges: 0, or -EBADMSG (*status and *failures then untouched). */
+int store__sq_domain_state(sqlite3_stmt *s, int status_col, int failures_col,
+			   enum store_domain_status *status,
+			   uint32_t *failures);
 /* Integer column, NULL -> STORE_NO_TIME. */
 int64_t store__sq_time(sqlite3_stmt *s, int col);
 /* Bind a time: STORE_NO_TIME -> NULL. */

@@ -81,25 +81,20 @@ int store__sq_account_get(struct store *st, const char *url,
 static int domain_row(sqlite3_stmt *s, void *row)
 {
 	struct store_domain *d = row;
-	int64_t status = sqlite3_column_int64(s, 1);
-	int64_t failures = sqlite3_column_int64(s, 6);
 	const char *err = (const char *)sqlite3_column_text(s, 7);
 	int rc;
 
 	memset(d, 0, sizeof(*d));
-	if (status < 0 || status >= STORE_DOMAIN__MAX || failures < 0 ||
-	    failures > UINT32_MAX)
-		return -EBADMSG;
-	rc = store__sq_text(s, 0, d->name, sizeof(d->name));
+	rc = store__sq_domain_state(s, 1, 6, &d->status, &d->failures);
+	if (!rc)
+		rc = store__sq_text(s, 0, d->name, sizeof(d->name));
 	if (!rc)
 		rc = store__sq_text(s, 2, d->challenge, sizeof(d->challenge));
 	if (rc)
 		return rc;
-	d->status = (enum store_domain_status)status;
 	d->added_ms = sqlite3_column_int64(s, 3);
 	d->updated_ms = sqlite3_column_int64(s, 4);
 	d->next_attempt_ms = store__sq_time(s, 5);
-	d->failures = (uint32_t)failures;
 	if (err) {
 		d->has_error = 1;
 		rc = store__problem_from_json(

@@ -46,22 +46,17 @@
 static int due_row(sqlite3_stmt *s, void *row)
 {
 	struct store_due *d = row;
-	int64_t status = sqlite3_column_int64(s, 1);
-	int64_t fails = sqlite3_column_int64(s, 4);
 	int rc;
 
 	memset(d, 0, sizeof(*d));
 	rc = store__sq_text(s, 0, d->name, sizeof(d->name));
-	if (rc == 0 && (status < 0 || status >= STORE_DOMAIN__MAX || fails < 0 ||
-			fails > UINT32_MAX))
-		rc = -EBADMSG;
+	if (rc == 0)
+		rc = store__sq_domain_state(s, 1, 4, &d->status, &d->failures);
 	if (rc)
 		return rc;
-	d->status = (enum store_domain_status)status;
 	d->next_attempt_ms = sqlite3_column_int64(s, 2);
 	d->not_after_ms = store__sq_time(s, 3);
 	d->not_before_ms = store__sq_time(s, 5);
-	d->failures = (uint32_t)fails;
 	return 0;
 }
 
