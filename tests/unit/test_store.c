@@ -434,16 +434,12 @@ static void test_cert_current_switch(void **state)
 			 -ENOENT);
 }
 
-/* A due row carries its current certificate's validity (the scheduler
- * classes renewals by it without loading the certificate). */
-static void test_due_carries_validity(void **state)
+/* Two due domains: r with a certificate valid T0 - 500 .. T0 + 900, n
+ * without one. */
+static void add_r_and_n(struct store_fx *fx)
 {
-	struct store_fx *fx = *state;
-	const unsigned rank[STORE_DOMAIN__MAX] = {0};
 	struct store_cert c =
 	    store_fx_cert("r.example.com", "01", T0 - 500, T0 + 900);
-	struct store_due due[4];
-	size_t n;
 
 	assert_int_equal(store_domain_add(fx->st, "r.example.com", NULL, T0),
 			 1);
@@ -451,6 +447,15 @@ static void test_due_carries_validity(void **state)
 			 1);
 	assert_int_equal(store_cert_insert(fx->st, &c, 0, T0 - 1, T0, NULL),
 			 0);
+}
+
+/* The due rows of add_r_and_n carry r's validity and none for n. */
+static void check_r_and_n(struct store_fx *fx)
+{
+	const unsigned rank[STORE_DOMAIN__MAX] = {0};
+	struct store_due due[4];
+	size_t n;
+
 	assert_int_equal(store_domain_due(fx->st, T0, rank, due, 4, &n), 0);
 	assert_int_equal(n, 2);
 	/* same rank: the one with a certificate expires first */
@@ -462,23 +467,23 @@ static void test_due_carries_validity(void **state)
 	assert_int_equal(due[1].not_after_ms, STORE_NO_TIME);
 }
 
+/* A due row carries its current certificate's validity (the scheduler
+ * classes renewals by it without loading the certificate). */
+static void test_due_carries_validity(void **state)
+{
+	struct store_fx *fx = *state;
+
+	add_r_and_n(fx);
+	check_r_and_n(fx);
+}
+
 /* A version-1 database (validity only in certificates) migrates: the
  * domain rows get their current certificate's validity copied. */
 static void test_migration_copies_validity(void **state)
 {
 	struct store_fx *fx = *state;
-	const unsigned rank[STORE_DOMAIN__MAX] = {0};
-	struct store_cert c =
-	    store_fx_cert("r.example.com", "01", T0 - 500, T0 + 900);
-	struct store_due due[4];
-	size_t n;
 
-	assert_int_equal(store_domain_add(fx->st, "r.example.com", NULL, T0),
-			 1);
-	assert_int_equal(store_domain_add(fx->st, "n.example.com", NULL, T0),
-			 1);
-	assert_int_equal(store_cert_insert(fx->st, &c, 0, T0 - 1, T0, NULL),
-			 0);
+	add_r_and_n(fx);
 	store_close(fx->st);
 	fx->st = NULL;
 	/* back to the shape of version 1 */
@@ -491,12 +496,7 @@ static void test_migration_copies_validity(void **state)
 	reopen(fx);
 	assert_int_equal(raw_int(fx, "PRAGMA user_version"),
 			 store_schema_version());
-	assert_int_equal(store_domain_due(fx->st, T0, rank, due, 4, &n), 0);
-	assert_int_equal(n, 2);
-	assert_string_equal(due[0].name, "r.example.com");
-	assert_int_equal(due[0].not_before_ms, T0 - 500);
-	assert_int_equal(due[0].not_after_ms, T0 + 900);
-	assert_int_equal(due[1].not_after_ms, STORE_NO_TIME);
+	check_r_and_n(fx);
 }
 
 static void test_challenges(void **state)
