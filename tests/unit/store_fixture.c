@@ -1,22 +1,12 @@
 /*
  * store_fixture.c — see store_fixture.h.
  */
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "store_fixture.h"
-
-static int rm_one(const char *path, const struct stat *sb, int flag,
-		  struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
+#include "unit_tmp.h"
 
 int store_fx_open(struct store_fx *fx)
 {
@@ -40,7 +30,7 @@ void store_fx_close(struct store_fx *fx)
 {
 	store_close(fx->st);
 	fx->st = NULL;
-	nftw(fx->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	unit_rm_tree(fx->dir);
 }
 
 int store_fx_setup(void **state)

@@ -10,7 +10,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -38,6 +37,7 @@
 #include "api/api_internal.h"
 #include "store/store.h"
 #include "util/util.h"
+#include "unit_tmp.h"
 
 #define TOKEN "t0ken-for-tests-0123456789"
 
@@ -63,15 +63,6 @@ struct resp {
 };
 
 /* ---- fixture ---------------------------------------------------------- */
-
-static int rm_one(const char *path, const struct stat *sb, int flag,
-		  struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static void on_wake(void *ctx)
 {
@@ -155,7 +146,7 @@ static int teardown(void **state)
 
 	api_stop(fx->api);
 	store_close(fx->st);
-	nftw(fx->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	unit_rm_tree(fx->dir);
 	free(fx);
 	return 0;
 }

@@ -4,7 +4,6 @@
  * a root -> intermediate -> leaf chain built here with the X509 API.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +19,7 @@
 
 #include "crypto/crypto.h"
 #include "util/util.h"
+#include "unit_tmp.h"
 
 /* Generated once for the whole run: RSA 4096 takes seconds. */
 static EVP_PKEY *keys[KEY__MAX];
@@ -124,15 +124,6 @@ static void test_key_from_sec1(void **state)
 	BIO_free(bio);
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag,
-		  struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void test_key_files(void **state)
 {
 	char dir[] = "/tmp/certherd-key-XXXXXX";
@@ -171,7 +162,7 @@ static void test_key_files(void **state)
 	assert_null(key_load(path));
 
 	EVP_PKEY_free(a);
-	assert_int_equal(nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS), 0);
+	assert_int_equal(unit_rm_tree(dir), 0);
 }
 
 static void check_csr(EVP_PKEY *key, const char *const *names, size_t n,

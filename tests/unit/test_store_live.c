@@ -5,7 +5,6 @@
  * write nothing.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,15 +22,7 @@
 #include "crypto/crypto.h"
 #include "store/store.h"
 #include "util/util.h"
-
-static int rm_one(const char *path, const struct stat *sb, int flag,
-		  struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
+#include "unit_tmp.h"
 
 /* A certificate for cn signed by sign_key; issuer NULL = self-signed. */
 static X509 *cert_new(EVP_PKEY *key, const char *cn, X509 *issuer,
@@ -191,7 +182,7 @@ static void test_live_layout(void **state)
 	X509_free(leaf);
 	EVP_PKEY_free(ca_key);
 	EVP_PKEY_free(key);
-	nftw(tmp, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	unit_rm_tree(tmp);
 }
 
 /* Leftovers of an interrupted write go; live files and others stay. */
@@ -219,7 +210,7 @@ static void test_live_sweep(void **state)
 		snprintf(p, sizeof(p), "%s/a.example.com/%s", tmp, files[i]);
 		assert_int_equal(access(p, F_OK) == 0, i != 0);
 	}
-	nftw(tmp, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	unit_rm_tree(tmp);
 }
 
 int main(void)

@@ -5,7 +5,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,26 +18,12 @@
 #include <cmocka.h>
 
 #include "util/util.h"
+#include "unit_tmp.h"
 
 struct fx {
 	char dir[64];
 	char path[128];
 };
-
-static int rm_one(const char *path, const struct stat *st, int flag,
-		  struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-/* remove our mkdtemp directory, children first, not following links */
-static int rm_tree(const char *dir)
-{
-	return nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
-}
 
 static int setup(void **state)
 {
@@ -60,7 +45,7 @@ static int teardown(void **state)
 {
 	struct fx *fx = *state;
 
-	rm_tree(fx->dir);
+	unit_rm_tree(fx->dir);
 	free(fx);
 	return 0;
 }
