@@ -164,6 +164,27 @@ int store__sq_rows(struct sq *sq, sqlite3_stmt *s,
 	return rc;
 }
 
+int store__sq_write(struct sq *sq, sqlite3_stmt *s, int durable,
+		    int must_change, int *changed)
+{
+	int rc = store__sq_begin(sq, durable), n = 0;
+
+	if (rc < 0) {
+		store__sq_reset(s); /* drop the bindings */
+		return rc;
+	}
+	rc = store__sq_exec(sq, s);
+	if (rc == 0) {
+		n = sqlite3_changes(sq->db);
+		if (must_change && n == 0)
+			rc = -ENOENT;
+	}
+	rc = store__sq_end(sq, rc, durable);
+	if (rc == 0 && changed)
+		*changed = n;
+	return rc;
+}
+
 int store__sq_domain_state(sqlite3_stmt *s, int status_col, int failures_col,
 			   enum store_domain_status *status,
 			   uint32_t *failures)

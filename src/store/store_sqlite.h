@@ -85,6 +85,12 @@ int store__sq_exec(struct sq *sq, sqlite3_stmt *s);
 int store__sq_begin(struct sq *sq, int durable);
 /* COMMIT if rc >= 0 else ROLLBACK; returns rc or the commit's error. */
 int store__sq_end(struct sq *sq, int rc, int durable);
+/* Run the bound statement s (one write, no rows back) in a transaction of
+ * its own (store__sq_begin(durable) .. store__sq_end): 0 or a negative
+ * errno; -ENOENT, rolled back, when must_change and no row changed. The
+ * rows changed into *changed (NULL: not wanted). s is reset either way. */
+int store__sq_write(struct sq *sq, sqlite3_stmt *s, int durable,
+		    int must_change, int *changed);
 /* Step s, reading each row with read into the next element of out
  * (elements of size bytes, *n of them filled so far), until the rows end
  * or *n reaches end; then reset s. The loop of every query that lists

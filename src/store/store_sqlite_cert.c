@@ -28,17 +28,15 @@ int store__sq_order_begin(struct store *st, const char *domain, const char *url,
 
 	if (!s)
 		return -EIO;
-	rc = store__sq_begin(sq, 1);
-	if (rc < 0)
-		return rc;
 	sqlite3_bind_text(s, 1, domain, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, url, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, key_pem, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 4, now_ms);
-	rc = store__sq_exec(sq, s);
+	rc = store__sq_write(sq, s, 1, 0, NULL);
+	/* the connection's last insert: COMMIT or RELEASE insert nothing */
 	if (rc == 0)
 		*id = sqlite3_last_insert_rowid(sq->db);
-	return store__sq_end(sq, rc, 1);
+	return rc;
 }
 
 int store__sq_order_update(struct store *st, int64_t id,
@@ -52,21 +50,14 @@ int store__sq_order_update(struct store *st, int64_t id,
 			   "UPDATE orders SET state = ?2, updated_ms = ?3,"
 			   " key_pem = CASE WHEN ?4 THEN NULL ELSE key_pem END"
 			   " WHERE id = ?1 AND state NOT IN (4,5)");
-	int rc;
 
 	if (!s)
 		return -EIO;
-	rc = store__sq_begin(sq, 0);
-	if (rc < 0)
-		return rc;
 	sqlite3_bind_int64(s, 1, id);
 	sqlite3_bind_int(s, 2, (int)state);
 	sqlite3_bind_int64(s, 3, now_ms);
 	sqlite3_bind_int(s, 4, terminal);
-	rc = store__sq_exec(sq, s);
-	if (rc == 0 && sqlite3_changes(sq->db) == 0)
-		rc = -ENOENT;
-	return store__sq_end(sq, rc, 0);
+	return store__sq_write(sq, s, 0, 1, NULL);
 }
 
 /* Read a pending order's row into the struct store_order at row; on
@@ -311,18 +302,11 @@ int store__sq_cert_set_ari(struct store *st, int64_t id, int64_t start_ms,
 	    sq, SQ_CERT_SET_ARI,
 	    "UPDATE certificates SET ari_start_ms = ?2, ari_end_ms = ?3"
 	    " WHERE id = ?1");
-	int rc;
 
 	if (!s)
 		return -EIO;
-	rc = store__sq_begin(sq, 0);
-	if (rc < 0)
-		return rc;
 	sqlite3_bind_int64(s, 1, id);
 	store__sq_bind_time(s, 2, start_ms);
 	store__sq_bind_time(s, 3, end_ms);
-	rc = store__sq_exec(sq, s);
-	if (rc == 0 && sqlite3_changes(sq->db) == 0)
-		rc = -ENOENT;
-	return store__sq_end(sq, rc, 0);
+	return store__sq_write(sq, s, 0, 1, NULL);
 }

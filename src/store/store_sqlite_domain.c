@@ -18,7 +18,6 @@ int store__sq_account_put(struct store *st, const struct store_account *a)
 	    sq, SQ_ACCOUNT_PUT,
 	    "INSERT OR REPLACE INTO account (directory_url, account_url,"
 	    " key_pem, created_ms) VALUES (?1, ?2, ?3, ?4)");
-	int rc;
 
 	if (!s)
 		return -EIO;
@@ -28,13 +27,7 @@ int store__sq_account_put(struct store *st, const struct store_account *a)
 	sqlite3_bind_text(s, 3, a->key_pem, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 4, a->created_ms);
 	/* the account key is created once and must survive power loss */
-	rc = store__sq_begin(sq, 1);
-	if (rc < 0) {
-		store__sq_reset(s);
-		return rc;
-	}
-	rc = store__sq_exec(sq, s);
-	return store__sq_end(sq, rc, 1);
+	return store__sq_write(sq, s, 1, 0, NULL);
 }
 
 int store__sq_account_get(struct store *st, const char *url,
@@ -150,19 +143,12 @@ int store__sq_domain_remove(struct store *st, const char *name, int64_t now_ms)
 	    sq, SQ_DOMAIN_REMOVE,
 	    "UPDATE domains SET status = 6, next_attempt_ms = NULL,"
 	    " updated_ms = ?2 WHERE name = ?1");
-	int rc;
 
 	if (!s)
 		return -EIO;
-	rc = store__sq_begin(sq, 0);
-	if (rc < 0)
-		return rc;
 	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, now_ms);
-	rc = store__sq_exec(sq, s);
-	if (rc == 0 && sqlite3_changes(sq->db) == 0)
-		rc = -ENOENT;
-	return store__sq_end(sq, rc, 0);
+	return store__sq_write(sq, s, 0, 1, NULL);
 }
 
 int store__sq_domain_get(struct store *st, const char *name,
@@ -309,9 +295,6 @@ int store__sq_domain_set_job(struct store *st, const char *name,
 		return -EIO;
 	if (job->error && !(json = store__problem_to_json(job->error)))
 		return -ENOMEM;
-	rc = store__sq_begin(sq, 0);
-	if (rc < 0)
-		goto out;
 	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, 2, (int)job->status);
 	store__sq_bind_time(s, 3, job->next_attempt_ms);
@@ -319,11 +302,7 @@ int store__sq_domain_set_job(struct store *st, const char *name,
 	if (json)
 		sqlite3_bind_text(s, 5, json, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 6, now_ms);
-	rc = store__sq_exec(sq, s);
-	if (rc == 0 && sqlite3_changes(sq->db) == 0)
-		rc = -ENOENT;
-	rc = store__sq_end(sq, rc, 0);
-out:
-	free(json);
+	rc = store__sq_write(sq, s, 0, 1, NULL);
+	free(json); /* after the write: it is bound SQLITE_STATIC */
 	return rc;
 }

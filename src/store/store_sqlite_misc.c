@@ -17,19 +17,14 @@ int store__sq_challenge_put(struct store *st, const struct store_challenge *c)
 	    sq, SQ_CHALL_PUT,
 	    "INSERT OR REPLACE INTO challenges (token, key_authorization,"
 	    " domain, expires_ms) VALUES (?1, ?2, ?3, ?4)");
-	int rc;
 
 	if (!s)
 		return -EIO;
-	rc = store__sq_begin(sq, 0);
-	if (rc < 0)
-		return rc;
 	sqlite3_bind_text(s, 1, c->token, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, c->key_authorization, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, c->domain, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 4, c->expires_ms);
-	rc = store__sq_exec(sq, s);
-	return store__sq_end(sq, rc, 0);
+	return store__sq_write(sq, s, 0, 0, NULL);
 }
 
 int store__sq_challenge_get(struct store *st, const char *token, int64_t now_ms,
@@ -66,18 +61,11 @@ int store__sq_challenge_delete(struct store *st, const char *token)
 	struct sq *sq = sq_of(st);
 	sqlite3_stmt *s = store__sq_prep(
 	    sq, SQ_CHALL_DELETE, "DELETE FROM challenges WHERE token = ?1");
-	int rc;
 
 	if (!s)
 		return -EIO;
-	rc = store__sq_begin(sq, 0);
-	if (rc < 0)
-		return rc;
 	sqlite3_bind_text(s, 1, token, -1, SQLITE_STATIC);
-	rc = store__sq_exec(sq, s);
-	if (rc == 0 && sqlite3_changes(sq->db) == 0)
-		rc = -ENOENT;
-	return store__sq_end(sq, rc, 0);
+	return store__sq_write(sq, s, 0, 1, NULL);
 }
 
 int store__sq_challenge_expire(struct store *st, int64_t now_ms)
@@ -90,14 +78,8 @@ int store__sq_challenge_expire(struct store *st, int64_t now_ms)
 
 	if (!s)
 		return -EIO;
-	rc = store__sq_begin(sq, 0);
-	if (rc < 0)
-		return rc;
 	sqlite3_bind_int64(s, 1, now_ms);
-	rc = store__sq_exec(sq, s);
-	if (rc == 0)
-		n = sqlite3_changes(sq->db);
-	rc = store__sq_end(sq, rc, 0);
+	rc = store__sq_write(sq, s, 0, 0, &n);
 	return rc < 0 ? rc : n;
 }
 
@@ -110,18 +92,13 @@ int store__sq_bucket_save(struct store *st, const struct store_bucket *b)
 	    sq, SQ_BUCKET_SAVE,
 	    "INSERT OR REPLACE INTO rate_buckets (key, tokens, updated_ms)"
 	    " VALUES (?1, ?2, ?3)");
-	int rc;
 
 	if (!s)
 		return -EIO;
-	rc = store__sq_begin(sq, 0);
-	if (rc < 0)
-		return rc;
 	sqlite3_bind_text(s, 1, b->key, -1, SQLITE_STATIC);
 	sqlite3_bind_double(s, 2, b->tokens);
 	sqlite3_bind_int64(s, 3, b->updated_ms);
-	rc = store__sq_exec(sq, s);
-	return store__sq_end(sq, rc, 0);
+	return store__sq_write(sq, s, 0, 0, NULL);
 }
 
 int store__sq_bucket_load(struct store *st, const char *key,
