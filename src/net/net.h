@@ -104,6 +104,7 @@ struct net_front_stats {
 						issuance; refused after the
 						wait bound */
 	uint64_t acme_challenges;	/* TLS-ALPN-01 handshakes answered */
+	uint64_t upstream_connects; /* made at a client's first bytes */
 	uint64_t upstream_errors;
 	uint64_t conns_open;
 	uint64_t cache_hits, cache_misses, cache_loads, cache_load_errors;

@@ -390,6 +390,7 @@ void net_front_stats(struct net_front *f, struct net_front_stats *out)
 	C(hs_unknown);
 	C(hs_timeout);
 	C(hs_error);
+	C(upstream_connects);
 	C(upstream_errors);
 	C(conns_open);
 	C(hs_ondemand_wait);

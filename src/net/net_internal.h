@@ -43,7 +43,7 @@ struct net_worker {
 /* Counters, updated by workers with relaxed atomics. */
 struct net__counters {
 	atomic_uint_fast64_t accepted, refused, handshakes_ok, hs_no_sni,
-		hs_unknown, hs_timeout, hs_error, upstream_errors, conns_open,
+		hs_unknown, hs_timeout, hs_error, upstream_connects, upstream_errors, conns_open,
 		hs_ondemand_wait, hs_gave_up, acme_challenges;
 };
 
