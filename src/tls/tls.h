@@ -159,11 +159,14 @@ int tls_ticket_find(const struct tls_ticket_ring *r, const unsigned char *name,
  * replace it while handshakes still hold it. */
 struct tls_cert;
 /* Parse a PEM chain (leaf first) and its PEM private key; the key must
- * match the leaf. NULL with a message in err on any failure (the message
- * never contains key material). One reference for the caller. */
-struct tls_cert *tls_cert_from_pem(const char *chain_pem, size_t chain_len,
-				   const char *key_pem, size_t key_len,
-				   char *err, size_t errsz);
+ * match the leaf. With a parser (tls_pem.c, NULL for none) keys decode and
+ * intermediates are shared at a fraction of the cost. NULL with a message
+ * in err on any failure (the message never contains key material). One
+ * reference for the caller. */
+struct tls_pem;
+struct tls_cert *tls_cert_from_pem(struct tls_pem *p, const char *chain_pem,
+				   size_t chain_len, const char *key_pem,
+				   size_t key_len, char *err, size_t errsz);
 void tls_cert_ref(struct tls_cert *c);
 void tls_cert_unref(struct tls_cert *c); /* NULL ok */
 /* Give ssl this certificate, chain and key (OpenSSL takes its own
@@ -174,6 +177,20 @@ int64_t tls_cert_not_after(const struct tls_cert *c);
 /* For tls_alpn.c: wrap a leaf and its key (both taken over on success;
  * no chain). NULL on failure, then the caller still owns both. */
 struct tls_cert *tls__cert_wrap(X509 *leaf, EVP_PKEY *key);
+
+/* ---- the loader's parser (tls_pem.c) ------------------------------------ */
+
+/* Kept by one thread and reused for every load (see tls_pem.c for the
+ * figures). NULL when out of memory. */
+struct tls_pem *tls_pem_new(void);
+void tls_pem_free(struct tls_pem *p); /* NULL ok */
+/* A PEM private key (PKCS#8 or traditional, EC first then any type), or
+ * NULL; the caller owns it. */
+EVP_PKEY *tls_pem_key(struct tls_pem *p, const char *pem, size_t len);
+/* The X509 of these DER bytes, parsed once per parser and shared: a new
+ * reference for the caller, or NULL when they are not one certificate. */
+X509 *tls_pem_intermediate(struct tls_pem *p, const unsigned char *der,
+			   size_t len);
 
 /* ---- TLS-ALPN-01 (tls_alpn.c) -------------------------------------------- */
 
