@@ -141,6 +141,18 @@ static void poll_set(struct net_conn *c, int events)
 		uv_poll_stop(&c->poll);
 }
 
+/* Poll for what SSL_get_error's e asks for: 1 when it was a want. */
+static int poll_want(struct net_conn *c, int e)
+{
+	if (e == SSL_ERROR_WANT_READ)
+		poll_set(c, UV_READABLE);
+	else if (e == SSL_ERROR_WANT_WRITE)
+		poll_set(c, UV_WRITABLE);
+	else
+		return 0;
+	return 1;
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
 	struct net_conn *c = h->data;
@@ -212,13 +224,9 @@ static void handshake(struct net_conn *c)
 		return;
 	}
 	e = SSL_get_error(c->ssl, r);
+	if (poll_want(c, e))
+		return;
 	switch (e) {
-	case SSL_ERROR_WANT_READ:
-		poll_set(c, UV_READABLE);
-		return;
-	case SSL_ERROR_WANT_WRITE:
-		poll_set(c, UV_WRITABLE);
-		return;
 	case SSL_ERROR_WANT_CLIENT_HELLO_CB:
 		/* the certificate is loading: wait off the poll, on the
 		 * worker's paused list, until the loader says so */
@@ -580,22 +588,13 @@ static void first_bytes(struct net_conn *c)
 		return;
 	}
 	e = SSL_get_error(c->ssl, n);
-	switch (e) {
-	case SSL_ERROR_WANT_READ:
-		poll_set(c, UV_READABLE);
+	if (poll_want(c, e))
 		return;
-	case SSL_ERROR_WANT_WRITE:
-		poll_set(c, UV_WRITABLE);
-		return;
-	case SSL_ERROR_ZERO_RETURN:
-		ERR_clear_error();
+	ERR_clear_error();
+	if (e == SSL_ERROR_ZERO_RETURN)
 		SSL_shutdown(c->ssl); /* a reply to its close_notify */
-		/* fall through */
-	default:
-		ERR_clear_error();
-		conn_close(c);
-		return;
-	}
+	ERR_clear_error();
+	conn_close(c);
 }
 
 /* ---- timers, accept, worker hooks ------------------------------------------ */
