@@ -73,7 +73,6 @@ struct net_conn {
 	int fd;
 	SSL *ssl;
 	struct tls_hello hello;
-	struct sockaddr_storage peer, local;
 	uv_poll_t poll;
 	int poll_events;
 	uv_timer_t timer;
@@ -498,14 +497,22 @@ static void on_up_connected(uv_connect_t *req, int status)
 	set_state(c, CONN_RELAY);
 	touch(c);
 	if (f->o.proxy_protocol) {
+		/* asked only now: most connections never need them */
+		struct sockaddr_storage peer, local;
+		socklen_t plen = sizeof(peer), llen = sizeof(local);
 		struct net_proxy_info pi = {
-			.src = (struct sockaddr *)&c->peer,
-			.dst = (struct sockaddr *)&c->local,
+			.src = (struct sockaddr *)&peer,
+			.dst = (struct sockaddr *)&local,
 			.authority = c->hello.sni,
 		};
 		unsigned alen = 0;
 		int n;
 
+		if (getpeername(c->fd, (struct sockaddr *)&peer, &plen) < 0 ||
+		    getsockname(c->fd, (struct sockaddr *)&local, &llen) < 0) {
+			conn_close(c); /* the client is gone already */
+			return;
+		}
 		SSL_get0_alpn_selected(c->ssl, &pi.alpn, &alen);
 		pi.alpn_len = alen;
 		n = net_proxy_build(&pi, hdr, sizeof(hdr));
@@ -636,8 +643,6 @@ void net__conn_accept(struct net_worker *w, int fd)
 {
 	struct net_front *f = w->f;
 	struct net_conn *c = calloc(1, sizeof(*c));
-	socklen_t len;
-	int one = 1;
 
 	if (!c) {
 		close(fd);
@@ -645,11 +650,7 @@ void net__conn_accept(struct net_worker *w, int fd)
 	}
 	c->w = w;
 	c->fd = fd;
-	len = sizeof(c->peer);
-	getpeername(fd, (struct sockaddr *)&c->peer, &len);
-	len = sizeof(c->local);
-	getsockname(fd, (struct sockaddr *)&c->local, &len);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* TCP_NODELAY comes from the listener (Linux copies it) */
 	c->ssl = SSL_new(f->ctx);
 	if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1 ||
 	    uv_poll_init_socket(&w->loop, &c->poll, fd) < 0) {
