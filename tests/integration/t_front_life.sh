@@ -186,7 +186,7 @@ check "add 2 domains" ch domains add keep.example.com gone.example.com
 check "both become valid" wait_for 120 bash -c "[ \$('$CERTHERD' -c '$CONF' domains ls --json | grep -c '\"state\": *\"valid\"') = 2 ]"
 check "gone.example.com is served its own certificate" \
 	test -n "$(served gone.example.com)" -a "$(served gone.example.com)" = "$(live_serial gone.example.com)"
-get gone.example.com /files/big.bin -f --limit-rate 6M -o "$TEST_TMP/gone.bin" &
+get gone.example.com /files/big.bin -f --limit-rate 2M -o "$TEST_TMP/gone.bin" &
 SLOW=$!
 sleep 1
 check "remove gone.example.com through the API" ch domains rm gone.example.com
@@ -206,7 +206,7 @@ check "unknown names get unrecognized_name (no default certificate yet)" alert_f
 
 # 4. SIGHUP while a long download runs: a default certificate, ask /yes,
 # budget, a longer handshake timeout, and a restart-only key.
-get keep.example.com /files/big.bin -f --limit-rate 3M -o "$TEST_TMP/long.bin" &
+get keep.example.com /files/big.bin -f --limit-rate 1M -o "$TEST_TMP/long.bin" &
 LONG=$!
 sleep 1
 {
