@@ -282,6 +282,17 @@ void demand_table_drop(struct demand_table *t, const char *name)
 		remove_at(t, pp);
 }
 
+void demand_table_forget_denied(struct demand_table *t)
+{
+	struct entry *e = t->settled.head, *next;
+
+	for (; e; e = next) {
+		next = e->next;
+		if (e->state == DEMAND_DENIED)
+			remove_at(t, find(t, e->name));
+	}
+}
+
 size_t demand_table_pending(const struct demand_table *t)
 {
 	return pending(t);

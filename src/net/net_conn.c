@@ -215,10 +215,12 @@ static void handshake(struct net_conn *c)
 	}
 	if (r == 1) {
 		COUNT(f, handshakes_ok);
+		if (c->hello.result == TLS_HELLO_DEFAULT)
+			COUNT(f, hs_default);
 		set_state(c, CONN_OPEN);
 		touch(c);
 		/* from now on the timer counts idle time */
-		uv_timer_start(&c->timer, on_timer, f->o.idle_timeout_ms, 0);
+		uv_timer_start(&c->timer, on_timer, LIVE(f, idle_ms), 0);
 		first_bytes(c);
 		return;
 	}
@@ -234,7 +236,7 @@ static void handshake(struct net_conn *c)
 			c->od_waiting = 1;
 			COUNT(f, hs_ondemand_wait);
 			uv_timer_start(&c->timer, on_timer,
-				       f->o.ondemand_wait_ms, 0);
+				       LIVE(f, ondemand_wait_ms), 0);
 		}
 		if (!c->paused) {
 			c->paused = 1;
@@ -262,7 +264,7 @@ static void handshake(struct net_conn *c)
 		log_warn("front", c->hello.sni,
 			 "handshake refused: no on-demand certificate after "
 			 "%u ms",
-			 f->o.ondemand_wait_ms);
+			 LIVE(f, ondemand_wait_ms));
 		break;
 	default:
 		COUNT(f, hs_error);
@@ -496,7 +498,7 @@ static void on_up_connected(uv_connect_t *req, int status)
 	}
 	set_state(c, CONN_RELAY);
 	touch(c);
-	if (f->o.proxy_protocol) {
+	if (LIVE(f, proxy_protocol)) {
 		/* asked only now: most connections never need them */
 		struct sockaddr_storage peer, local;
 		socklen_t plen = sizeof(peer), llen = sizeof(local);
@@ -610,7 +612,7 @@ static void on_timer(uv_timer_t *t)
 {
 	struct net_conn *c = t->data;
 	struct net_front *f = c->w->f;
-	uint64_t now = uv_now(&c->w->loop), idle = f->o.idle_timeout_ms;
+	uint64_t now = uv_now(&c->w->loop), idle = LIVE(f, idle_ms);
 
 	if (c->state == CONN_HANDSHAKE && c->paused &&
 	    c->hello.result == TLS_HELLO_ONDEMAND && !c->hello.give_up) {
@@ -622,7 +624,7 @@ static void on_timer(uv_timer_t *t)
 		if (c->state == CONN_HANDSHAKE) /* the certificate came just
 						   now: the usual bound */
 			uv_timer_start(&c->timer, on_timer,
-				       f->o.handshake_timeout_ms, 0);
+				       LIVE(f, handshake_ms), 0);
 		return;
 	}
 	if (c->state == CONN_HANDSHAKE) {
@@ -672,7 +674,7 @@ void net__conn_accept(struct net_worker *w, int fd)
 	w->conns = c;
 	w->n_conns++;
 	atomic_fetch_add_explicit(&f->c.conns_open, 1, memory_order_relaxed);
-	uv_timer_start(&c->timer, on_timer, f->o.handshake_timeout_ms, 0);
+	uv_timer_start(&c->timer, on_timer, LIVE(f, handshake_ms), 0);
 	poll_set(c, UV_READABLE); /* the ClientHello */
 }
 
@@ -689,6 +691,21 @@ void net__conn_retry_paused(struct net_worker *w)
 		c->pprev = c->pnext = NULL;
 		if (c->state == CONN_HANDSHAKE)
 			handshake(c);
+	}
+}
+
+void net__conn_drain(struct net_worker *w)
+{
+	for (struct net_conn *c = w->conns; c; c = c->next) {
+		if (c->state != CONN_OPEN)
+			continue; /* handshakes complete, relays finish */
+		/* no request yet: nothing is lost, and a keep-alive client
+		 * that would open one later reconnects elsewhere */
+		ERR_clear_error();
+		SSL_shutdown(c->ssl);
+		ERR_clear_error();
+		COUNT(w->f, drain_closed);
+		conn_close(c);
 	}
 }
 

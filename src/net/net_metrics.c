@@ -80,5 +80,18 @@ int net_front_metrics(struct net_front *f, FILE *out)
 		(unsigned long long)s.cache_load_errors,
 		(unsigned long long)s.cache_present,
 		(unsigned long long)s.cache_absent);
+	fprintf(out,
+		"# HELP certherd_front_default_handshakes_total Handshakes "
+		"completed with front.default_certificate (also counted as "
+		"ok).\n"
+		"# TYPE certherd_front_default_handshakes_total counter\n"
+		"certherd_front_default_handshakes_total %llu\n"
+		"# HELP certherd_front_drain_closed_total Connections a drain "
+		"closed: no request yet when it began, or not done by its "
+		"end.\n"
+		"# TYPE certherd_front_drain_closed_total counter\n"
+		"certherd_front_drain_closed_total %llu\n",
+		(unsigned long long)s.hs_default,
+		(unsigned long long)s.drain_closed);
 	return ferror(out) ? -EIO : 0;
 }

@@ -225,6 +225,31 @@ void tls_alpn_unpublish(struct tls_alpn *t, const char *name);
 struct tls_cert *tls_alpn_get(struct tls_alpn *t, const char *name);
 size_t tls_alpn_count(struct tls_alpn *t);
 
+/* ---- the default certificate (tls_default.c) ----------------------------- */
+
+/*
+ * front.default_certificate: served to handshakes whose name has no
+ * certificate (and to those without SNI) instead of an unrecognized_name
+ * alert. The holder is thread-safe: workers read it, a reload replaces it.
+ */
+struct tls_default;
+/* Read and parse the PEM chain at cert_path and the PEM key at key_path
+ * (a secret file: mode 0600 or stricter, see config_read_secret_text);
+ * the key must match the leaf. One reference for the caller, or NULL
+ * with err naming the key and the file (never key material). */
+struct tls_cert *tls_default_load(const char *cert_path, const char *key_path,
+				  char *err, size_t errsz);
+struct tls_default *tls_default_new(void); /* empty; NULL on ENOMEM */
+void tls_default_free(struct tls_default *d); /* NULL ok */
+/* Serve c from the next handshake on (NULL: none, the alert again); takes
+ * its own reference. Handshakes that chose the old one keep it. */
+void tls_default_set(struct tls_default *d, struct tls_cert *c);
+/* The current one, referenced for the caller, or NULL (d NULL ok). */
+struct tls_cert *tls_default_get(struct tls_default *d);
+/* Give ssl the default certificate: 1 done, 0 there is none (d NULL ok),
+ * or a negative errno. */
+int tls_default_use(struct tls_default *d, SSL *ssl);
+
 /* ---- the loader (tls_loader.c) ----------------------------------------- */
 
 /*
@@ -256,6 +281,9 @@ enum tls_look tls_loader_lookup(struct tls_loader *l, const char *sni,
 /* name's certificate changed (order_done): reload it if it is loaded,
  * forget that it was absent. Any thread. */
 void tls_loader_changed(struct tls_loader *l, const char *name);
+/* name's domain was removed: it is "absent" from now on (its certificate
+ * unreffed: handshakes holding it keep it). Any thread. */
+void tls_loader_removed(struct tls_loader *l, const char *name);
 struct tls_loader_stats {
 	uint64_t hits, misses, loads, load_errors, absent;
 	size_t present, absent_kept;
@@ -278,6 +306,8 @@ enum tls_hello_result {
 	TLS_HELLO_ONDEMAND, /* paused: the name is being issued on demand */
 	TLS_HELLO_ACME,	    /* a TLS-ALPN-01 challenge certificate was set */
 	TLS_HELLO_GAVE_UP,  /* refused: on-demand issuance took too long */
+	TLS_HELLO_DEFAULT,  /* no certificate for the name (or no SNI): the
+			       default certificate was set */
 	TLS_HELLO__MAX
 };
 extern const char *const tls_hello_result_names[TLS_HELLO__MAX];
@@ -305,6 +335,8 @@ struct tls_ctx_opts {
 				      borrowed for the ctx's life */
 	tls_unknown_fn unknown;	   /* on-demand issuance, NULL = off */
 	void *unknown_ctx;
+	struct tls_default *def;   /* front.default_certificate, NULL = none;
+				      borrowed for the ctx's life */
 };
 /* A server SSL_CTX for every worker: TLS 1.2 and 1.3, ECDHE/AEAD only,
  * no renegotiation, no compression, server cipher preference, rotating

@@ -283,6 +283,24 @@ void tls_loader_changed(struct tls_loader *l, const char *name)
 	pthread_mutex_unlock(&l->mu);
 }
 
+void tls_loader_removed(struct tls_loader *l, const char *name)
+{
+	int64_t now = clock_mono_ms();
+
+	pthread_mutex_lock(&l->mu);
+	/* a load in flight may have read the certificate before the
+	 * removal: load it once more after it, which finds nothing */
+	if (tls_index_get(l->ix, name, now, NULL) == TLS_LOOK_LOADING) {
+		if (enqueue(l, name) < 0)
+			log_warn("front", name,
+				 "load queue full: the removed domain is "
+				 "served until its entry is evicted");
+	} else if (tls_index_put(l->ix, name, NULL, now) < 0) {
+		log_error("front", name, "out of memory in the index");
+	}
+	pthread_mutex_unlock(&l->mu);
+}
+
 void tls_loader_stats(struct tls_loader *l, struct tls_loader_stats *out)
 {
 	pthread_mutex_lock(&l->mu);
