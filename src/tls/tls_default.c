@@ -54,7 +54,7 @@ struct tls_cert *tls_default_load(const char *cert_path, const char *key_path,
 	if (config_read_secret_text(key_path, "front.default_key", &key, err,
 				    errsz) < 0)
 		goto out;
-	c = tls_cert_from_pem(chain, chain_len, key, strlen(key), why,
+	c = tls_cert_from_pem(NULL, chain, chain_len, key, strlen(key), why,
 			      sizeof(why));
 	if (!c)
 		snprintf(err, errsz, "front.default_certificate %s with "
