@@ -3,8 +3,11 @@
 # certherd, start a local Pebble CA (Let's Encrypt's test server) on a
 # private loopback, run the daemon (`certherd serve`) against it, register
 # 1,000 domains through its control API as a hosting platform would, and
-# watch them being issued with real HTTP-01 validation. Then check a few
-# certificates with openssl and stop the daemon with SIGTERM.
+# watch them being issued with real HTTP-01 validation. The daemon runs in
+# front mode: it terminates TLS on 127.0.0.1:443 for every domain, in front
+# of an nginx that listens with proxy_protocol on 127.0.0.1:8080, so once
+# the domains are valid curl and openssl reach them through it, each with
+# its own certificate. Then stop the daemon with SIGTERM (a drain).
 #
 #   sudo ./demo.sh [N]        N domains (default 1000)
 #
@@ -30,10 +33,12 @@ OUT=$PWD/demo-out
 CONF=$OUT/certherd.conf
 CH=build/certherd
 SERVE_PID=
+NGINX_PID=
 
 tests/ca/ca.sh start "$OUT/ca" >/dev/null
 cleanup() {
 	[ -z "$SERVE_PID" ] || kill -KILL "$SERVE_PID" 2>/dev/null || true
+	[ -z "$NGINX_PID" ] || kill -TERM "$NGINX_PID" 2>/dev/null || true
 	tests/ca/ca.sh stop "$OUT/ca" >/dev/null 2>&1
 }
 trap cleanup EXIT
@@ -44,8 +49,39 @@ load_ca_env() {
 }
 load_ca_env
 
+# The web server behind the front: Debian's nginx on loopback, taking the
+# client's address from the PROXY v2 header certherd sends first.
+mkdir -p "$OUT/nginx/tmp"
+cat >"$OUT/nginx/nginx.conf" <<NGINX
+user root;
+worker_processes 1;
+daemon off;
+pid $OUT/nginx/nginx.pid;
+error_log $OUT/nginx/error.log;
+events { worker_connections 1024; }
+http {
+	client_body_temp_path $OUT/nginx/tmp/body;
+	proxy_temp_path $OUT/nginx/tmp/proxy;
+	fastcgi_temp_path $OUT/nginx/tmp/fastcgi;
+	uwsgi_temp_path $OUT/nginx/tmp/uwsgi;
+	scgi_temp_path $OUT/nginx/tmp/scgi;
+	access_log off;
+	server {
+		listen 127.0.0.1:8080 proxy_protocol;
+		set_real_ip_from 127.0.0.1;
+		real_ip_header proxy_protocol;
+		location / {
+			return 200 "nginx: the shop of \$host, for client \$remote_addr (PROXY v2), TLS by certherd\n";
+		}
+	}
+}
+NGINX
+nginx -e "$OUT/nginx/error.log" -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf" &
+NGINX_PID=$!
+
 # The daemon's configuration: Pebble as the CA, its HTTP-01 port, no DNS
-# pre-flight (the demo's names exist only in Pebble's own DNS server).
+# pre-flight (the demo's names exist only in Pebble's own DNS server),
+# front mode on 127.0.0.1:443 in front of that nginx.
 write_conf() {
 	cat >"$CONF" <<CONF
 [acme]
@@ -63,6 +99,11 @@ listen = 127.0.0.1:$HTTP01_PORT
 
 [preflight]
 enabled = false
+
+[front]
+enabled = true
+listen = 127.0.0.1:443
+upstream = 127.0.0.1:8080
 
 [log]
 level = warn
@@ -172,6 +213,21 @@ for i in 1 $(((N + 1) / 2)) "$N"; do
 		printf 'chain ok, ' || printf 'CHAIN BAD, '
 	openssl x509 -noout -ext subjectAltName -in "$l/cert.pem" | tail -1 | tr -d ' \n'
 	printf ', key %s\n' "$(stat -c %a "$l/privkey.pem")"
+done
+
+echo "== front mode: each domain through certherd on 127.0.0.1:443 (curl --resolve from 127.0.0.2, nginx behind)"
+for i in 1 $(((N + 1) / 2)) "$N"; do
+	d=shop$i.customer-domains.test
+	served=$(openssl s_client -connect 127.0.0.1:443 -servername "$d" \
+		-CAfile "$OUT/roots.pem" -verify_return_error </dev/null 2>/dev/null |
+		openssl x509 -noout -serial -ext subjectAltName 2>/dev/null |
+		sed -n 's/^serial=//p; s/^ *DNS://p' | paste -sd' ')
+	live=$(openssl x509 -noout -serial -in "$OUT/live/$d/cert.pem" | sed 's/^serial=//')
+	printf '   %-36s served %s: %s\n' "$d" "${served:-NOTHING}" \
+		"$([ "${served%% *}" = "$live" ] && echo "its own certificate (serial as in live/)" || echo "NOT ITS OWN")"
+	printf '   %-36s curl: %s' "" "$(curl -sS --interface 127.0.0.2 --cacert "$OUT/roots.pem" \
+		--resolve "$d:443:127.0.0.1" "https://$d/" || echo "FAILED")"
+	echo
 done
 
 t0=$(date +%s.%N)

@@ -43,6 +43,12 @@ struct api_hooks {
 	 */
 	void (*wake)(void *ctx);
 	/*
+	 * Optional (NULL ok): name was removed (the store write committed),
+	 * before wake: front mode stops serving it at once. Thread-safe,
+	 * must not block.
+	 */
+	void (*removed)(void *ctx, const char *name);
+	/*
 	 * Optional (NULL ok): add members to the GET /v1/status object before
 	 * it is sent (queue depth, rate-limit headroom, ...). obj is borrowed;
 	 * set members with json_object_set_new. Return 0, or <0 to answer 500.

@@ -454,6 +454,8 @@ void api__domain_delete(struct api_call *c, const char *raw)
 	}
 	event(c, name, "removed", "removed through the API");
 	log_info("api", name, "domain removed");
+	if (c->hooks->removed)
+		c->hooks->removed(c->hooks->ctx, name);
 	wake(c);
 	api__json(c, 200,
 		  json_pack("{s:s, s:s}", "name", name, "state",

@@ -85,6 +85,42 @@ void cli__serve_live_opts(const struct config *cfg, const struct config *start,
 			  struct engine_daemon_opts *o,
 			  struct engine_limit_def limits[ENGINE_LIMIT__MAX]);
 
+/* ---- front mode's live settings (cli_front.c) ---------------------------- */
+
+struct net_front;
+struct net_front_live;
+struct tls_cert;
+struct demand;
+struct demand_opts;
+
+/* The [front] and [on_demand] keys a running front takes. */
+void cli__front_live(const struct config *cfg, struct net_front_live *l);
+/* front.default_certificate and default_key read and checked: *out is
+ * NULL when none is configured. 0, or a negative errno with err set. */
+int cli__front_default(const struct config *cfg, struct tls_cert **out,
+		       char *err, size_t errsz);
+/* [on_demand] into o (no hooks set). Borrowed: cfg. */
+void cli__demand_opts(const struct config *cfg, struct demand_opts *o);
+/* What a SIGHUP changes in front mode (cli_serve.c fills it). */
+struct cli_front_reload {
+	struct net_front *front;  /* NULL: front mode off */
+	struct demand **demand;	  /* the daemon's, NULL inside when off */
+	/* on_demand.enabled turned on by a reload: start it (sets
+	 * *demand). 0 or a negative errno with err. */
+	int (*start_demand)(void *ctx, const struct config *cfg, char *err,
+			    size_t errsz);
+	void *ctx;
+	char *ask; /* on_demand.ask last applied, owned (may hold a token) */
+};
+/* Apply next's live front and on-demand keys: everything, or (on error,
+ * err set) nothing but a started on-demand thread. Reads the default
+ * certificate's files again. Loop thread. */
+int cli__front_reload(struct cli_front_reload *fr, const struct config *next,
+		      char *err, size_t errsz);
+/* Remember ask as the one applied. 0 or -ENOMEM. */
+int cli__front_keep_ask(struct cli_front_reload *fr, const char *ask);
+void cli__front_reload_free(struct cli_front_reload *fr);
+
 /* What a reload compares the new configuration with. */
 struct cli_reload {
 	const struct cli_global *g;  /* borrowed, for -c and --set */
@@ -92,6 +128,7 @@ struct cli_reload {
 					borrowed, outlives the daemon */
 	char **start_vals;           /* start's values as dumped, owned */
 	char **live_vals;            /* the last applied ones, owned */
+	struct cli_front_reload *front; /* front mode's keys, NULL: none */
 };
 /* 0 or -ENOMEM. */
 int cli__reload_init(struct cli_reload *r, const struct cli_global *g,

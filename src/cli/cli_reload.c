@@ -33,6 +33,19 @@ static const char *const live_keys[] = {
     "limits.failed_authz",
     "renew.backoff_max",
     "daemon.drain_timeout",
+    /* front mode (cli_front.c); listen, upstream, workers and cache_size
+     * need a restart */
+    "front.proxy_protocol",
+    "front.handshake_timeout",
+    "front.idle_timeout",
+    "front.max_connections",
+    "front.default_certificate",
+    "front.default_key",
+    "on_demand.enabled",
+    "on_demand.ask",
+    "on_demand.budget_per_hour",
+    "on_demand.budget_per_domain",
+    "on_demand.wait",
     NULL,
 };
 
@@ -204,6 +217,17 @@ int cli__reload(struct cli_reload *r, struct engine_daemon *d)
 			  "reload failed: out of memory; still running with "
 			  "the previous configuration");
 		rc = -ENOMEM;
+		goto out;
+	}
+	/* front mode first: reading the default certificate may fail, and
+	 * then nothing at all is applied */
+	if (r->front && cli__front_reload(r->front, &next, err,
+					  sizeof(err)) < 0) {
+		log_error("serve", NULL,
+			  "reload failed: %s; still running with the previous "
+			  "configuration",
+			  err);
+		rc = 0;
 		goto out;
 	}
 	cli__serve_live_opts(&next, r->start, &o, limits);

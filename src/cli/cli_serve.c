@@ -20,6 +20,7 @@
 #include "cli/cli_internal.h"
 #include "demand/demand.h"
 #include "net/net.h"
+#include "tls/tls.h"
 #include "util/config.h"
 #include "util/util.h"
 
@@ -44,10 +45,22 @@ struct serve_ctx {
 	struct engine_daemon *d;
 	struct net_front *front; /* front mode, NULL when off; set once,
 				    read by the on-demand thread (atomic) */
-	struct demand *demand;	 /* on-demand issuance, NULL when off */
+	struct demand *demand;	 /* on-demand issuance, NULL when off; set
+				    at start or by a reload (atomic) */
 	char ca_label[512]; /* the directory URL, escaped for a label */
 	struct cli_reload reload;
+	struct cli_front_reload front_reload;
 };
+
+static struct demand *demand_of(struct serve_ctx *sc)
+{
+	return __atomic_load_n(&sc->demand, __ATOMIC_ACQUIRE);
+}
+
+static struct net_front *front_of(struct serve_ctx *sc)
+{
+	return __atomic_load_n(&sc->front, __ATOMIC_ACQUIRE);
+}
 
 /* s as a Prometheus label value: backslash, quote and newline escaped;
  * cut (never mid-escape) when it does not fit. */
@@ -222,7 +235,7 @@ static int metrics_extra(void *ctx, FILE *out)
 		sc->ca_label, (unsigned long long)st.ari_ok, sc->ca_label,
 		(unsigned long long)st.ari_failed);
 	if (net_front_metrics(sc->front, out) < 0 ||
-	    demand_metrics(sc->demand, out) < 0)
+	    demand_metrics(demand_of(sc), out) < 0)
 		return -EIO;
 	return ferror(out) ? -EIO : 0;
 }
@@ -290,23 +303,34 @@ static void cert_changed(void *ctx, const char *name)
 {
 	struct serve_ctx *sc = ctx;
 
-	demand_issued(sc->demand, name);
+	demand_issued(demand_of(sc), name);
 	net_front_cert_changed(sc->front, name);
 }
 
-/* ---- front mode's hooks: on-demand issuance, TLS-ALPN-01 --------------- */
-
-static struct net_front *front_of(struct serve_ctx *sc)
+/* A domain removed through the API (an API thread): the front serves it
+ * no more, and forgets any on-demand decision about it. */
+static void removed(void *ctx, const char *name)
 {
-	return __atomic_load_n(&sc->front, __ATOMIC_ACQUIRE);
+	struct serve_ctx *sc = ctx;
+
+	demand_issued(demand_of(sc), name);
+	net_front_removed(front_of(sc), name);
 }
+
+/* SIGTERM (the loop thread): the front stops accepting at once. */
+static void draining(void *ctx, int64_t drain_ms)
+{
+	net_front_drain(front_of(ctx), drain_ms);
+}
+
+/* ---- front mode's hooks: on-demand issuance, TLS-ALPN-01 --------------- */
 
 /* A worker's ClientHello for a name with no certificate. */
 static int front_unknown(void *ctx, const char *sni)
 {
 	struct serve_ctx *sc = ctx;
 
-	return demand_check(sc->demand, sni);
+	return demand_check(demand_of(sc), sni);
 }
 
 /* The on-demand thread decided names: paused handshakes look again. */
@@ -327,7 +351,7 @@ static void order_failed(void *ctx, const char *name)
 {
 	struct serve_ctx *sc = ctx;
 
-	demand_failed(sc->demand, name);
+	demand_failed(demand_of(sc), name);
 }
 
 static int alpn_publish(void *ctx, const char *domain,
@@ -350,23 +374,22 @@ static void alpn_unpublish(void *ctx, const char *domain)
 }
 
 /* [on_demand] -> its options; started before the front, whose workers
- * ask it from their first handshake. */
-static int demand_start_from(const struct config *cfg, struct serve_ctx *sc,
-			     char *err, size_t errsz)
+ * ask it from their first handshake, or by a reload that turns it on. */
+static int demand_start_from(void *ctx, const struct config *cfg, char *err,
+			     size_t errsz)
 {
-	struct demand_opts dop = {
-		.state_dir = cfg->store.state_dir,
-		.ask = cfg->on_demand.ask,
-		.budget_per_hour = (long)cfg->on_demand.budget_per_hour,
-		.budget_per_domain = (long)cfg->on_demand.budget_per_domain,
-		.wait_ms = cfg->on_demand.wait * 1000,
-		.challenge = config_challenge_names[cfg->acme.challenge],
-		.registered = demand_registered,
-		.decided = demand_decided,
-		.ctx = sc,
-	};
+	struct serve_ctx *sc = ctx;
+	struct demand_opts dop;
+	struct demand *dm = NULL;
+	int rc;
 
-	return demand_start(&dop, &sc->demand, err, errsz);
+	cli__demand_opts(cfg, &dop);
+	dop.registered = demand_registered;
+	dop.decided = demand_decided;
+	dop.ctx = sc;
+	rc = demand_start(&dop, &dm, err, errsz);
+	__atomic_store_n(&sc->demand, dm, __ATOMIC_RELEASE);
+	return rc;
 }
 
 /* front.* keys -> the front's options, and start it (after the engine
@@ -385,14 +408,38 @@ static int front_start(const struct config *cfg, struct serve_ctx *sc,
 		/* always: the table stays empty unless the daemon orders
 		 * with tls-alpn-01 */
 		.tls_alpn = 1,
-		.unknown = sc->demand ? front_unknown : NULL,
+		/* always: a reload may turn on-demand issuance on (until
+		 * then demand_check(NULL) refuses) */
+		.unknown = front_unknown,
 		.unknown_ctx = sc,
-		.ondemand_wait_ms = (unsigned)(cfg->on_demand.wait * 1000),
 	};
+	struct net_front_live l;
 	struct net_front *f = NULL;
-	int rc = net_front_start(&fo, &f, err, errsz);
+	int rc;
 
+	cli__front_live(cfg, &l);
+	fo.handshake_timeout_ms = l.handshake_timeout_ms;
+	fo.idle_timeout_ms = l.idle_timeout_ms;
+	fo.max_conns = l.max_conns;
+	fo.ondemand_wait_ms = l.ondemand_wait_ms;
+	rc = cli__front_default(cfg, &fo.default_cert, err, errsz);
+	if (rc < 0)
+		return rc;
+	rc = net_front_start(&fo, &f, err, errsz);
+	tls_cert_unref(fo.default_cert); /* the front has its own */
 	__atomic_store_n(&sc->front, f, __ATOMIC_RELEASE);
+	if (rc == 0) {
+		sc->front_reload.front = f;
+		sc->front_reload.demand = &sc->demand;
+		sc->front_reload.start_demand = demand_start_from;
+		sc->front_reload.ctx = sc;
+		sc->reload.front = &sc->front_reload;
+		if (cli__front_keep_ask(&sc->front_reload,
+					cfg->on_demand.ask) < 0) {
+			snprintf(err, errsz, "out of memory");
+			return -ENOMEM;
+		}
+	}
 	return rc;
 }
 
@@ -542,6 +589,8 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 	o.tlsalpn_ctx = &sc;
 	o.order_failed = order_failed;
 	o.order_failed_ctx = &sc;
+	o.draining = draining;
+	o.draining_ctx = &sc;
 	if (!o.http_listen && !use_dns01 &&
 	    o.chall != ACME_CHALL_TLSALPN01) {
 		snprintf(err, sizeof(err),
@@ -556,7 +605,7 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 		goto fail;
 	sc.d = d; /* the on-demand thread wakes it */
 	if (cfg.on_demand.enabled &&
-	    demand_start_from(&cfg, &sc, err, sizeof(err)) < 0)
+	    demand_start_from(&sc, &cfg, err, sizeof(err)) < 0)
 		goto fail;
 	if (cfg.front.enabled && front_start(&cfg, &sc, err, sizeof(err)) < 0)
 		goto fail;
@@ -567,6 +616,7 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 	ao.token = cfg.api.token;
 	sc.d = d;
 	ah.wake = wake;
+	ah.removed = removed;
 	ah.status_extra = status_extra;
 	ah.metrics_extra = metrics_extra;
 	ah.ctx = &sc;
@@ -580,6 +630,9 @@ int cli_serve(const struct cli_global *g, int argc, char **argv)
 	 * what depends on us. */
 	engine_notify_ready();
 	status = engine_daemon_run(d) == 0 ? 0 : 1;
+	/* the front stopped accepting at the signal; its connections may
+	 * finish within the same drain time */
+	net_front_drain_wait(sc.front);
 	goto out;
 bad:
 	fprintf(stderr, "certherd serve: %s\n", err);
@@ -600,6 +653,7 @@ out:
 		OPENSSL_cleanse(hmac, o.acct.eab_hmac_len);
 	free(hmac);
 	cli__reload_free(&sc.reload);
+	cli__front_reload_free(&sc.front_reload);
 	if (have_cfg)
 		config_free(&cfg);
 	return status;

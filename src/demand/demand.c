@@ -65,6 +65,7 @@ struct demand {
 	struct store *st; /* the thread's own handle */
 	struct engine_limits *lim;
 	struct demand_stats stats;
+	int disabled; /* on_demand.enabled turned off by a reload */
 	int decided; /* this round settled something */
 	int64_t next_retry_ms;
 	int64_t warn_ask_ms, warn_budget_ms;
@@ -174,15 +175,18 @@ static void ask_done(void *ctx, const char *name, long status, const char *why)
 static void decide(struct demand *dm, const char *name)
 {
 	struct store_domain dom;
-	int64_t wall = clock_wall_ms();
+	int64_t wall = clock_wall_ms(), wait_ms;
 	enum demand_state s = DEMAND_DENIED;
 	int64_t ttl = DENY_TTL_MS;
 	int rc = store_domain_get(dm->st, name, &dom);
 
+	pthread_mutex_lock(&dm->mu);
+	wait_ms = dm->o.wait_ms; /* a reload may change it */
+	pthread_mutex_unlock(&dm->mu);
 	if (rc == 0 && dom.status != STORE_DOMAIN_REMOVED) {
 		if (dom.status == STORE_DOMAIN_FAILED ||
 		    (dom.next_attempt_ms != STORE_NO_TIME &&
-		     dom.next_attempt_ms > wall + dm->o.wait_ms)) {
+		     dom.next_attempt_ms > wall + wait_ms)) {
 			log_debug("on-demand", name,
 				  "registered but not due within the wait");
 			ttl = FAILED_TTL_MS;
@@ -366,6 +370,10 @@ int demand_check(struct demand *dm, const char *name)
 	if (!dm)
 		return 0;
 	pthread_mutex_lock(&dm->mu);
+	if (dm->disabled) {
+		pthread_mutex_unlock(&dm->mu);
+		return 0;
+	}
 	v = demand_table_check(dm->t, name, clock_mono_ms());
 	if (v == DEMAND_REFUSE &&
 	    demand_table_state(dm->t, name) != DEMAND_DENIED)
@@ -374,6 +382,49 @@ int demand_check(struct demand *dm, const char *name)
 	if (v == DEMAND_QUEUE)
 		demand_asker_wakeup(dm->asker);
 	return v != DEMAND_REFUSE;
+}
+
+int demand_reconfigure(struct demand *dm, const struct demand_opts *o,
+		       int enabled)
+{
+	struct engine_limit_def d;
+	int forget;
+
+	if (!dm)
+		return 0;
+	pthread_mutex_lock(&dm->mu);
+	if (demand_asker_set_base(dm->asker, o->ask) < 0) {
+		pthread_mutex_unlock(&dm->mu);
+		return -ENOMEM;
+	}
+	/* a denial by the old ask, or made while off, may not hold now:
+	 * the ask is called again. (Whether ask changed is the caller's to
+	 * know: the URL is a secret we do not keep apart from the asker.) */
+	forget = o->ask_changed || (dm->disabled && enabled);
+	if (forget)
+		demand_table_forget_denied(dm->t);
+	dm->disabled = !enabled;
+	dm->o.budget_per_hour = o->budget_per_hour;
+	dm->o.budget_per_domain = o->budget_per_domain;
+	dm->o.wait_ms = o->wait_ms;
+	d = *engine_limits_def(dm->lim, ENGINE_LIMIT_ORDERS);
+	d.capacity = (double)o->budget_per_hour;
+	engine_limits_set(dm->lim, ENGINE_LIMIT_ORDERS, &d);
+	d = *engine_limits_def(dm->lim, ENGINE_LIMIT_REGDOMAIN);
+	d.capacity = (double)o->budget_per_domain;
+	engine_limits_set(dm->lim, ENGINE_LIMIT_REGDOMAIN, &d);
+	dm->decided = 1; /* paused handshakes look again */
+	pthread_mutex_unlock(&dm->mu);
+	demand_asker_wakeup(dm->asker);
+	log_info("on-demand", NULL,
+		 "on-demand issuance %s: %s, %ld per hour, %ld per registered "
+		 "domain%s",
+		 enabled ? "on" : "off",
+		 o->ask && *o->ask ? "registered names and those ask allows"
+				   : "registered names only",
+		 o->budget_per_hour, o->budget_per_domain,
+		 forget ? "; earlier denials forgotten" : "");
+	return 0;
 }
 
 void demand_issued(struct demand *dm, const char *name)

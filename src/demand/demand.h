@@ -82,6 +82,8 @@ int demand_table_settle(struct demand_table *t, const char *name,
 enum demand_state demand_table_state(struct demand_table *t, const char *name);
 /* Forget name (its certificate was stored). */
 void demand_table_drop(struct demand_table *t, const char *name);
+/* Forget every DENIED entry (a reload changed what allows a name). */
+void demand_table_forget_denied(struct demand_table *t);
 size_t demand_table_pending(const struct demand_table *t);
 size_t demand_table_count(const struct demand_table *t, enum demand_state s);
 
@@ -105,6 +107,9 @@ struct demand_asker;
  * work). NULL on ENOMEM. */
 struct demand_asker *demand_asker_new(const char *base);
 void demand_asker_free(struct demand_asker *a); /* NULL ok */
+/* Ask base from now on (copied; NULL or "": none). Not while another
+ * thread uses a (demand.c calls it under its mutex). 0 or -ENOMEM. */
+int demand_asker_set_base(struct demand_asker *a, const char *base);
 /* Ask about name: 0, -EAGAIN when DEMAND_ASK_MAX are in flight, -ENOTSUP
  * without a URL, -EINVAL, -ENOMEM. */
 int demand_asker_start(struct demand_asker *a, const char *name);
@@ -132,6 +137,8 @@ struct demand_opts {
 	int64_t wait_ms;	/* on_demand.wait: a registered name whose
 				   next attempt is further away is refused */
 	const char *challenge;	/* store column of names added */
+	int ask_changed;	/* demand_reconfigure: ask is not what it
+				   was (forget the denials) */
 	/* A name was registered: run a scheduler pass soon
 	 * (engine_daemon_wake). Any thread. */
 	void (*registered)(void *ctx);
@@ -143,6 +150,16 @@ struct demand_opts {
 int demand_start(const struct demand_opts *o, struct demand **out, char *err,
 		 size_t errsz);
 void demand_stop(struct demand *dm); /* NULL ok; joins the thread */
+/*
+ * SIGHUP: apply o's enabled, ask, budget_per_hour, budget_per_domain and
+ * wait_ms (the rest is ignored). Disabled, every name is refused (the
+ * thread stays, idle); a changed ask or a re-enabling forgets the
+ * denials made before; the budgets keep their tokens, capped at a new
+ * capacity; waiting handshakes are retried at once. 0 or -ENOMEM (then
+ * nothing changed). Any thread.
+ */
+int demand_reconfigure(struct demand *dm, const struct demand_opts *o,
+		       int enabled);
 /* A worker's question for name (normalized SNI) with no certificate:
  * 1 wait (pause the handshake), 0 refuse. Never blocks. */
 int demand_check(struct demand *dm, const char *name);

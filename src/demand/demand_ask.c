@@ -61,6 +61,20 @@ struct demand_asker {
 	struct ask *asks; /* in flight (curl_multi_get_handles is 8.4+) */
 };
 
+int demand_asker_set_base(struct demand_asker *a, const char *base)
+{
+	char *nb = NULL;
+
+	if (base && *base && !(nb = strdup(base)))
+		return -ENOMEM;
+	if (a->base) {
+		memset(a->base, 0, strlen(a->base));
+		free(a->base);
+	}
+	a->base = nb; /* asks in flight keep the URL they were made with */
+	return 0;
+}
+
 struct demand_asker *demand_asker_new(const char *base)
 {
 	struct demand_asker *a = calloc(1, sizeof(*a));

@@ -254,6 +254,19 @@ void demand_table_drop(struct demand_table *t, const char *name)
 		remove_at(t, pp);
 }
 
+void demand_table_forget_denied(struct demand_table *t)
+{
+	struct dlist_node *p = t->settled.head, *next;
+
+	for (; p; p = next) {
+		struct entry *e = DLIST_ENTRY(p, struct entry, link);
+
+		next = p->next;
+		if (e->state == DEMAND_DENIED)
+			remove_at(t, find(t, e->name));
+	}
+}
+
 size_t demand_table_pending(const struct demand_table *t)
 {
 	return pending(t);

@@ -302,6 +302,11 @@ struct engine_daemon_opts {
 	 * handshakes waiting for its on-demand certificate. NULL: none. */
 	void (*order_failed)(void *ctx, const char *name);
 	void *order_failed_ctx;
+	/* SIGTERM/SIGINT arrived (on the loop thread): front mode stops
+	 * accepting and lets its connections finish for drain_ms (0: the
+	 * daemon stops at once, a second signal). NULL: none. */
+	void (*draining)(void *ctx, int64_t drain_ms);
+	void *draining_ctx;
 };
 
 /* Failure types counted apart (the rest count as "other"), and the

@@ -267,6 +267,8 @@ static void drain(struct engine_daemon *d, int signum)
 {
 	int again = d->draining || d->stopping;
 
+	if (d->o.draining)
+		d->o.draining(d->o.draining_ctx, again ? 0 : d->o.drain_ms);
 	if (again || d->in_flight == d->n_preflight || d->o.drain_ms <= 0) {
 		log_info("daemon", NULL,
 			 "stopping on signal %d: %u orders in flight resume "

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 struct config_addr;
+struct tls_cert;
 
 /* ---- PROXY protocol v2 (net_proxy.c, pure) ------------------------------ */
 
@@ -93,6 +94,9 @@ struct net_front_opts {
 	int (*unknown)(void *ctx, const char *sni);
 	void *unknown_ctx;
 	unsigned ondemand_wait_ms;		  /* 0: 30 s */
+	/* front.default_certificate (tls_default_load), NULL = none: the
+	 * front takes its own reference */
+	struct tls_cert *default_cert;
 };
 
 /* Counters since start; a snapshot. */
@@ -104,6 +108,11 @@ struct net_front_stats {
 						issuance; refused after the
 						wait bound */
 	uint64_t acme_challenges;	/* TLS-ALPN-01 handshakes answered */
+	uint64_t hs_default;	/* completed with the default certificate
+				   (also counted in handshakes_ok) */
+	uint64_t drain_closed;	/* closed by a drain: not done by its end,
+				   or no request yet when it began */
+	uint64_t upstream_connects; /* made at a client's first bytes */
 	uint64_t upstream_errors;
 	uint64_t conns_open;
 	uint64_t cache_hits, cache_misses, cache_loads, cache_load_errors;
@@ -135,6 +144,37 @@ int net_front_alpn_publish(struct net_front *f, const char *name,
 			   size_t errsz);
 void net_front_alpn_unpublish(struct net_front *f, const char *name);
 void net_front_stats(struct net_front *f, struct net_front_stats *out);
+
+/* ---- lifecycle (net_life.c): reload, removal, drain -------------------- */
+
+/* What a SIGHUP may change on a running front (0: the default, as in
+ * struct net_front_opts). New connections and newly armed timers use the
+ * new values; established connections are not touched. */
+struct net_front_live {
+	unsigned handshake_timeout_ms, idle_timeout_ms, max_conns;
+	unsigned ondemand_wait_ms;
+	int proxy_protocol;
+};
+void net_front_set_live(struct net_front *f, const struct net_front_live *l);
+/* Serve c (NULL: none) to names with no certificate from the next
+ * handshake on; the front takes its own reference. Any thread. */
+void net_front_set_default(struct net_front *f, struct tls_cert *c);
+/* name's domain was removed: from the next handshake on it is served no
+ * more (its entry becomes "absent"; a wildcard covering it still
+ * applies); handshakes and connections that have it keep it. Any thread,
+ * f NULL ok. */
+void net_front_removed(struct net_front *f, const char *name);
+/*
+ * SIGTERM: every worker closes its listener at once (new connections are
+ * refused), connections that have not sent a request yet are closed, the
+ * others may finish for drain_ms (0: closed at once). Any thread; a
+ * second call only shortens the deadline. f NULL ok.
+ */
+void net_front_drain(struct net_front *f, int64_t drain_ms);
+/* Wait until every connection has closed or the drain's deadline has
+ * passed (at most), then return how many are still open (net_front_stop
+ * closes them). Not on a worker thread. */
+unsigned net_front_drain_wait(struct net_front *f);
 /* The stats as Prometheus text (net_metrics.c); f NULL writes nothing.
  * 0 or -EIO. */
 int net_front_metrics(struct net_front *f, FILE *out);

@@ -1,14 +1,22 @@
 /*
  * net_conn — one front connection on its worker's loop: TLS handshake
- * (paused while its certificate loads), connect to the upstream, PROXY v2
- * header, then bytes both ways.
+ * (paused while its certificate loads), the client's first bytes, connect
+ * to the upstream, PROXY v2 header, then bytes both ways.
  *
- *   HANDSHAKE --done--> CONNECTING --connected--> RELAY --both ends done--> CLOSING
- *       |  ^ paused (ClientHello callback: certificate loading, or the
+ *   HANDSHAKE --done--> OPEN --first bytes--> CONNECTING --connected--> RELAY
+ *       |  ^ paused       |                                               |
+ *       |  |              +-- close_notify/EOF, idle timeout --> CLOSING <-+
+ *       |  | (ClientHello callback: certificate loading, or the   both ends done
  *       |  | name being issued on demand), on the worker's paused list,
  *       |  | no poll; retried when a load finishes or the front is woken
  *       +-------- alert, error, handshake timeout --------------------------> CLOSING
  *       +-------- done with a TLS-ALPN-01 challenge certificate ------------> CLOSING
+ *
+ * OPEN: the upstream is connected when the client has sent its first bytes
+ * (HTTP clients always speak first), not at the end of the handshake: a
+ * connection that closes without a request — a browser's preconnect, a
+ * scanner, a health check of the TLS port — costs the upstream nothing,
+ * and the PROXY header leaves with those first bytes in one write.
  *
  * Timer of HANDSHAKE: handshake_timeout_ms from the accept; when the
  * handshake first pauses for on-demand issuance it is restarted with
@@ -46,13 +54,14 @@
 
 enum conn_state {
 	CONN_HANDSHAKE = 0,
+	CONN_OPEN,
 	CONN_CONNECTING,
 	CONN_RELAY,
 	CONN_CLOSING,
 	CONN__MAX
 };
 static const char *const conn_state_names[CONN__MAX] = {
-	"handshake", "connecting", "relay", "closing"};
+	"handshake", "open", "connecting", "relay", "closing"};
 
 struct net_conn {
 	struct net_worker *w;
@@ -64,7 +73,6 @@ struct net_conn {
 	int fd;
 	SSL *ssl;
 	struct tls_hello hello;
-	struct sockaddr_storage peer, local;
 	uv_poll_t poll;
 	int poll_events;
 	uv_timer_t timer;
@@ -83,11 +91,15 @@ struct net_conn {
 	int rd_want, wr_want;
 	int client_eof, up_eof, up_shut, client_shut, up_reading;
 	int c2u_busy;
+	size_t first_len; /* OPEN -> RELAY: the client's first bytes in c2u */
 	size_t u2c_len, u2c_off;
-	unsigned char c2u[BUF_SIZE];
+	/* client -> upstream bytes at C2U(c); the room before them takes
+	 * the PROXY header, so it leaves with the client's first bytes */
+	unsigned char c2u_buf[NET_PROXY_MAX + BUF_SIZE];
 	unsigned char u2c[BUF_SIZE];
 };
 
+#define C2U(c) ((c)->c2u_buf + NET_PROXY_MAX)
 #define COUNT(f, x) atomic_fetch_add_explicit(&(f)->c.x, 1, memory_order_relaxed)
 
 static void conn_close(struct net_conn *c);
@@ -126,6 +138,18 @@ static void poll_set(struct net_conn *c, int events)
 		uv_poll_start(&c->poll, events, on_client_poll);
 	else
 		uv_poll_stop(&c->poll);
+}
+
+/* Poll for what SSL_get_error's e asks for: 1 when it was a want. */
+static int poll_want(struct net_conn *c, int e)
+{
+	if (e == SSL_ERROR_WANT_READ)
+		poll_set(c, UV_READABLE);
+	else if (e == SSL_ERROR_WANT_WRITE)
+		poll_set(c, UV_WRITABLE);
+	else
+		return 0;
+	return 1;
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -167,7 +191,7 @@ static void touch(struct net_conn *c)
 
 /* ---- handshake ----------------------------------------------------------- */
 
-static void start_upstream(struct net_conn *c);
+static void first_bytes(struct net_conn *c);
 static void on_timer(uv_timer_t *t);
 
 static void handshake(struct net_conn *c)
@@ -191,20 +215,19 @@ static void handshake(struct net_conn *c)
 	}
 	if (r == 1) {
 		COUNT(f, handshakes_ok);
-		poll_set(c, 0);
+		if (c->hello.result == TLS_HELLO_DEFAULT)
+			COUNT(f, hs_default);
+		set_state(c, CONN_OPEN);
+		touch(c);
 		/* from now on the timer counts idle time */
-		uv_timer_start(&c->timer, on_timer, f->o.idle_timeout_ms, 0);
-		start_upstream(c);
+		uv_timer_start(&c->timer, on_timer, LIVE(f, idle_ms), 0);
+		first_bytes(c);
 		return;
 	}
 	e = SSL_get_error(c->ssl, r);
+	if (poll_want(c, e))
+		return;
 	switch (e) {
-	case SSL_ERROR_WANT_READ:
-		poll_set(c, UV_READABLE);
-		return;
-	case SSL_ERROR_WANT_WRITE:
-		poll_set(c, UV_WRITABLE);
-		return;
 	case SSL_ERROR_WANT_CLIENT_HELLO_CB:
 		/* the certificate is loading: wait off the poll, on the
 		 * worker's paused list, until the loader says so */
@@ -213,7 +236,7 @@ static void handshake(struct net_conn *c)
 			c->od_waiting = 1;
 			COUNT(f, hs_ondemand_wait);
 			uv_timer_start(&c->timer, on_timer,
-				       f->o.ondemand_wait_ms, 0);
+				       LIVE(f, ondemand_wait_ms), 0);
 		}
 		if (!c->paused) {
 			c->paused = 1;
@@ -241,7 +264,7 @@ static void handshake(struct net_conn *c)
 		log_warn("front", c->hello.sni,
 			 "handshake refused: no on-demand certificate after "
 			 "%u ms",
-			 f->o.ondemand_wait_ms);
+			 LIVE(f, ondemand_wait_ms));
 		break;
 	default:
 		COUNT(f, hs_error);
@@ -299,11 +322,11 @@ static void from_client(struct net_conn *c)
 	if (c->client_eof || c->c2u_busy)
 		return;
 	ERR_clear_error();
-	n = SSL_read(c->ssl, c->c2u, sizeof(c->c2u));
+	n = SSL_read(c->ssl, C2U(c), BUF_SIZE);
 	if (n > 0) {
 		c->rd_want = 0;
 		touch(c);
-		if (write_up(c, c->c2u, (size_t)n) < 0)
+		if (write_up(c, C2U(c), (size_t)n) < 0)
 			conn_close(c);
 		return;
 	}
@@ -451,6 +474,8 @@ static void on_client_poll(uv_poll_t *p, int status, int events)
 	}
 	if (c->state == CONN_HANDSHAKE)
 		handshake(c);
+	else if (c->state == CONN_OPEN)
+		first_bytes(c);
 	else
 		client_io(c);
 }
@@ -459,8 +484,8 @@ static void on_up_connected(uv_connect_t *req, int status)
 {
 	struct net_conn *c = req->data;
 	struct net_front *f = c->w->f;
-	const unsigned char *alpn = NULL;
-	unsigned alpn_len = 0;
+	unsigned char hdr[NET_PROXY_MAX];
+	size_t hlen = 0;
 
 	if (c->state == CONN_CLOSING)
 		return;
@@ -473,24 +498,39 @@ static void on_up_connected(uv_connect_t *req, int status)
 	}
 	set_state(c, CONN_RELAY);
 	touch(c);
-	if (f->o.proxy_protocol) {
+	if (LIVE(f, proxy_protocol)) {
+		/* asked only now: most connections never need them */
+		struct sockaddr_storage peer, local;
+		socklen_t plen = sizeof(peer), llen = sizeof(local);
 		struct net_proxy_info pi = {
-			.src = (struct sockaddr *)&c->peer,
-			.dst = (struct sockaddr *)&c->local,
+			.src = (struct sockaddr *)&peer,
+			.dst = (struct sockaddr *)&local,
 			.authority = c->hello.sni,
 		};
+		unsigned alen = 0;
 		int n;
 
-		SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
-		pi.alpn = alpn;
-		pi.alpn_len = alpn_len;
-		/* c2u is free: nothing was read from the client yet */
-		n = net_proxy_build(&pi, c->c2u, sizeof(c->c2u));
-		if (n < 0 || write_up(c, c->c2u, (size_t)n) < 0) {
+		if (getpeername(c->fd, (struct sockaddr *)&peer, &plen) < 0 ||
+		    getsockname(c->fd, (struct sockaddr *)&local, &llen) < 0) {
+			conn_close(c); /* the client is gone already */
+			return;
+		}
+		SSL_get0_alpn_selected(c->ssl, &pi.alpn, &alen);
+		pi.alpn_len = alen;
+		n = net_proxy_build(&pi, hdr, sizeof(hdr));
+		if (n < 0) {
 			conn_close(c);
 			return;
 		}
+		hlen = (size_t)n;
+		memcpy(C2U(c) - hlen, hdr, hlen);
 	}
+	/* the header goes right before the first bytes: one write */
+	if (write_up(c, C2U(c) - hlen, hlen + c->first_len) < 0) {
+		conn_close(c);
+		return;
+	}
+	c->first_len = 0;
 	up_read_start(c);
 	c->poll_events = -1; /* force client_io to set the poll */
 	client_io(c);
@@ -509,6 +549,7 @@ static void start_upstream(struct net_conn *c)
 		u = &f->up_h2;
 	set_state(c, CONN_CONNECTING);
 	touch(c);
+	COUNT(f, upstream_connects);
 	c->creq.data = c;
 	if (u->is_unix) {
 		rc = uv_pipe_init(&c->w->loop, &c->up.pipe, 0);
@@ -539,13 +580,39 @@ static void start_upstream(struct net_conn *c)
 	}
 }
 
+/* OPEN: wait for the client's first bytes, then connect the upstream with
+ * them in hand. A client that ends before sending any gets close_notify
+ * and its connection closed; the upstream never hears of it. */
+static void first_bytes(struct net_conn *c)
+{
+	int n, e;
+
+	ERR_clear_error();
+	n = SSL_read(c->ssl, C2U(c), BUF_SIZE);
+	if (n > 0) {
+		c->first_len = (size_t)n;
+		touch(c);
+		poll_set(c, 0); /* one buffer: nothing more until connected */
+		start_upstream(c);
+		return;
+	}
+	e = SSL_get_error(c->ssl, n);
+	if (poll_want(c, e))
+		return;
+	ERR_clear_error();
+	if (e == SSL_ERROR_ZERO_RETURN)
+		SSL_shutdown(c->ssl); /* a reply to its close_notify */
+	ERR_clear_error();
+	conn_close(c);
+}
+
 /* ---- timers, accept, worker hooks ------------------------------------------ */
 
 static void on_timer(uv_timer_t *t)
 {
 	struct net_conn *c = t->data;
 	struct net_front *f = c->w->f;
-	uint64_t now = uv_now(&c->w->loop), idle = f->o.idle_timeout_ms;
+	uint64_t now = uv_now(&c->w->loop), idle = LIVE(f, idle_ms);
 
 	if (c->state == CONN_HANDSHAKE && c->paused &&
 	    c->hello.result == TLS_HELLO_ONDEMAND && !c->hello.give_up) {
@@ -557,7 +624,7 @@ static void on_timer(uv_timer_t *t)
 		if (c->state == CONN_HANDSHAKE) /* the certificate came just
 						   now: the usual bound */
 			uv_timer_start(&c->timer, on_timer,
-				       f->o.handshake_timeout_ms, 0);
+				       LIVE(f, handshake_ms), 0);
 		return;
 	}
 	if (c->state == CONN_HANDSHAKE) {
@@ -578,8 +645,6 @@ void net__conn_accept(struct net_worker *w, int fd)
 {
 	struct net_front *f = w->f;
 	struct net_conn *c = calloc(1, sizeof(*c));
-	socklen_t len;
-	int one = 1;
 
 	if (!c) {
 		close(fd);
@@ -587,11 +652,7 @@ void net__conn_accept(struct net_worker *w, int fd)
 	}
 	c->w = w;
 	c->fd = fd;
-	len = sizeof(c->peer);
-	getpeername(fd, (struct sockaddr *)&c->peer, &len);
-	len = sizeof(c->local);
-	getsockname(fd, (struct sockaddr *)&c->local, &len);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* TCP_NODELAY comes from the listener (Linux copies it) */
 	c->ssl = SSL_new(f->ctx);
 	if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1 ||
 	    uv_poll_init_socket(&w->loop, &c->poll, fd) < 0) {
@@ -613,7 +674,7 @@ void net__conn_accept(struct net_worker *w, int fd)
 	w->conns = c;
 	w->n_conns++;
 	atomic_fetch_add_explicit(&f->c.conns_open, 1, memory_order_relaxed);
-	uv_timer_start(&c->timer, on_timer, f->o.handshake_timeout_ms, 0);
+	uv_timer_start(&c->timer, on_timer, LIVE(f, handshake_ms), 0);
 	poll_set(c, UV_READABLE); /* the ClientHello */
 }
 
@@ -630,6 +691,21 @@ void net__conn_retry_paused(struct net_worker *w)
 		c->pprev = c->pnext = NULL;
 		if (c->state == CONN_HANDSHAKE)
 			handshake(c);
+	}
+}
+
+void net__conn_drain(struct net_worker *w)
+{
+	for (struct net_conn *c = w->conns; c; c = c->next) {
+		if (c->state != CONN_OPEN)
+			continue; /* handshakes complete, relays finish */
+		/* no request yet: nothing is lost, and a keep-alive client
+		 * that would open one later reconnects elsewhere */
+		ERR_clear_error();
+		SSL_shutdown(c->ssl);
+		ERR_clear_error();
+		COUNT(w->f, drain_closed);
+		conn_close(c);
 	}
 }
 

@@ -109,7 +109,9 @@ static int listen_socket(const struct config_addr *a, char *err, size_t errsz)
 	if (fd < 0)
 		goto fail;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    /* accepted sockets inherit it: no call per connection */
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		goto fail;
 	if (ss.ss_family == AF_INET6 && a->kind == CONFIG_ADDR_ANY &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0)
@@ -147,7 +149,7 @@ static void on_listen(uv_poll_t *p, int status, int events)
 		}
 		atomic_fetch_add_explicit(&w->f->c.accepted, 1,
 					  memory_order_relaxed);
-		if (w->n_conns >= w->f->o.max_conns) {
+		if (w->n_conns >= LIVE(w->f, max_conns)) {
 			atomic_fetch_add_explicit(&w->f->c.refused, 1,
 						  memory_order_relaxed);
 			close(fd);
@@ -162,13 +164,17 @@ static void on_async(uv_async_t *a)
 	struct net_worker *w = a->data;
 
 	if (atomic_load(&w->stop)) {
-		if (!uv_is_closing((uv_handle_t *)&w->lpoll)) {
-			uv_close((uv_handle_t *)&w->lpoll, NULL);
+		if (!uv_is_closing((uv_handle_t *)&w->async)) {
+			if (w->listening)
+				uv_close((uv_handle_t *)&w->lpoll, NULL);
+			w->listening = 0;
 			uv_close((uv_handle_t *)&w->async, NULL);
 			net__conn_close_all(w);
 		}
 		return;
 	}
+	if (atomic_load(&w->f->draining) && w->listening)
+		net__worker_drain(w);
 	net__conn_retry_paused(w);
 }
 
@@ -217,6 +223,7 @@ static int worker_init(struct net_front *f, struct net_worker *w, unsigned id,
 	uv_poll_init_socket(&w->loop, &w->lpoll, w->lfd);
 	w->lpoll.data = w;
 	uv_poll_start(&w->lpoll, UV_READABLE, on_listen);
+	w->listening = 1;
 	return 0;
 }
 
@@ -253,6 +260,23 @@ int net_front_start(const struct net_front_opts *o, struct net_front **out,
 		f->o.max_conns = 16384;
 	if (!f->o.ondemand_wait_ms)
 		f->o.ondemand_wait_ms = 30000;
+	{
+		struct net_front_live lv = {
+			.handshake_timeout_ms = f->o.handshake_timeout_ms,
+			.idle_timeout_ms = f->o.idle_timeout_ms,
+			.max_conns = f->o.max_conns,
+			.ondemand_wait_ms = f->o.ondemand_wait_ms,
+			.proxy_protocol = f->o.proxy_protocol,
+		};
+
+		net_front_set_live(f, &lv);
+	}
+	if (!(f->def = tls_default_new())) {
+		snprintf(err, errsz, "out of memory");
+		rc = -ENOMEM;
+		goto fail;
+	}
+	tls_default_set(f->def, o->default_cert);
 	if (upstream_from(o->upstream, &f->up) < 0 || !f->up.set ||
 	    upstream_from(o->upstream_h2c, &f->up_h2) < 0) {
 		snprintf(err, errsz, "front.upstream: not a usable address");
@@ -276,6 +300,7 @@ int net_front_start(const struct net_front_opts *o, struct net_front **out,
 	co.alpn = f->alpn;
 	co.unknown = o->unknown;
 	co.unknown_ctx = o->unknown_ctx;
+	co.def = f->def;
 	f->ctx = tls_ctx_new(&co, err, errsz);
 	if (!f->ctx) {
 		rc = -EIO;
@@ -333,11 +358,13 @@ void net_front_stop(struct net_front *f)
 			pthread_join(w->th, NULL);
 		}
 		uv_loop_close(&w->loop);
-		close(w->lfd);
+		if (w->lfd >= 0)
+			close(w->lfd);
 	}
 	tls_loader_stop(f->loader);
 	tls_ctx_free(f->ctx);
 	tls_alpn_free(f->alpn);
+	tls_default_free(f->def);
 	free(f->w);
 	pthread_mutex_destroy(&f->notify_mu);
 	free(f);
@@ -390,11 +417,14 @@ void net_front_stats(struct net_front *f, struct net_front_stats *out)
 	C(hs_unknown);
 	C(hs_timeout);
 	C(hs_error);
+	C(upstream_connects);
 	C(upstream_errors);
 	C(conns_open);
 	C(hs_ondemand_wait);
 	C(hs_gave_up);
 	C(acme_challenges);
+	C(hs_default);
+	C(drain_closed);
 #undef C
 	tls_loader_stats(f->loader, &ls);
 	out->cache_hits = ls.hits;

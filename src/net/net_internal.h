@@ -35,6 +35,7 @@ struct net_worker {
 	uv_async_t async; /* loads done, or stop */
 	int lfd;
 	atomic_int stop;
+	int listening; /* lpoll open: not closed by a drain yet */
 	struct net_conn *conns;	 /* every open connection */
 	struct net_conn *paused; /* handshakes waiting for a certificate */
 	unsigned n_conns;
@@ -42,13 +43,28 @@ struct net_worker {
 
 /* Counters, updated by workers with relaxed atomics. */
 struct net__counters {
-	atomic_uint_fast64_t accepted, refused, handshakes_ok, hs_no_sni,
-		hs_unknown, hs_timeout, hs_error, upstream_errors, conns_open,
+	atomic_uint_fast64_t hs_default, drain_closed, accepted, refused, handshakes_ok, hs_no_sni,
+		hs_unknown, hs_timeout, hs_error, upstream_connects, upstream_errors, conns_open,
 		hs_ondemand_wait, hs_gave_up, acme_challenges;
 };
 
+/* The settings a SIGHUP may change (net_front_set_live), read by the
+ * workers with relaxed loads: a timer already armed keeps its value. */
+struct net__live {
+	atomic_uint handshake_ms, idle_ms, max_conns, ondemand_wait_ms;
+	atomic_int proxy_protocol;
+};
+#define LIVE(f, x) atomic_load_explicit(&(f)->live.x, memory_order_relaxed)
+
 struct net_front {
 	struct net_front_opts o;
+	struct net__live live;
+	struct tls_default *def; /* front.default_certificate */
+	/* SIGTERM (net_life.c): the listeners close, connections that have
+	 * not sent a request close, the rest may finish until drain_until
+	 * (clock_mono_ms) */
+	atomic_int draining;
+	int64_t drain_until;
 	SSL_CTX *ctx;
 	struct tls_loader *loader;
 	struct tls_alpn *alpn; /* NULL without tls_alpn */
@@ -68,5 +84,10 @@ void net__conn_accept(struct net_worker *w, int fd);
 void net__conn_retry_paused(struct net_worker *w);
 /* Close every connection of w (stop). */
 void net__conn_close_all(struct net_worker *w);
+/* A drain began: close w's connections that have not sent a request
+ * (OPEN: close_notify first), let the others go on. */
+void net__conn_drain(struct net_worker *w);
+/* net_life.c: on w's thread, a drain began: close its listener. */
+void net__worker_drain(struct net_worker *w);
 
 #endif

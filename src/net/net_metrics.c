@@ -38,6 +38,11 @@ int net_front_metrics(struct net_front *f, FILE *out)
 		"while their name was issued on demand.\n"
 		"# TYPE certherd_front_ondemand_waits_total counter\n"
 		"certherd_front_ondemand_waits_total %llu\n"
+		"# HELP certherd_front_upstream_connects_total Upstream "
+		"connections started (at a client's first bytes: a "
+		"connection that sends nothing gets none).\n"
+		"# TYPE certherd_front_upstream_connects_total counter\n"
+		"certherd_front_upstream_connects_total %llu\n"
 		"# HELP certherd_front_upstream_errors_total Connections to or "
 		"from the upstream that failed.\n"
 		"# TYPE certherd_front_upstream_errors_total counter\n"
@@ -67,6 +72,7 @@ int net_front_metrics(struct net_front *f, FILE *out)
 		(unsigned long long)s.hs_gave_up,
 		(unsigned long long)s.acme_challenges,
 		(unsigned long long)s.hs_ondemand_wait,
+		(unsigned long long)s.upstream_connects,
 		(unsigned long long)s.upstream_errors,
 		(unsigned long long)s.cache_hits,
 		(unsigned long long)s.cache_misses,
@@ -74,5 +80,18 @@ int net_front_metrics(struct net_front *f, FILE *out)
 		(unsigned long long)s.cache_load_errors,
 		(unsigned long long)s.cache_present,
 		(unsigned long long)s.cache_absent);
+	fprintf(out,
+		"# HELP certherd_front_default_handshakes_total Handshakes "
+		"completed with front.default_certificate (also counted as "
+		"ok).\n"
+		"# TYPE certherd_front_default_handshakes_total counter\n"
+		"certherd_front_default_handshakes_total %llu\n"
+		"# HELP certherd_front_drain_closed_total Connections a drain "
+		"closed: no request yet when it began, or not done by its "
+		"end.\n"
+		"# TYPE certherd_front_drain_closed_total counter\n"
+		"certherd_front_drain_closed_total %llu\n",
+		(unsigned long long)s.hs_default,
+		(unsigned long long)s.drain_closed);
 	return ferror(out) ? -EIO : 0;
 }

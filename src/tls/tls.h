@@ -159,11 +159,14 @@ int tls_ticket_find(const struct tls_ticket_ring *r, const unsigned char *name,
  * replace it while handshakes still hold it. */
 struct tls_cert;
 /* Parse a PEM chain (leaf first) and its PEM private key; the key must
- * match the leaf. NULL with a message in err on any failure (the message
- * never contains key material). One reference for the caller. */
-struct tls_cert *tls_cert_from_pem(const char *chain_pem, size_t chain_len,
-				   const char *key_pem, size_t key_len,
-				   char *err, size_t errsz);
+ * match the leaf. With a parser (tls_pem.c, NULL for none) keys decode and
+ * intermediates are shared at a fraction of the cost. NULL with a message
+ * in err on any failure (the message never contains key material). One
+ * reference for the caller. */
+struct tls_pem;
+struct tls_cert *tls_cert_from_pem(struct tls_pem *p, const char *chain_pem,
+				   size_t chain_len, const char *key_pem,
+				   size_t key_len, char *err, size_t errsz);
 void tls_cert_ref(struct tls_cert *c);
 void tls_cert_unref(struct tls_cert *c); /* NULL ok */
 /* Give ssl this certificate, chain and key (OpenSSL takes its own
@@ -174,6 +177,20 @@ int64_t tls_cert_not_after(const struct tls_cert *c);
 /* For tls_alpn.c: wrap a leaf and its key (both taken over on success;
  * no chain). NULL on failure, then the caller still owns both. */
 struct tls_cert *tls__cert_wrap(X509 *leaf, EVP_PKEY *key);
+
+/* ---- the loader's parser (tls_pem.c) ------------------------------------ */
+
+/* Kept by one thread and reused for every load (see tls_pem.c for the
+ * figures). NULL when out of memory. */
+struct tls_pem *tls_pem_new(void);
+void tls_pem_free(struct tls_pem *p); /* NULL ok */
+/* A PEM private key (PKCS#8 or traditional, EC first then any type), or
+ * NULL; the caller owns it. */
+EVP_PKEY *tls_pem_key(struct tls_pem *p, const char *pem, size_t len);
+/* The X509 of these DER bytes, parsed once per parser and shared: a new
+ * reference for the caller, or NULL when they are not one certificate. */
+X509 *tls_pem_intermediate(struct tls_pem *p, const unsigned char *der,
+			   size_t len);
 
 /* ---- TLS-ALPN-01 (tls_alpn.c) -------------------------------------------- */
 
@@ -208,6 +225,31 @@ void tls_alpn_unpublish(struct tls_alpn *t, const char *name);
 struct tls_cert *tls_alpn_get(struct tls_alpn *t, const char *name);
 size_t tls_alpn_count(struct tls_alpn *t);
 
+/* ---- the default certificate (tls_default.c) ----------------------------- */
+
+/*
+ * front.default_certificate: served to handshakes whose name has no
+ * certificate (and to those without SNI) instead of an unrecognized_name
+ * alert. The holder is thread-safe: workers read it, a reload replaces it.
+ */
+struct tls_default;
+/* Read and parse the PEM chain at cert_path and the PEM key at key_path
+ * (a secret file: mode 0600 or stricter, see config_read_secret_text);
+ * the key must match the leaf. One reference for the caller, or NULL
+ * with err naming the key and the file (never key material). */
+struct tls_cert *tls_default_load(const char *cert_path, const char *key_path,
+				  char *err, size_t errsz);
+struct tls_default *tls_default_new(void); /* empty; NULL on ENOMEM */
+void tls_default_free(struct tls_default *d); /* NULL ok */
+/* Serve c from the next handshake on (NULL: none, the alert again); takes
+ * its own reference. Handshakes that chose the old one keep it. */
+void tls_default_set(struct tls_default *d, struct tls_cert *c);
+/* The current one, referenced for the caller, or NULL (d NULL ok). */
+struct tls_cert *tls_default_get(struct tls_default *d);
+/* Give ssl the default certificate: 1 done, 0 there is none (d NULL ok),
+ * or a negative errno. */
+int tls_default_use(struct tls_default *d, SSL *ssl);
+
 /* ---- the loader (tls_loader.c) ----------------------------------------- */
 
 /*
@@ -239,6 +281,9 @@ enum tls_look tls_loader_lookup(struct tls_loader *l, const char *sni,
 /* name's certificate changed (order_done): reload it if it is loaded,
  * forget that it was absent. Any thread. */
 void tls_loader_changed(struct tls_loader *l, const char *name);
+/* name's domain was removed: it is "absent" from now on (its certificate
+ * unreffed: handshakes holding it keep it). Any thread. */
+void tls_loader_removed(struct tls_loader *l, const char *name);
 struct tls_loader_stats {
 	uint64_t hits, misses, loads, load_errors, absent;
 	size_t present, absent_kept;
@@ -261,6 +306,8 @@ enum tls_hello_result {
 	TLS_HELLO_ONDEMAND, /* paused: the name is being issued on demand */
 	TLS_HELLO_ACME,	    /* a TLS-ALPN-01 challenge certificate was set */
 	TLS_HELLO_GAVE_UP,  /* refused: on-demand issuance took too long */
+	TLS_HELLO_DEFAULT,  /* no certificate for the name (or no SNI): the
+			       default certificate was set */
 	TLS_HELLO__MAX
 };
 extern const char *const tls_hello_result_names[TLS_HELLO__MAX];
@@ -288,6 +335,8 @@ struct tls_ctx_opts {
 				      borrowed for the ctx's life */
 	tls_unknown_fn unknown;	   /* on-demand issuance, NULL = off */
 	void *unknown_ctx;
+	struct tls_default *def;   /* front.default_certificate, NULL = none;
+				      borrowed for the ctx's life */
 };
 /* A server SSL_CTX for every worker: TLS 1.2 and 1.3, ECDHE/AEAD only,
  * no renegotiation, no compression, server cipher preference, rotating

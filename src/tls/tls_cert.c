@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <openssl/asn1.h>
@@ -39,15 +40,51 @@ static void cert_free(struct tls_cert *c)
 	free(c);
 }
 
-struct tls_cert *tls_cert_from_pem(const char *chain_pem, size_t chain_len,
-				   const char *key_pem, size_t key_len,
-				   char *err, size_t errsz)
+/* The next PEM block of b, which must be a CERTIFICATE: the X509 (a
+ * shared intermediate when p is given and leaf is 0), or NULL at the end
+ * (*end = 1) or on an error. */
+static X509 *next_cert(BIO *b, struct tls_pem *p, int leaf, int *end)
+{
+	char *name = NULL, *hdr = NULL;
+	unsigned char *der = NULL;
+	const unsigned char *in;
+	long len = 0;
+	X509 *x = NULL;
+
+	*end = 0;
+	if (PEM_read_bio(b, &name, &hdr, &der, &len) != 1) {
+		/* PEM_R_NO_START_LINE: no further block */
+		*end = ERR_GET_REASON(ERR_peek_last_error()) ==
+		       PEM_R_NO_START_LINE;
+		ERR_clear_error();
+		return NULL;
+	}
+	if (strcmp(name, PEM_STRING_X509) == 0 && hdr[0] == '\0') {
+		in = der;
+		if (p && !leaf)
+			x = tls_pem_intermediate(p, der, (size_t)len);
+		else if ((x = d2i_X509(NULL, &in, len)) && in != der + len) {
+			X509_free(x); /* trailing bytes */
+			x = NULL;
+		}
+	}
+	ERR_clear_error();
+	OPENSSL_free(name);
+	OPENSSL_free(hdr);
+	OPENSSL_free(der);
+	return x;
+}
+
+struct tls_cert *tls_cert_from_pem(struct tls_pem *p, const char *chain_pem,
+				   size_t chain_len, const char *key_pem,
+				   size_t key_len, char *err, size_t errsz)
 {
 	struct tls_cert *c = calloc(1, sizeof(*c));
 	BIO *b = NULL;
 	X509 *x;
 	const ASN1_TIME *na;
 	struct tm tm;
+	int end;
 
 	if (!c || !chain_pem || !key_pem || chain_len > INT32_MAX ||
 	    key_len > INT32_MAX) {
@@ -61,12 +98,12 @@ struct tls_cert *tls_cert_from_pem(const char *chain_pem, size_t chain_len,
 		snprintf(err, errsz, "out of memory");
 		goto fail;
 	}
-	c->leaf = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	c->leaf = next_cert(b, p, 1, &end);
 	if (!c->leaf) {
-		snprintf(err, errsz, "the chain holds no certificate");
+		snprintf(err, errsz, "the chain does not start with a certificate");
 		goto fail;
 	}
-	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL))) {
+	while ((x = next_cert(b, p, 0, &end))) {
 		if (sk_X509_num(c->chain) >= CHAIN_MAX ||
 		    !sk_X509_push(c->chain, x)) {
 			X509_free(x);
@@ -75,14 +112,17 @@ struct tls_cert *tls_cert_from_pem(const char *chain_pem, size_t chain_len,
 			goto fail;
 		}
 	}
-	ERR_clear_error(); /* the end of the PEM ends the loop */
-	BIO_free(b);
-	b = BIO_new_mem_buf(key_pem, (int)key_len);
-	if (!b) {
-		snprintf(err, errsz, "out of memory");
+	if (!end) {
+		snprintf(err, errsz, "the chain holds a block that is not a certificate");
 		goto fail;
 	}
-	c->key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+	if (p) {
+		c->key = tls_pem_key(p, key_pem, key_len);
+	} else {
+		BIO_free(b);
+		b = BIO_new_mem_buf(key_pem, (int)key_len);
+		c->key = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+	}
 	if (!c->key) {
 		snprintf(err, errsz, "the private key does not parse");
 		goto fail;

@@ -41,6 +41,7 @@ const char *const tls_hello_result_names[TLS_HELLO__MAX] = {
 	[TLS_HELLO_WAIT] = "wait",	   [TLS_HELLO_NO_SNI] = "no-sni",
 	[TLS_HELLO_UNKNOWN] = "unknown",   [TLS_HELLO_ONDEMAND] = "on-demand",
 	[TLS_HELLO_ACME] = "acme-tls/1",   [TLS_HELLO_GAVE_UP] = "gave-up",
+	[TLS_HELLO_DEFAULT] = "default",
 };
 
 struct ctx_state {
@@ -48,6 +49,7 @@ struct ctx_state {
 	struct tls_alpn *challenges; /* TLS-ALPN-01, NULL = none */
 	tls_unknown_fn unknown;
 	void *unknown_ctx;
+	struct tls_default *def; /* front.default_certificate, NULL = none */
 	unsigned char alpn[32]; /* our protocols, wire format, preferred first */
 	unsigned alpn_len;
 	pthread_mutex_t mu; /* the ring */
@@ -84,6 +86,21 @@ static int hello_acme(struct ctx_state *cs, SSL *ssl, struct tls_hello *h,
 	return 1;
 }
 
+/* A name with no certificate (h->result says which kind): the default
+ * certificate when one is configured, else the unrecognized_name alert. */
+static int hello_default(struct ctx_state *cs, SSL *ssl, struct tls_hello *h,
+			 int *al)
+{
+	int rc = tls_default_use(cs->def, ssl);
+
+	if (rc == 1) {
+		h->result = TLS_HELLO_DEFAULT;
+		return SSL_CLIENT_HELLO_SUCCESS;
+	}
+	*al = rc < 0 ? SSL_AD_INTERNAL_ERROR : SSL_AD_UNRECOGNIZED_NAME;
+	return SSL_CLIENT_HELLO_ERROR;
+}
+
 static int hello_cb(SSL *ssl, int *al, void *arg)
 {
 	struct ctx_state *cs = arg;
@@ -104,8 +121,7 @@ static int hello_cb(SSL *ssl, int *al, void *arg)
 	     tls_sni_from_ext(ext, len, h->sni, sizeof(h->sni)) < 0)) {
 		h->sni[0] = '\0';
 		h->result = TLS_HELLO_NO_SNI;
-		*al = SSL_AD_UNRECOGNIZED_NAME;
-		return SSL_CLIENT_HELLO_ERROR;
+		return hello_default(cs, ssl, h, al);
 	}
 	switch (hello_acme(cs, ssl, h, al)) {
 	case 1:
@@ -145,8 +161,7 @@ static int hello_cb(SSL *ssl, int *al, void *arg)
 		return SSL_CLIENT_HELLO_RETRY;
 	}
 	h->result = TLS_HELLO_UNKNOWN;
-	*al = SSL_AD_UNRECOGNIZED_NAME;
-	return SSL_CLIENT_HELLO_ERROR;
+	return hello_default(cs, ssl, h, al);
 }
 
 static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
@@ -258,6 +273,7 @@ SSL_CTX *tls_ctx_new(const struct tls_ctx_opts *o, char *err, size_t errsz)
 	cs->challenges = o->alpn;
 	cs->unknown = o->unknown;
 	cs->unknown_ctx = o->unknown_ctx;
+	cs->def = o->def;
 	cs->ring.period_ms = period;
 	pthread_mutex_init(&cs->mu, NULL);
 	if (o->h2) {

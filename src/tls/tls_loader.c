@@ -40,6 +40,7 @@ struct tls_loader {
 	int started, stop;
 	struct tls_index *ix;
 	struct store *st;
+	struct tls_pem *pem; /* the loader thread's parser */
 	char (*queue)[TLS_NAME_MAX + 1]; /* ring of QUEUE_MAX names */
 	size_t qhead, qlen;
 	struct tls_loader_opts o;
@@ -94,7 +95,7 @@ static struct tls_cert *load_one(struct tls_loader *l, const char *name)
 		pthread_mutex_unlock(&l->mu);
 		return NULL;
 	}
-	c = tls_cert_from_pem(sc.chain_pem, strlen(sc.chain_pem), sc.key_pem,
+	c = tls_cert_from_pem(l->pem, sc.chain_pem, strlen(sc.chain_pem), sc.key_pem,
 			      strlen(sc.key_pem), err, sizeof(err));
 	if (!c) {
 		log_error("front", name, "stored certificate unusable: %s", err);
@@ -185,7 +186,8 @@ int tls_loader_start(const struct tls_loader_opts *o, struct tls_loader **out,
 	 * churns its own list */
 	l->ix = tls_index_new(&ops, o->cache_size, o->cache_size,
 			      ABSENT_TTL_MS);
-	if (!l->queue || !l->ix) {
+	l->pem = tls_pem_new();
+	if (!l->queue || !l->ix || !l->pem) {
 		snprintf(err, errsz, "front: out of memory for the index");
 		rc = -ENOMEM;
 		goto fail;
@@ -220,6 +222,7 @@ void tls_loader_stop(struct tls_loader *l)
 	}
 	store_close(l->st);
 	tls_index_free(l->ix);
+	tls_pem_free(l->pem);
 	free(l->queue);
 	pthread_cond_destroy(&l->cv);
 	pthread_mutex_destroy(&l->mu);
@@ -277,6 +280,24 @@ void tls_loader_changed(struct tls_loader *l, const char *name)
 		log_warn("front", name,
 			 "load queue full: the renewed certificate is served "
 			 "once the old one leaves the cache");
+	pthread_mutex_unlock(&l->mu);
+}
+
+void tls_loader_removed(struct tls_loader *l, const char *name)
+{
+	int64_t now = clock_mono_ms();
+
+	pthread_mutex_lock(&l->mu);
+	/* a load in flight may have read the certificate before the
+	 * removal: load it once more after it, which finds nothing */
+	if (tls_index_get(l->ix, name, now, NULL) == TLS_LOOK_LOADING) {
+		if (enqueue(l, name) < 0)
+			log_warn("front", name,
+				 "load queue full: the removed domain is "
+				 "served until its entry is evicted");
+	} else if (tls_index_put(l->ix, name, NULL, now) < 0) {
+		log_error("front", name, "out of memory in the index");
+	}
 	pthread_mutex_unlock(&l->mu);
 }
 

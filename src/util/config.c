@@ -223,6 +223,20 @@ static const struct key keys[] = {
      "TLS worker threads (0: one per core)", 0, 1024, NULL, 0},
     {"front", "cache_size", T_INT, F(front.cache_size), "10000",
      "parsed certificates kept in memory", 16, 10000000, NULL, 0},
+    {"front", "handshake_timeout", T_DURATION, F(front.handshake_timeout),
+     "10s", "a TLS handshake must finish this long after the accept", 1, 600,
+     NULL, 0},
+    {"front", "idle_timeout", T_DURATION, F(front.idle_timeout), "5m",
+     "a connection with no byte moved for this long is closed", 1, DAY, NULL,
+     0},
+    {"front", "max_connections", T_INT, F(front.max_connections), "16384",
+     "open connections per worker; more are closed at once", 1, 1000000,
+     NULL, 0},
+    {"front", "default_certificate", T_PATH, F(front.default_certificate), "",
+     "PEM chain served for unknown names and no SNI (empty: an "
+     "unrecognized_name alert)", 0, 0, NULL, 0},
+    {"front", "default_key", T_PATH, F(front.default_key), "",
+     "PEM key of default_certificate, mode 0600", 0, 0, NULL, 0},
 
     {"on_demand", "enabled", T_BOOL, F(on_demand.enabled), "false",
      "issue for an unknown SNI name at its first handshake if allowed", 0, 0,
@@ -1392,6 +1406,12 @@ int config_validate(struct config *cfg, char *err, size_t errsz)
 		msgf(err, errsz,
 		     "front.enabled is true but front.upstream is "
 		     "empty: say where the web server listens");
+		goto out;
+	}
+	if (!*cfg->front.default_certificate != !*cfg->front.default_key) {
+		msgf(err, errsz,
+		     "front.default_certificate and front.default_key go "
+		     "together: set both or neither");
 		goto out;
 	}
 	if (cfg->on_demand.enabled && !cfg->front.enabled) {

@@ -231,6 +231,11 @@ struct config {
 		bool proxy_protocol;
 		int64_t workers;
 		int64_t cache_size;
+		int64_t handshake_timeout; /* seconds */
+		int64_t idle_timeout;	   /* seconds */
+		int64_t max_connections;   /* per worker */
+		char *default_certificate; /* "" = none */
+		char *default_key;
 	} front;
 	struct {
 		bool enabled;

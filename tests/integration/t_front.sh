@@ -158,6 +158,18 @@ check "TLS 1.2 handshakes" bash -c "[ -n \"\$(openssl s_client -connect 127.0.0.
 openssl s_client -connect 127.0.0.1:$FRONT -servername f2.example.com -tls1_1 \
 	-cipher 'DEFAULT:@SECLEVEL=0' </dev/null >"$TEST_TMP/tls11.log" 2>&1
 check "TLS 1.1 is refused with a protocol_version alert" grep -q 'alert protocol version' "$TEST_TMP/tls11.log"
+# The upstream is connected at a client's first bytes: handshakes that
+# end without a request (preconnects, scanners) cost it nothing.
+upconn() { curl -fsS --unix-socket "$STATE/api.sock" http://x/metrics | awk '$1 == "certherd_front_upstream_connects_total" { print $2 }'; }
+u0=$(upconn)
+for i in 1 2 3 4 5; do
+	openssl s_client -connect 127.0.0.1:$FRONT -servername f2.example.com </dev/null >/dev/null 2>&1
+done
+u1=$(upconn)
+check "5 handshakes with no request open no upstream connection ($u0 -> $u1)" test -n "$u0" -a "$u0" = "$u1"
+get f2.example.com / -o /dev/null
+u2=$(upconn)
+check "one request opens one ($u1 -> $u2)" test "$u2" = $((u1 + 1))
 alpn=$(get f2.example.com / -o /dev/null -w '%{http_version}')
 check "curl offering h2 and http/1.1 gets http/1.1 (no h2c upstream) ($alpn)" test "$alpn" = 1.1
 

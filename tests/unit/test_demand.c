@@ -129,6 +129,36 @@ static void test_table_flood(void **state)
 	demand_table_free(t);
 }
 
+/* A reload with a new ask forgets the denials, nothing else. */
+static void test_table_forget_denied(void **state)
+{
+	struct demand_table *t = demand_table_new(4, 8);
+
+	(void)state;
+	assert_non_null(t);
+	assert_int_equal(demand_table_settle(t, "d1.example.com",
+					     DEMAND_DENIED, 1000), 0);
+	assert_int_equal(demand_table_settle(t, "w.example.com",
+					     DEMAND_WAITING, 1000), 0);
+	assert_int_equal(demand_table_settle(t, "d2.example.com",
+					     DEMAND_DENIED, 1000), 0);
+	assert_int_equal(demand_table_check(t, "q.example.com", 0),
+			 DEMAND_QUEUE);
+	demand_table_forget_denied(t);
+	assert_int_equal(demand_table_count(t, DEMAND_DENIED), 0);
+	assert_int_equal(demand_table_state(t, "d1.example.com"), DEMAND__MAX);
+	assert_int_equal(demand_table_state(t, "d2.example.com"), DEMAND__MAX);
+	assert_int_equal(demand_table_state(t, "w.example.com"),
+			 DEMAND_WAITING);
+	assert_int_equal(demand_table_state(t, "q.example.com"), DEMAND_QUEUED);
+	/* asked about again: queued, not refused */
+	assert_int_equal(demand_table_check(t, "d1.example.com", 1),
+			 DEMAND_QUEUE);
+	demand_table_forget_denied(t); /* nothing to forget: no change */
+	assert_int_equal(demand_table_pending(t), 2);
+	demand_table_free(t);
+}
+
 static void test_ask_url(void **state)
 {
 	char out[128];
@@ -169,6 +199,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_table_states),
 	    cmocka_unit_test(test_table_flood),
+	    cmocka_unit_test(test_table_forget_denied),
 	    cmocka_unit_test(test_ask_url),
 	};
 
