@@ -12,8 +12,9 @@
 # Knobs (environment): BENCH_SIZES ("1000 10000 100000"), BENCH_SECONDS
 # (measured window per server, 20), BENCH_WARM (at most this many seconds
 # of warm-up before the window, 60), BENCH_CONC (handshakes in flight, 4), BENCH_SERVERS (which
-# rows: "front1 front nginx nginx-sni haproxy hitch"), BENCH_BIG_SERVERS
-# (the rows run at N > 10,000: "front1 front haproxy"; nginx and hitch
+# rows: "front1 front nginx nginx-sni haproxy hitch minimal"),
+# BENCH_BIG_SERVERS (the rows run at N > 10,000: "front1 front haproxy
+# minimal"; nginx and hitch
 # load one SSL_CTX per domain, several GiB and minutes at 100,000),
 # BENCH_KEEP=1 (keep the work directory and every log).
 #
@@ -37,6 +38,14 @@
 #              front
 #   hitch      one pem-file per domain, workers = 1, write-proxy-v2 to the
 #              sink
+#   minimal    the socket floor: `hsbench --serve`, a single-threaded epoll
+#              TLS server with ONE certificate (a wildcard *.bench.test made
+#              here with openssl, leaf + its own throwaway CA, P-256 like the
+#              others) and no SNI logic: accept, handshake, read until
+#              close_notify or EOF, close_notify, close; no upstream. It is
+#              what a server cannot go below with libssl and kernel sockets,
+#              measured exactly like the others (its KiB per domain is left
+#              empty: it holds one certificate whatever N is)
 # The sink: an nginx on 127.0.0.1:18080 with `listen ... proxy_protocol`
 # (reads the PROXY header, closes at EOF); its CPU is not counted in the
 # server's, and is shown on its own.
@@ -57,8 +66,12 @@
 # 2 ms); RSS and PSS = sums over the server's processes (master and
 # workers) after the window; KiB per domain = (PSS at N - PSS of the same
 # server with one domain, measured in the same run) / N.
-# Floor: hsbench --floor (client and server SSL joined by memory BIOs in
-# one process, the server's calls timed with its thread CPU clock).
+# Floors: hsbench --floor (client and server SSL joined by memory BIOs in
+# one process, the server's calls timed with its thread CPU clock, the
+# wildcard certificate, one ticket): floor_hs_us counts only the server's
+# SSL_do_handshake calls, floor_conn_us adds its SSL_new and SSL_free (what
+# every server pays per connection); the "minimal" row above is the floor
+# with sockets.
 # Ceiling: `openssl speed`: one ECDSA P-256 signature + two X25519
 # operations (key generation and derivation, both one scalar
 # multiplication).
@@ -116,14 +129,15 @@ else
 	SIZES=${BENCH_SIZES:-1000 10000 100000} SECS=${BENCH_SECONDS:-20} WARM=${BENCH_WARM:-60}
 fi
 CONC=${BENCH_CONC:-4}
-SERVERS=${BENCH_SERVERS:-front1 front nginx nginx-sni haproxy hitch}
-BIG_SERVERS=${BENCH_BIG_SERVERS:-front1 front haproxy}
+SERVERS=${BENCH_SERVERS:-front1 front nginx nginx-sni haproxy hitch minimal}
+BIG_SERVERS=${BENCH_BIG_SERVERS:-front1 front haproxy minimal}
 TLS=127.0.0.1:18443
 SINK_PORT=18080
 TICK=$(getconf CLK_TCK)
 W=$(mktemp -d /tmp/certherd-bench-front.XXXXXX)
 chmod 755 "$W"
 OUT=$W/report.md
+WILD=$W/wild # the one certificate of the "minimal" row and of the floors
 SPIDS="" CA_DIR="" SINK_NG=$W/sink
 T_BEGIN=$SECONDS
 
@@ -273,6 +287,10 @@ start_server() {
 		LAUNCH_NS=$(date +%s%N)
 		hitch --config="$d/$kind/hitch.conf" >"$d/$kind/log" 2>&1 &
 		;;
+	minimal)
+		LAUNCH_NS=$(date +%s%N)
+		"$HSBENCH" --serve "$TLS" "$WILD/fullchain.pem" "$WILD/privkey.pem" >"$d/$kind/log" 2>&1 &
+		;;
 	esac
 	SPIDS=$!
 }
@@ -362,16 +380,34 @@ say "- peers: nginx $(nginx -v 2>&1 | sed 's/.*\///'), HAProxy $(haproxy -v | se
 say "- load: hsbench, $CONC handshakes in flight on one thread, TLS 1.3, X25519, random SNI among the N names, every served certificate checked against its SNI; a warm-up (each name once in order, at most ${WARM} s) then a ${SECS} s window per server; ECDSA P-256 certificates (leaf + throwaway CA)"
 say "- command: \`sudo bench/front.sh$([ $QUICK = 1 ] && echo ' --quick')\`$([ -n "${BENCH_SIZES:-}" ] && echo " BENCH_SIZES='$SIZES'")"
 
-# the floor and the ceiling
-mkdir -p "$W/floor"
-"$POPULATE" "$W/floor/state" --domains 1 --due 0 --export "$W/floor/certs" >/dev/null || die "populate failed"
-FLOOR=$("$HSBENCH" --floor "$W/floor/certs/p000001.bench.test/fullchain.pem" "$W/floor/certs/p000001.bench.test/privkey.pem" --seconds 5)
-FLOOR_US=$(kv "$FLOOR" floor_us)
+# make_wild DIR: a P-256 certificate for *.bench.test (subjectAltName)
+# signed by a throwaway CA made here, as DIR/fullchain.pem (leaf + CA, like
+# populate's chains) and DIR/privkey.pem; hsbench's X509_check_host accepts
+# it for every pNNNNNN.bench.test
+make_wild() {
+	local d=$1
+	mkdir -p "$d"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$d/ca.key" -out "$d/ca.pem" -days 30 -subj "/CN=certherd bench wildcard CA" \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null &&
+		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-keyout "$d/privkey.pem" -out "$d/leaf.csr" -subj "/CN=*.bench.test" 2>/dev/null &&
+		printf '%s\n' "subjectAltName=DNS:*.bench.test" "basicConstraints=critical,CA:FALSE" \
+			"keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >"$d/ext" &&
+		openssl x509 -req -in "$d/leaf.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+			-days 30 -extfile "$d/ext" -out "$d/leaf.pem" 2>/dev/null &&
+		cat "$d/leaf.pem" "$d/ca.pem" >"$d/fullchain.pem"
+}
+make_wild "$WILD" || die "cannot make the wildcard certificate"
+
+# the floors and the ceiling
+FLOOR=$("$HSBENCH" --floor "$WILD/fullchain.pem" "$WILD/privkey.pem" --seconds 5)
+FLOOR_US=$(kv "$FLOOR" floor_hs_us) FLOOR_CONN_US=$(kv "$FLOOR" floor_conn_us)
 SPEED=$(openssl speed -seconds 3 ecdsap256 ecdhx25519 2>/dev/null)
 SIGN_S=$(awk '/256 bits ecdsa \(nistp256\)/ {print $(NF-1)}' <<<"$SPEED")
 X_S=$(awk '/253 bits ecdh \(X25519\)/ {print $NF}' <<<"$SPEED")
 CEIL_US=$(calc "1e6 / $SIGN_S + 2 * 1e6 / $X_S")
-say "- libssl's in-memory floor (hsbench --floor, server side only): $(printf '%.0f' "$FLOOR_US") us per handshake; crypto ceiling (openssl speed: P-256 sign $(printf '%.0f' "$SIGN_S")/s, X25519 $(printf '%.0f' "$X_S")/s): $(printf '%.0f' "$CEIL_US") us"
+say "- libssl's in-memory floor (hsbench --floor, server side only, one ticket): $(printf '%.0f' "$FLOOR_US") us per handshake (SSL_do_handshake), $(printf '%.0f' "$FLOOR_CONN_US") us per connection (SSL_new + handshake + SSL_free); with sockets: the \"libssl minimal server\" rows; crypto ceiling (openssl speed: P-256 sign $(printf '%.0f' "$SIGN_S")/s, X25519 $(printf '%.0f' "$X_S")/s): $(printf '%.0f' "$CEIL_US") us"
 say ""
 
 # one-domain baselines (for KiB per domain), and the account registered
@@ -390,6 +426,7 @@ register_account() {
 }
 register_account "$W/n1"
 for kind in $SERVERS; do
+	[ "$kind" = minimal ] && continue # one certificate at every N
 	measure "$kind" 1 "$W/n1" && BASE[$kind]=$R_PSS
 done
 
@@ -401,6 +438,7 @@ name_of() {
 	nginx-sni) echo "nginx, \$ssl_server_name paths" ;;
 	haproxy) echo "HAProxy, crt-list" ;;
 	hitch) echo "hitch, pem-file per domain" ;;
+	minimal) echo "libssl minimal server, 1 certificate, sockets" ;;
 	esac
 }
 
@@ -416,7 +454,7 @@ for n in $SIZES; do
 	say ""
 	say "| server | CPU us/handshake | x certherd (1 worker) | handshakes in ${SECS} s | p99 ms | start-up to first handshake ms | RSS MiB | PSS MiB | KiB per domain | mismatches / failures |"
 	say "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-	ref=""
+	ref="" minref=""
 	notes=()
 	for kind in $SERVERS; do
 		if [ "$n" -gt 10000 ] && ! grep -qw "$kind" <<<"$BIG_SERVERS"; then
@@ -428,6 +466,7 @@ for n in $SIZES; do
 			continue
 		fi
 		[ "$kind" = front1 ] && ref=$R_CPU
+		[ "$kind" = minimal ] && minref=$R_CPU
 		ratio=""
 		[ -n "$ref" ] && ratio=$(calc "$R_CPU / $ref" | xargs printf '%.2fx')
 		kib=""
@@ -435,6 +474,8 @@ for n in $SIZES; do
 		say "| $(name_of "$kind") | $(printf '%.0f' "$R_CPU") | $ratio | $(kv "$R_LINE" handshakes) | $(kv "$R_LINE" p99_ms) | $R_FIRST | $(calc "$R_RSS / 1024" | xargs printf '%.1f') | $(calc "$R_PSS / 1024" | xargs printf '%.1f') | $kib | $(kv "$R_LINE" mismatches) / $(kv "$R_LINE" failures) |"
 		notes+=("$(name_of "$kind"): warm-up $(kv "$R_WLINE" handshakes) names of $n in $(kv "$R_WLINE" seconds) s at $(printf '%.0f' "$R_WARM") us per handshake; client CPU $(kv "$R_LINE" client_cpu_s) s of ${SECS} s, p50 $(kv "$R_LINE" p50_ms) ms, max $(kv "$R_LINE" max_ms) ms$(case $kind in front*|haproxy|hitch) echo "; the sink behind it: $(printf '%.0f' "$R_SINK") us per handshake";; esac)")
 	done
+	[ -n "$ref" ] && [ -n "$minref" ] &&
+		notes+=("certherd front (1 worker) / libssl minimal server (the socket floor): $(calc "$ref / $minref" | xargs printf '%.2f')x; / libssl's in-memory floor per connection: $(calc "$ref / $FLOOR_CONN_US" | xargs printf '%.2f')x")
 	say ""
 	for note in "${notes[@]}"; do say "- $note"; done
 	say ""
