@@ -72,8 +72,10 @@
 # one process, the server's calls timed with its thread CPU clock, the
 # wildcard certificate, one ticket): floor_hs_us counts only the server's
 # SSL_do_handshake calls, floor_conn_us adds its SSL_new and SSL_free (what
-# every server pays per connection); the "minimal" row above is the floor
-# with sockets. The same in-memory floor with GnuTLS and wolfSSL
+# every server pays per connection), floor_percert_conn_us is the latter
+# with the certificate installed per connection in the ClientHello
+# callback (SSL_use_cert_and_key, as the front does on a cache hit); the
+# "minimal" row above is the floor with sockets. The same in-memory floor with GnuTLS and wolfSSL
 # (bench/tlsfloor_gnutls.c, bench/tlsfloor_wolfssl.c: same certificate,
 # TLS 1.3, X25519, one ticket; built when libgnutls28-dev / libwolfssl-dev
 # are installed, bench/install-peers.sh; a note otherwise), with their
@@ -440,6 +442,7 @@ make_wild "$WILD" || die "cannot make the wildcard certificate"
 # the floors and the ceiling
 FLOOR=$("$HSBENCH" --floor "$WILD/fullchain.pem" "$WILD/privkey.pem" --seconds 5)
 FLOOR_US=$(kv "$FLOOR" floor_hs_us) FLOOR_CONN_US=$(kv "$FLOOR" floor_conn_us)
+FLOOR_PERCERT_US=$(kv "$FLOOR" floor_percert_conn_us)
 SPEED=$(openssl speed -seconds 3 ecdsap256 ecdhx25519 2>/dev/null)
 SIGN_S=$(awk '/256 bits ecdsa \(nistp256\)/ {print $(NF-1)}' <<<"$SPEED")
 X_S=$(awk '/253 bits ecdh \(X25519\)/ {print $NF}' <<<"$SPEED")
@@ -458,7 +461,7 @@ for l in gnutls wolfssl; do
 	fi
 	OTHER_FLOORS+=("$lname $(kv "$fl" lib | sed 's/^[a-z]*-//'): $(printf '%.0f' "$(kv "$fl" floor_hs_us)") us per handshake, $(printf '%.0f' "$(kv "$fl" floor_conn_us)") us per connection ($(calc "$(kv "$fl" floor_conn_us) / $FLOOR_CONN_US" | xargs printf '%.2f')x OpenSSL's; group $(kv "$fl" group), $(kv "$fl" tickets) ticket); pause at the ClientHello and resume: $(kv "$fl" pause), certificate by SNI per connection: $(kv "$fl" sni), ALPN: $(kv "$fl" alpn)")
 done
-say "- libssl's in-memory floor (hsbench --floor, server side only, one ticket): $(printf '%.0f' "$FLOOR_US") us per handshake (SSL_do_handshake), $(printf '%.0f' "$FLOOR_CONN_US") us per connection (SSL_new + handshake + SSL_free); with sockets: the \"libssl minimal server\" rows; crypto ceiling (openssl speed: P-256 sign $(printf '%.0f' "$SIGN_S")/s, X25519 $(printf '%.0f' "$X_S")/s): $(printf '%.0f' "$CEIL_US") us"
+say "- libssl's in-memory floor (hsbench --floor, server side only, one ticket): $(printf '%.0f' "$FLOOR_US") us per handshake (SSL_do_handshake), $(printf '%.0f' "$FLOOR_CONN_US") us per connection (SSL_new + handshake + SSL_free), $(printf '%.0f' "$FLOOR_PERCERT_US") us per connection with the certificate installed in the ClientHello callback as the front does (SSL_use_cert_and_key); with sockets: the \"libssl minimal server\" rows; crypto ceiling (openssl speed: P-256 sign $(printf '%.0f' "$SIGN_S")/s, X25519 $(printf '%.0f' "$X_S")/s): $(printf '%.0f' "$CEIL_US") us"
 for f in "${OTHER_FLOORS[@]}"; do say "- in-memory floor of $f"; done
 say ""
 

@@ -40,8 +40,12 @@
  * seconds; only the server's calls are timed, with the thread's CPU clock.
  * Prints floor_hs_us (the server's SSL_do_handshake calls per handshake),
  * floor_conn_us (the same plus the server's SSL_new and SSL_free: what
- * every server pays per connection at the least) and handshakes. One
- * session ticket per handshake, as the front sends.
+ * every server pays per connection at the least), floor_percert_conn_us
+ * (the same with the certificate installed per connection in the
+ * ClientHello callback with SSL_use_cert_and_key from parsed X509s and
+ * key, as the front does on a cache hit; its handshakes alternate with
+ * the plain ones) and handshakes (of each kind). One session ticket per
+ * handshake, as the front sends.
  *
  * --serve: the socket floor, a minimal TLS server to be measured from
  * outside like the real ones (process CPU / handshakes): one thread, one
@@ -71,6 +75,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -538,11 +543,52 @@ out:
 	return rc;
 }
 
+/* The certificate of the --floor variant that installs it per connection,
+ * parsed once, as the front keeps its cached certificates. */
+static struct {
+	X509 *leaf;
+	STACK_OF(X509) *chain;
+	EVP_PKEY *key;
+} fl_cert;
+
+/* ClientHello callback of that variant: what the front does on a cache
+ * hit (src/tls/tls_cert.c: SSL_use_cert_and_key, override) */
+static int floor_hello_cb(SSL *ssl, int *al, void *arg)
+{
+	(void)arg;
+	if (SSL_use_cert_and_key(ssl, fl_cert.leaf, fl_cert.key, fl_cert.chain,
+				 1) != 1) {
+		*al = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+static void floor_cert_load(const char *chain, const char *key)
+{
+	FILE *f = fopen(chain, "r");
+	X509 *x;
+
+	if (!f || !(fl_cert.leaf = PEM_read_X509(f, NULL, NULL, NULL)) ||
+	    !(fl_cert.chain = sk_X509_new_null()))
+		die("cannot read %s", chain);
+	while ((x = PEM_read_X509(f, NULL, NULL, NULL)))
+		if (!sk_X509_push(fl_cert.chain, x))
+			die("out of memory");
+	ERR_clear_error(); /* the end of the file */
+	fclose(f);
+	if (!(f = fopen(key, "r")) ||
+	    !(fl_cert.key = PEM_read_PrivateKey(f, NULL, NULL, NULL)))
+		die("cannot read %s", key);
+	fclose(f);
+}
+
 static void run_floor(const char *chain, const char *key, double seconds)
 {
 	SSL_CTX *cctx = client_ctx(0);
 	SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
-	double hs = 0, conn = 0, t_end = now_s() + seconds;
+	SSL_CTX *pctx = SSL_CTX_new(TLS_server_method()); /* per connection */
+	double hs = 0, conn = 0, phs = 0, pconn = 0, t_end = now_s() + seconds;
 	unsigned long n = 0;
 
 	if (!sctx || !SSL_CTX_set_min_proto_version(sctx, TLS1_3_VERSION) ||
@@ -550,16 +596,29 @@ static void run_floor(const char *chain, const char *key, double seconds)
 	    SSL_CTX_use_PrivateKey_file(sctx, key, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(sctx) != 1)
 		die("cannot load %s and %s", chain, key);
+	floor_cert_load(chain, key);
+	if (!pctx || !SSL_CTX_set_min_proto_version(pctx, TLS1_3_VERSION))
+		die("cannot make an SSL_CTX");
+	SSL_CTX_set_client_hello_cb(pctx, floor_hello_cb, NULL);
 	/* as the servers measured: one ticket per handshake is their cost
 	 * too (front mode sends one; OpenSSL's default is two) */
 	SSL_CTX_set_num_tickets(sctx, 1);
+	SSL_CTX_set_num_tickets(pctx, 1);
+	/* the two alternate, so that a busy machine weighs on both alike */
 	while (now_s() < t_end) {
-		if (floor_one(cctx, sctx, &hs, &conn) < 0)
+		if (floor_one(cctx, sctx, &hs, &conn) < 0 ||
+		    floor_one(cctx, pctx, &phs, &pconn) < 0)
 			die("in-memory handshake failed");
 		n++;
 	}
-	printf("floor_hs_us=%.1f floor_conn_us=%.1f handshakes=%lu\n",
-	       hs * 1e6 / (double)n, conn * 1e6 / (double)n, n);
+	printf("floor_hs_us=%.1f floor_conn_us=%.1f floor_percert_conn_us=%.1f "
+	       "handshakes=%lu\n",
+	       hs * 1e6 / (double)n, conn * 1e6 / (double)n,
+	       pconn * 1e6 / (double)n, n);
+	X509_free(fl_cert.leaf);
+	sk_X509_pop_free(fl_cert.chain, X509_free);
+	EVP_PKEY_free(fl_cert.key);
+	SSL_CTX_free(pctx);
 	SSL_CTX_free(sctx);
 	SSL_CTX_free(cctx);
 }

@@ -357,6 +357,7 @@ int main(int argc, char **argv)
 	gnutls_priority_deinit(sc.prio);
 	gnutls_priority_deinit(cprio);
 	gnutls_certificate_free_credentials(sc.cred);
+	gnutls_certificate_free_credentials(sc.probe_cred);
 	gnutls_certificate_free_credentials(ccred);
 	gnutls_global_deinit();
 	return 0;

@@ -231,8 +231,11 @@ static int one(WOLFSSL_CTX *cctx, WOLFSSL_CTX *sctx, int probe, double *hs,
 			 proto ? proto : "",
 			 wolfSSL_get_curve_name(s) ? wolfSSL_get_curve_name(s)
 						   : "?");
-		if (!wolfSSL_get_peer_certificate(c))
+		WOLFSSL_X509 *peer = wolfSSL_get_peer_certificate(c);
+
+		if (!peer)
 			rc = -1; /* no certificate reached the client */
+		wolfSSL_X509_free(peer); /* a reference of its own here */
 	}
 out:
 	wolfSSL_free(c);
