@@ -367,7 +367,7 @@ measure() {
 	line=$("$HSBENCH" "$TLS" "$d/names.txt" --seconds "$secs" --concurrency "$CONC" --seed "$n")
 	# shellcheck disable=SC2086
 	c1=$(cpu_of $pids) s1=$(cpu_of $sink_pids)
-	# shellcheck disable=SC2086
+	# shellcheck disable=SC2046 # one pid per word
 	mem=$(mem_of $(procs))
 	R_LINE=$line
 	local hs
