@@ -12,10 +12,13 @@
 # Knobs (environment): BENCH_SIZES ("1000 10000 100000"), BENCH_SECONDS
 # (measured window per server, 20), BENCH_WARM (at most this many seconds
 # of warm-up before the window, 60), BENCH_CONC (handshakes in flight, 4), BENCH_SERVERS (which
-# rows: "front1 front nginx nginx-sni haproxy hitch"), BENCH_BIG_SERVERS
-# (the rows run at N > 10,000: "front1 front haproxy"; nginx and hitch
+# rows: "front1 front nginx nginx-sni haproxy hitch minimal"),
+# BENCH_BIG_SERVERS (the rows run at N > 10,000: "front1 front haproxy
+# minimal"; nginx and hitch
 # load one SSL_CTX per domain, several GiB and minutes at 100,000),
-# BENCH_KEEP=1 (keep the work directory and every log).
+# BENCH_KEEP=1 (keep the work directory and every log), BENCH_RELAY=0
+# (skip the relay throughput section), BENCH_RELAY_RUNS (downloads per
+# server, 3), BENCH_RELAY_SERVERS ("front1 nginx haproxy").
 #
 # The certificates. bench/populate writes N domains into a certherd store
 # (own P-256 key each, signed by a throwaway CA; nothing due, so the daemon
@@ -37,6 +40,14 @@
 #              front
 #   hitch      one pem-file per domain, workers = 1, write-proxy-v2 to the
 #              sink
+#   minimal    the socket floor: `hsbench --serve`, a single-threaded epoll
+#              TLS server with ONE certificate (a wildcard *.bench.test made
+#              here with openssl, leaf + its own throwaway CA, P-256 like the
+#              others) and no SNI logic: accept, handshake, read until
+#              close_notify or EOF, close_notify, close; no upstream. It is
+#              what a server cannot go below with libssl and kernel sockets,
+#              measured exactly like the others (its KiB per domain is left
+#              empty: it holds one certificate whatever N is)
 # The sink: an nginx on 127.0.0.1:18080 with `listen ... proxy_protocol`
 # (reads the PROXY header, closes at EOF); its CPU is not counted in the
 # server's, and is shown on its own.
@@ -57,11 +68,35 @@
 # 2 ms); RSS and PSS = sums over the server's processes (master and
 # workers) after the window; KiB per domain = (PSS at N - PSS of the same
 # server with one domain, measured in the same run) / N.
-# Floor: hsbench --floor (client and server SSL joined by memory BIOs in
-# one process, the server's calls timed with its thread CPU clock).
+# Floors: hsbench --floor (client and server SSL joined by memory BIOs in
+# one process, the server's calls timed with its thread CPU clock, the
+# wildcard certificate, one ticket): floor_hs_us counts only the server's
+# SSL_do_handshake calls, floor_conn_us adds its SSL_new and SSL_free (what
+# every server pays per connection), floor_percert_conn_us is the latter
+# with the certificate installed per connection in the ClientHello
+# callback (SSL_use_cert_and_key, as the front does on a cache hit); the
+# "minimal" row above is the floor with sockets. The same in-memory floor with GnuTLS and wolfSSL
+# (bench/tlsfloor_gnutls.c, bench/tlsfloor_wolfssl.c: same certificate,
+# TLS 1.3, X25519, one ticket; built when libgnutls28-dev / libwolfssl-dev
+# are installed, bench/install-peers.sh; a note otherwise), with their
+# probes of what front mode needs (pause and resume at the ClientHello,
+# certificate chosen per connection from the SNI, ALPN).
 # Ceiling: `openssl speed`: one ECDSA P-256 signature + two X25519
 # operations (key generation and derivation, both one scalar
 # multiplication).
+#
+# Relay throughput (issue 4: "a 100 MiB response against nginx
+# terminating TLS itself"): after the tables, curl --http1.1 downloads a
+# 100 MiB file of random bytes (made here) from https://p000001.bench.test
+# (--resolve, chain verified against populate's throwaway CA) through the
+# front with the one-domain store (the sink nginx serves the file behind
+# it, PROXY v2, its config unchanged but for the file's location), through
+# HAProxy (mode tcp to the same sink) and from nginx terminating TLS
+# itself (one server block, same certificate, the file from its own
+# root); BENCH_RELAY_RUNS times each. Per server: MiB/s (median wall time
+# of the downloads), CPU ms per MiB of the server, of the sink (front and
+# HAProxy) and of curl, and every download's size and SHA-256 checked
+# against the file's (a wrong one is counted and left out of the figures).
 #
 # Needs root (network namespace), a release build (made here if missing:
 # build-bench/), scripts/install-deps.sh, bench/install-peers.sh (nginx,
@@ -103,6 +138,14 @@ if [ -z "${CERTHERD_NETNS:-}" ]; then
 			die "meson setup build-bench failed"
 	fi
 	ninja -C "$BUILD" >/dev/null || die "build failed: ninja -C build-bench"
+	# the other libraries' floors are built when their dev packages were
+	# there at configure time; installed since: configure again
+	for l in gnutls wolfssl; do
+		if pkg-config --exists "$l" && [ ! -x "$BUILD/bench/tlsfloor_$l" ]; then
+			meson setup --reconfigure "$BUILD" "$REPO" >/dev/null &&
+				ninja -C "$BUILD" >/dev/null || die "build failed: ninja -C build-bench"
+		fi
+	done
 	export BENCH_LOADAVG
 	BENCH_LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 	exec "$REPO/tests/netns.sh" "$0" "$@"
@@ -116,14 +159,16 @@ else
 	SIZES=${BENCH_SIZES:-1000 10000 100000} SECS=${BENCH_SECONDS:-20} WARM=${BENCH_WARM:-60}
 fi
 CONC=${BENCH_CONC:-4}
-SERVERS=${BENCH_SERVERS:-front1 front nginx nginx-sni haproxy hitch}
-BIG_SERVERS=${BENCH_BIG_SERVERS:-front1 front haproxy}
+SERVERS=${BENCH_SERVERS:-front1 front nginx nginx-sni haproxy hitch minimal}
+BIG_SERVERS=${BENCH_BIG_SERVERS:-front1 front haproxy minimal}
 TLS=127.0.0.1:18443
 SINK_PORT=18080
 TICK=$(getconf CLK_TCK)
 W=$(mktemp -d /tmp/certherd-bench-front.XXXXXX)
 chmod 755 "$W"
 OUT=$W/report.md
+WILD=$W/wild # the one certificate of the "minimal" row and of the floors
+WWW=$W/www   # the 100 MiB file of the relay throughput section
 SPIDS="" CA_DIR="" SINK_NG=$W/sink
 T_BEGIN=$SECONDS
 
@@ -225,12 +270,14 @@ start_server() {
 				awk -v c="$certs" -v l="$TLS" '{
 					printf "  server { listen %s ssl; server_name %s;\n", l, $1
 					printf "    ssl_certificate %s/%s/fullchain.pem; ssl_certificate_key %s/%s/privkey.pem;\n", c, $1, c, $1
-					printf "    location / { return 200 \"app\\n\"; } }\n" }' "$d/names.txt"
+					printf "    location / { return 200 \"app\\n\"; }\n"
+					printf "    location = /big.bin { root %s; } }\n", w }' w="$WWW" "$d/names.txt"
 			else
 				echo "  server { listen $TLS ssl default_server;"
 				echo "    ssl_certificate $certs/\$ssl_server_name/fullchain.pem;"
 				echo "    ssl_certificate_key $certs/\$ssl_server_name/privkey.pem;"
-				echo "    location / { return 200 \"app\\n\"; } }"
+				echo "    location / { return 200 \"app\\n\"; }"
+				echo "    location = /big.bin { root $WWW; } }"
 			fi
 			echo "}"
 		} >"$ng/nginx.conf"
@@ -272,6 +319,10 @@ start_server() {
 		} >"$d/$kind/hitch.conf"
 		LAUNCH_NS=$(date +%s%N)
 		hitch --config="$d/$kind/hitch.conf" >"$d/$kind/log" 2>&1 &
+		;;
+	minimal)
+		LAUNCH_NS=$(date +%s%N)
+		"$HSBENCH" --serve "$TLS" "$WILD/fullchain.pem" "$WILD/privkey.pem" >"$d/$kind/log" 2>&1 &
 		;;
 	esac
 	SPIDS=$!
@@ -316,7 +367,7 @@ measure() {
 	line=$("$HSBENCH" "$TLS" "$d/names.txt" --seconds "$secs" --concurrency "$CONC" --seed "$n")
 	# shellcheck disable=SC2086
 	c1=$(cpu_of $pids) s1=$(cpu_of $sink_pids)
-	# shellcheck disable=SC2086
+	# shellcheck disable=SC2046 # one pid per word
 	mem=$(mem_of $(procs))
 	R_LINE=$line
 	local hs
@@ -348,8 +399,14 @@ worker_rlimit_nofile 65536;
 events { worker_connections 16384; }
 http { access_log off; client_body_temp_path $SINK_NG/tmp/b; proxy_temp_path $SINK_NG/tmp/p;
   fastcgi_temp_path $SINK_NG/tmp/f; uwsgi_temp_path $SINK_NG/tmp/u; scgi_temp_path $SINK_NG/tmp/s;
-  server { listen 127.0.0.1:$SINK_PORT proxy_protocol; location / { return 200 "app\n"; } } }
+  server { listen 127.0.0.1:$SINK_PORT proxy_protocol; location / { return 200 "app\n"; }
+    location = /big.bin { root $WWW; } } }
 EOF
+# the 100 MiB response of the relay section (random: nothing compresses)
+mkdir -p "$WWW"
+head -c $((100 * 1048576)) /dev/urandom >"$WWW/big.bin" || die "cannot write $WWW/big.bin"
+chmod 644 "$WWW/big.bin"
+BIG_BYTES=$(stat -c %s "$WWW/big.bin") BIG_SHA=$(sha256sum <"$WWW/big.bin" | cut -d' ' -f1)
 nginx -p "$SINK_NG" -c "$SINK_NG/nginx.conf" -e "$SINK_NG/error.log" || die "the sink nginx does not start"
 
 : >"$OUT"
@@ -362,16 +419,50 @@ say "- peers: nginx $(nginx -v 2>&1 | sed 's/.*\///'), HAProxy $(haproxy -v | se
 say "- load: hsbench, $CONC handshakes in flight on one thread, TLS 1.3, X25519, random SNI among the N names, every served certificate checked against its SNI; a warm-up (each name once in order, at most ${WARM} s) then a ${SECS} s window per server; ECDSA P-256 certificates (leaf + throwaway CA)"
 say "- command: \`sudo bench/front.sh$([ $QUICK = 1 ] && echo ' --quick')\`$([ -n "${BENCH_SIZES:-}" ] && echo " BENCH_SIZES='$SIZES'")"
 
-# the floor and the ceiling
-mkdir -p "$W/floor"
-"$POPULATE" "$W/floor/state" --domains 1 --due 0 --export "$W/floor/certs" >/dev/null || die "populate failed"
-FLOOR=$("$HSBENCH" --floor "$W/floor/certs/p000001.bench.test/fullchain.pem" "$W/floor/certs/p000001.bench.test/privkey.pem" --seconds 5)
-FLOOR_US=$(kv "$FLOOR" floor_us)
+# make_wild DIR: a P-256 certificate for *.bench.test (subjectAltName)
+# signed by a throwaway CA made here, as DIR/fullchain.pem (leaf + CA, like
+# populate's chains) and DIR/privkey.pem; hsbench's X509_check_host accepts
+# it for every pNNNNNN.bench.test
+make_wild() {
+	local d=$1
+	mkdir -p "$d"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$d/ca.key" -out "$d/ca.pem" -days 30 -subj "/CN=certherd bench wildcard CA" \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null &&
+		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-keyout "$d/privkey.pem" -out "$d/leaf.csr" -subj "/CN=*.bench.test" 2>/dev/null &&
+		printf '%s\n' "subjectAltName=DNS:*.bench.test" "basicConstraints=critical,CA:FALSE" \
+			"keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >"$d/ext" &&
+		openssl x509 -req -in "$d/leaf.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+			-days 30 -extfile "$d/ext" -out "$d/leaf.pem" 2>/dev/null &&
+		cat "$d/leaf.pem" "$d/ca.pem" >"$d/fullchain.pem"
+}
+make_wild "$WILD" || die "cannot make the wildcard certificate"
+
+# the floors and the ceiling
+FLOOR=$("$HSBENCH" --floor "$WILD/fullchain.pem" "$WILD/privkey.pem" --seconds 5)
+FLOOR_US=$(kv "$FLOOR" floor_hs_us) FLOOR_CONN_US=$(kv "$FLOOR" floor_conn_us)
+FLOOR_PERCERT_US=$(kv "$FLOOR" floor_percert_conn_us)
 SPEED=$(openssl speed -seconds 3 ecdsap256 ecdhx25519 2>/dev/null)
 SIGN_S=$(awk '/256 bits ecdsa \(nistp256\)/ {print $(NF-1)}' <<<"$SPEED")
 X_S=$(awk '/253 bits ecdh \(X25519\)/ {print $NF}' <<<"$SPEED")
 CEIL_US=$(calc "1e6 / $SIGN_S + 2 * 1e6 / $X_S")
-say "- libssl's in-memory floor (hsbench --floor, server side only): $(printf '%.0f' "$FLOOR_US") us per handshake; crypto ceiling (openssl speed: P-256 sign $(printf '%.0f' "$SIGN_S")/s, X25519 $(printf '%.0f' "$X_S")/s): $(printf '%.0f' "$CEIL_US") us"
+# the other libraries' floors, right after OpenSSL's
+OTHER_FLOORS=()
+for l in gnutls wolfssl; do
+	case $l in gnutls) pkg=libgnutls28-dev lname=GnuTLS ;; wolfssl) pkg=libwolfssl-dev lname=wolfSSL ;; esac
+	if [ ! -x "$BUILD/bench/tlsfloor_$l" ]; then
+		OTHER_FLOORS+=("$lname: not measured ($pkg not installed: bench/install-peers.sh)")
+		continue
+	fi
+	if ! fl=$("$BUILD/bench/tlsfloor_$l" "$WILD/fullchain.pem" "$WILD/privkey.pem" --seconds 5); then
+		OTHER_FLOORS+=("$lname: its floor program failed")
+		continue
+	fi
+	OTHER_FLOORS+=("$lname $(kv "$fl" lib | sed 's/^[a-z]*-//'): $(printf '%.0f' "$(kv "$fl" floor_hs_us)") us per handshake, $(printf '%.0f' "$(kv "$fl" floor_conn_us)") us per connection ($(calc "$(kv "$fl" floor_conn_us) / $FLOOR_CONN_US" | xargs printf '%.2f')x OpenSSL's; group $(kv "$fl" group), $(kv "$fl" tickets) ticket); pause at the ClientHello and resume: $(kv "$fl" pause), certificate by SNI per connection: $(kv "$fl" sni), ALPN: $(kv "$fl" alpn)")
+done
+say "- libssl's in-memory floor (hsbench --floor, server side only, one ticket): $(printf '%.0f' "$FLOOR_US") us per handshake (SSL_do_handshake), $(printf '%.0f' "$FLOOR_CONN_US") us per connection (SSL_new + handshake + SSL_free), $(printf '%.0f' "$FLOOR_PERCERT_US") us per connection with the certificate installed in the ClientHello callback as the front does (SSL_use_cert_and_key); with sockets: the \"libssl minimal server\" rows; crypto ceiling (openssl speed: P-256 sign $(printf '%.0f' "$SIGN_S")/s, X25519 $(printf '%.0f' "$X_S")/s): $(printf '%.0f' "$CEIL_US") us"
+for f in "${OTHER_FLOORS[@]}"; do say "- in-memory floor of $f"; done
 say ""
 
 # one-domain baselines (for KiB per domain), and the account registered
@@ -390,6 +481,7 @@ register_account() {
 }
 register_account "$W/n1"
 for kind in $SERVERS; do
+	[ "$kind" = minimal ] && continue # one certificate at every N
 	measure "$kind" 1 "$W/n1" && BASE[$kind]=$R_PSS
 done
 
@@ -401,6 +493,7 @@ name_of() {
 	nginx-sni) echo "nginx, \$ssl_server_name paths" ;;
 	haproxy) echo "HAProxy, crt-list" ;;
 	hitch) echo "hitch, pem-file per domain" ;;
+	minimal) echo "libssl minimal server, 1 certificate, sockets" ;;
 	esac
 }
 
@@ -416,7 +509,7 @@ for n in $SIZES; do
 	say ""
 	say "| server | CPU us/handshake | x certherd (1 worker) | handshakes in ${SECS} s | p99 ms | start-up to first handshake ms | RSS MiB | PSS MiB | KiB per domain | mismatches / failures |"
 	say "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-	ref=""
+	ref="" minref=""
 	notes=()
 	for kind in $SERVERS; do
 		if [ "$n" -gt 10000 ] && ! grep -qw "$kind" <<<"$BIG_SERVERS"; then
@@ -428,6 +521,7 @@ for n in $SIZES; do
 			continue
 		fi
 		[ "$kind" = front1 ] && ref=$R_CPU
+		[ "$kind" = minimal ] && minref=$R_CPU
 		ratio=""
 		[ -n "$ref" ] && ratio=$(calc "$R_CPU / $ref" | xargs printf '%.2fx')
 		kib=""
@@ -435,11 +529,89 @@ for n in $SIZES; do
 		say "| $(name_of "$kind") | $(printf '%.0f' "$R_CPU") | $ratio | $(kv "$R_LINE" handshakes) | $(kv "$R_LINE" p99_ms) | $R_FIRST | $(calc "$R_RSS / 1024" | xargs printf '%.1f') | $(calc "$R_PSS / 1024" | xargs printf '%.1f') | $kib | $(kv "$R_LINE" mismatches) / $(kv "$R_LINE" failures) |"
 		notes+=("$(name_of "$kind"): warm-up $(kv "$R_WLINE" handshakes) names of $n in $(kv "$R_WLINE" seconds) s at $(printf '%.0f' "$R_WARM") us per handshake; client CPU $(kv "$R_LINE" client_cpu_s) s of ${SECS} s, p50 $(kv "$R_LINE" p50_ms) ms, max $(kv "$R_LINE" max_ms) ms$(case $kind in front*|haproxy|hitch) echo "; the sink behind it: $(printf '%.0f' "$R_SINK") us per handshake";; esac)")
 	done
+	[ -n "$ref" ] && [ -n "$minref" ] &&
+		notes+=("certherd front (1 worker) / libssl minimal server (the socket floor): $(calc "$ref / $minref" | xargs printf '%.2f')x; / libssl's in-memory floor per connection: $(calc "$ref / $FLOOR_CONN_US" | xargs printf '%.2f')x")
 	say ""
 	for note in "${notes[@]}"; do say "- $note"; done
 	say ""
 	rm -rf "$d"
 done
+# ------------------------------------------------------ relay throughput
+relay_name() {
+	case $1 in
+	front1) echo "certherd front, 1 worker, + the sink nginx" ;;
+	front) echo "certherd front, $(nproc) workers, + the sink nginx" ;;
+	nginx) echo "nginx terminating TLS itself (worker_processes 1)" ;;
+	haproxy) echo "HAProxy, mode tcp, + the sink nginx" ;;
+	hitch) echo "hitch, + the sink nginx" ;;
+	*) name_of "$1" ;;
+	esac
+}
+
+# relay_run KIND: BENCH_RELAY_RUNS downloads of /big.bin through KIND
+# serving p000001.bench.test (the one-domain store and certificate of the
+# baselines); one table row
+relay_run() {
+	local kind=$1 i c0 c1 s0 s1 out tm sink_pids pids walls="" cpu=0 scpu=0 ccpu=0 ok=0 bad=0
+	start_server "$kind" 1 "$W/n1"
+	if ! "$HSBENCH" "$TLS" "$W/n1/names.txt" --first 60 >/dev/null; then
+		say "| $(relay_name "$kind") | failed (no handshake, see the log) | | | | | | |"
+		stop_server
+		return
+	fi
+	pids=$(procs)
+	sink_pids=$(cat "$SINK_NG/nginx.pid"; ps -o pid= --ppid "$(cat "$SINK_NG/nginx.pid")")
+	for i in $(seq 1 "$RELAY_RUNS"); do
+		rm -f "$W/dl.bin"
+		# shellcheck disable=SC2086
+		c0=$(cpu_of $pids) s0=$(cpu_of $sink_pids)
+		tm=$( { TIMEFORMAT='%U %S'; time curl -sS --http1.1 --max-time 300 \
+			--cacert "$W/n1/certs/ca.pem" --resolve "p000001.bench.test:${TLS##*:}:127.0.0.1" \
+			-o "$W/dl.bin" -w '%{size_download} %{time_total}\n' \
+			"https://p000001.bench.test:${TLS##*:}/big.bin" >"$W/curl.out" 2>"$W/curl.err"; } 2>&1)
+		# shellcheck disable=SC2086
+		c1=$(cpu_of $pids) s1=$(cpu_of $sink_pids)
+		out=$(cat "$W/curl.out")
+		# the bytes: size and SHA-256 of what arrived
+		if [ "$(sha256sum <"$W/dl.bin" 2>/dev/null | cut -d' ' -f1)" = "$BIG_SHA" ] && [ "${out% *}" = "$BIG_BYTES" ]; then
+			ok=$((ok + 1))
+			walls="$walls ${out#* }"
+			cpu=$((cpu + c1 - c0)) scpu=$((scpu + s1 - s0))
+			ccpu=$(calc "$ccpu + ${tm% *} + ${tm#* }")
+		else
+			bad=$((bad + 1))
+			log "$kind: download $i wrong: $out $(head -c 300 "$W/curl.err")"
+		fi
+	done
+	stop_server
+	rm -f "$W/dl.bin"
+	if [ $ok = 0 ]; then
+		say "| $(relay_name "$kind") | no correct download of $RELAY_RUNS | | | | | | $ok / $bad |"
+		return
+	fi
+	local mib=$((BIG_BYTES / 1048576 * ok)) med
+	med=$(tr ' ' '\n' <<<"$walls" | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+	local srv_ms up_ms=""
+	srv_ms=$(calc "$cpu / $TICK * 1000 / $mib")
+	case $kind in front* | haproxy | hitch) up_ms=$(calc "$scpu / $TICK * 1000 / $mib") ;; esac
+	say "| $(relay_name "$kind") | $(calc "$BIG_BYTES / 1048576 / $med" | xargs printf '%.0f') | $(printf '%.2f' "$srv_ms") | $([ -n "$up_ms" ] && printf '%.2f' "$up_ms" || echo "-") | $(calc "$srv_ms + ${up_ms:-0}" | xargs printf '%.2f') | $(calc "$ccpu * 1000 / $mib" | xargs printf '%.2f') | $(tr ' ' '\n' <<<"$walls" | awk 'NF' | xargs printf '%.2f ' | sed 's/ $//') | $ok / $bad |"
+}
+
+if [ "${BENCH_RELAY:-1}" = 1 ]; then
+	RELAY_RUNS=${BENCH_RELAY_RUNS:-3}
+	log "relay throughput: $RELAY_RUNS downloads of 100 MiB per server"
+	say "### Relay throughput: a 100 MiB response"
+	say ""
+	say "\`curl --http1.1\` (TLS 1.3, chain verified against the throwaway CA) downloads https://p000001.bench.test/big.bin $RELAY_RUNS times per server (100 MiB of random bytes; every download checked: size and SHA-256). The front and HAProxy relay it from the sink nginx (PROXY v2; the sink's usual config, sendfile off as nginx's default); nginx terminates TLS itself (one server block, same certificate). CPU from /proc over each download, per MiB."
+	say ""
+	say "| server | MiB/s (median wall) | server CPU ms/MiB | upstream (sink) CPU ms/MiB | total ms/MiB | client (curl) CPU ms/MiB | seconds per download | downloads ok / wrong |"
+	say "|---|---:|---:|---:|---:|---:|---:|---:|"
+	for kind in ${BENCH_RELAY_SERVERS:-front1 nginx haproxy}; do
+		relay_run "$kind"
+	done
+	say ""
+fi
+
 say "total bench time: $((SECONDS - T_BEGIN)) s"
 
 if [ $WRITE = 1 ]; then

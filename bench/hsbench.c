@@ -8,6 +8,7 @@
  *           [--seed N] [--tls12] [--each]
  *   hsbench HOST:PORT NAMES_FILE --first SECONDS [--since EPOCH_NS]
  *   hsbench --floor CHAIN_PEM KEY_PEM [--seconds S]
+ *   hsbench --serve HOST:PORT CHAIN_PEM KEY_PEM
  *
  * Load (default): C connections in flight (default 4) on one thread,
  * non-blocking, for S seconds (default 10). Each connection: TCP connect,
@@ -37,7 +38,21 @@
  * client and a server SSL joined by memory BIOs in this process, the
  * server with the given certificate, full TLS 1.3 handshakes for S
  * seconds; only the server's calls are timed, with the thread's CPU clock.
- * Prints floor_us (server CPU per handshake) and handshakes.
+ * Prints floor_hs_us (the server's SSL_do_handshake calls per handshake),
+ * floor_conn_us (the same plus the server's SSL_new and SSL_free: what
+ * every server pays per connection at the least), floor_percert_conn_us
+ * (the same with the certificate installed per connection in the
+ * ClientHello callback with SSL_use_cert_and_key from parsed X509s and
+ * key, as the front does on a cache hit; its handshakes alternate with
+ * the plain ones) and handshakes (of each kind). One session ticket per
+ * handshake, as the front sends.
+ *
+ * --serve: the socket floor, a minimal TLS server to be measured from
+ * outside like the real ones (process CPU / handshakes): one thread, one
+ * certificate, no SNI logic; accept, handshake, read until close_notify or
+ * EOF, close_notify, close. Runs until killed. For the load's certificate
+ * check to pass with every name, give it a wildcard certificate covering
+ * them (bench/front.sh makes one for *.bench.test).
  *
  * Bench code, not installed; the figures it prints are described in
  * bench/README.md.
@@ -45,6 +60,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -59,6 +75,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -478,13 +495,19 @@ static int run_first(const char *addr, const char *name, double limit,
 }
 
 /* One full handshake between c and s over memory BIOs; only the server's
- * calls are timed (thread CPU clock), added to *server_cpu. 0 or -1. */
-static int floor_one(SSL_CTX *cctx, SSL_CTX *sctx, double *server_cpu)
+ * calls are timed (thread CPU clock): its SSL_do_handshake calls are added
+ * to *hs_cpu, and those plus its SSL_new and SSL_free (what every server
+ * pays per connection besides the handshake) to *conn_cpu. 0 or -1. */
+static int floor_one(SSL_CTX *cctx, SSL_CTX *sctx, double *hs_cpu,
+		     double *conn_cpu)
 {
-	SSL *c = SSL_new(cctx), *s = SSL_new(sctx);
+	SSL *c = SSL_new(cctx), *s;
 	BIO *cb = NULL, *sb = NULL;
 	int rc = -1, cdone = 0, sdone = 0;
+	double t0 = cpu_s(CLOCK_THREAD_CPUTIME_ID), hs = 0;
 
+	s = SSL_new(sctx);
+	*conn_cpu += cpu_s(CLOCK_THREAD_CPUTIME_ID) - t0;
 	if (!c || !s || !BIO_new_bio_pair(&cb, 0, &sb, 0))
 		goto out;
 	SSL_set_bio(c, cb, cb);
@@ -493,7 +516,6 @@ static int floor_one(SSL_CTX *cctx, SSL_CTX *sctx, double *server_cpu)
 	SSL_set_accept_state(s);
 	SSL_set_tlsext_host_name(c, "floor.bench.test");
 	for (int i = 0; i < 20 && !(cdone && sdone); i++) {
-		double t0;
 		int r;
 
 		if (!cdone) {
@@ -505,7 +527,7 @@ static int floor_one(SSL_CTX *cctx, SSL_CTX *sctx, double *server_cpu)
 		}
 		t0 = cpu_s(CLOCK_THREAD_CPUTIME_ID);
 		r = sdone ? 1 : SSL_do_handshake(s);
-		*server_cpu += cpu_s(CLOCK_THREAD_CPUTIME_ID) - t0;
+		hs += cpu_s(CLOCK_THREAD_CPUTIME_ID) - t0;
 		if (r == 1)
 			sdone = 1;
 		else if (SSL_get_error(s, r) != SSL_ERROR_WANT_READ)
@@ -514,15 +536,59 @@ static int floor_one(SSL_CTX *cctx, SSL_CTX *sctx, double *server_cpu)
 	rc = cdone && sdone ? 0 : -1;
 out:
 	SSL_free(c);
+	*hs_cpu += hs;
+	t0 = cpu_s(CLOCK_THREAD_CPUTIME_ID);
 	SSL_free(s);
+	*conn_cpu += hs + cpu_s(CLOCK_THREAD_CPUTIME_ID) - t0;
 	return rc;
+}
+
+/* The certificate of the --floor variant that installs it per connection,
+ * parsed once, as the front keeps its cached certificates. */
+static struct {
+	X509 *leaf;
+	STACK_OF(X509) *chain;
+	EVP_PKEY *key;
+} fl_cert;
+
+/* ClientHello callback of that variant: what the front does on a cache
+ * hit (src/tls/tls_cert.c: SSL_use_cert_and_key, override) */
+static int floor_hello_cb(SSL *ssl, int *al, void *arg)
+{
+	(void)arg;
+	if (SSL_use_cert_and_key(ssl, fl_cert.leaf, fl_cert.key, fl_cert.chain,
+				 1) != 1) {
+		*al = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+static void floor_cert_load(const char *chain, const char *key)
+{
+	FILE *f = fopen(chain, "r");
+	X509 *x;
+
+	if (!f || !(fl_cert.leaf = PEM_read_X509(f, NULL, NULL, NULL)) ||
+	    !(fl_cert.chain = sk_X509_new_null()))
+		die("cannot read %s", chain);
+	while ((x = PEM_read_X509(f, NULL, NULL, NULL)))
+		if (!sk_X509_push(fl_cert.chain, x))
+			die("out of memory");
+	ERR_clear_error(); /* the end of the file */
+	fclose(f);
+	if (!(f = fopen(key, "r")) ||
+	    !(fl_cert.key = PEM_read_PrivateKey(f, NULL, NULL, NULL)))
+		die("cannot read %s", key);
+	fclose(f);
 }
 
 static void run_floor(const char *chain, const char *key, double seconds)
 {
 	SSL_CTX *cctx = client_ctx(0);
 	SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
-	double cpu = 0, t_end = now_s() + seconds;
+	SSL_CTX *pctx = SSL_CTX_new(TLS_server_method()); /* per connection */
+	double hs = 0, conn = 0, phs = 0, pconn = 0, t_end = now_s() + seconds;
 	unsigned long n = 0;
 
 	if (!sctx || !SSL_CTX_set_min_proto_version(sctx, TLS1_3_VERSION) ||
@@ -530,17 +596,172 @@ static void run_floor(const char *chain, const char *key, double seconds)
 	    SSL_CTX_use_PrivateKey_file(sctx, key, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(sctx) != 1)
 		die("cannot load %s and %s", chain, key);
+	floor_cert_load(chain, key);
+	if (!pctx || !SSL_CTX_set_min_proto_version(pctx, TLS1_3_VERSION))
+		die("cannot make an SSL_CTX");
+	SSL_CTX_set_client_hello_cb(pctx, floor_hello_cb, NULL);
 	/* as the servers measured: one ticket per handshake is their cost
 	 * too (front mode sends one; OpenSSL's default is two) */
 	SSL_CTX_set_num_tickets(sctx, 1);
+	SSL_CTX_set_num_tickets(pctx, 1);
+	/* the two alternate, so that a busy machine weighs on both alike */
 	while (now_s() < t_end) {
-		if (floor_one(cctx, sctx, &cpu) < 0)
+		if (floor_one(cctx, sctx, &hs, &conn) < 0 ||
+		    floor_one(cctx, pctx, &phs, &pconn) < 0)
 			die("in-memory handshake failed");
 		n++;
 	}
-	printf("floor_us=%.1f handshakes=%lu\n", cpu * 1e6 / (double)n, n);
+	printf("floor_hs_us=%.1f floor_conn_us=%.1f floor_percert_conn_us=%.1f "
+	       "handshakes=%lu\n",
+	       hs * 1e6 / (double)n, conn * 1e6 / (double)n,
+	       pconn * 1e6 / (double)n, n);
+	X509_free(fl_cert.leaf);
+	sk_X509_pop_free(fl_cert.chain, X509_free);
+	EVP_PKEY_free(fl_cert.key);
+	SSL_CTX_free(pctx);
 	SSL_CTX_free(sctx);
 	SSL_CTX_free(cctx);
+}
+
+/* --serve: the socket floor. The least a TLS server can do per connection,
+ * measured from outside like the real servers: one thread, one epoll, one
+ * SSL_CTX with one certificate (no SNI logic, no certificate lookup, no
+ * upstream, no timeouts), each connection accepted, handshaken, read until
+ * the client's close_notify or EOF (application data dropped), answered
+ * with close_notify and closed. Same SSL_CTX settings as --floor, so the
+ * difference between the two is the kernel's sockets and the event loop. */
+enum sv_state { SV_HANDSHAKE, SV_READ };
+
+struct sv_conn {
+	enum sv_state state;
+	int fd;
+	SSL *ssl;
+};
+
+static void sv_close(struct sv_conn *c, int clean)
+{
+	/* a close_notify only after the client's: after an error or EOF
+	 * OpenSSL forbids SSL_shutdown, and nobody would read it */
+	if (clean)
+		SSL_shutdown(c->ssl);
+	SSL_free(c->ssl);
+	close(c->fd); /* also drops it from the epoll set */
+	free(c);
+}
+
+static void sv_want(int ep, struct sv_conn *c, uint32_t ev)
+{
+	struct epoll_event e = {.events = ev, .data.ptr = c};
+
+	if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e) < 0)
+		die("epoll_ctl: %s", strerror(errno));
+}
+
+static void sv_step(int ep, struct sv_conn *c)
+{
+	char buf[16384];
+	int r;
+
+	if (c->state == SV_HANDSHAKE) {
+		ERR_clear_error();
+		r = SSL_do_handshake(c->ssl);
+		if (r != 1) {
+			switch (SSL_get_error(c->ssl, r)) {
+			case SSL_ERROR_WANT_READ:
+				sv_want(ep, c, EPOLLIN);
+				return;
+			case SSL_ERROR_WANT_WRITE:
+				sv_want(ep, c, EPOLLOUT);
+				return;
+			default:
+				sv_close(c, 0);
+				return;
+			}
+		}
+		c->state = SV_READ;
+	}
+	for (;;) {
+		ERR_clear_error();
+		r = SSL_read(c->ssl, buf, sizeof(buf));
+		if (r > 0)
+			continue;
+		switch (SSL_get_error(c->ssl, r)) {
+		case SSL_ERROR_WANT_READ:
+			sv_want(ep, c, EPOLLIN);
+			return;
+		case SSL_ERROR_ZERO_RETURN: /* the client's close_notify */
+			sv_close(c, 1);
+			return;
+		default: /* EOF, reset, alert */
+			sv_close(c, 0);
+			return;
+		}
+	}
+}
+
+static void run_serve(const char *addr, const char *chain, const char *key)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	struct epoll_event e = {.events = EPOLLIN, .data.ptr = NULL};
+	struct epoll_event evs[256];
+	int one = 1, lfd, ep = epoll_create1(0);
+
+	if (ep < 0)
+		die("epoll_create1: %s", strerror(errno));
+	/* a close_notify to a client already gone is EPIPE, not death */
+	signal(SIGPIPE, SIG_IGN);
+	if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
+	    SSL_CTX_use_certificate_chain_file(ctx, chain) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1)
+		die("cannot load %s and %s", chain, key);
+	SSL_CTX_set_num_tickets(ctx, 1); /* as --floor and the front */
+	parse_addr(addr, &ss, &sl);
+	lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	if (lfd < 0 ||
+	    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(lfd, (const struct sockaddr *)&ss, sl) < 0 ||
+	    listen(lfd, 4096) < 0)
+		die("cannot listen on %s: %s", addr, strerror(errno));
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &e) < 0)
+		die("epoll_ctl: %s", strerror(errno));
+	for (;;) {
+		int n = epoll_wait(ep, evs, 256, -1);
+
+		if (n < 0 && errno != EINTR)
+			die("epoll_wait: %s", strerror(errno));
+		for (int i = 0; i < n; i++) {
+			struct sv_conn *c = evs[i].data.ptr;
+			int fd;
+
+			if (c) {
+				sv_step(ep, c);
+				continue;
+			}
+			while ((fd = accept4(lfd, NULL, NULL,
+					     SOCK_NONBLOCK)) >= 0) {
+				struct epoll_event ce = {.events = EPOLLIN};
+
+				setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+					   sizeof(one));
+				if (!(c = calloc(1, sizeof(*c))) ||
+				    !(c->ssl = SSL_new(ctx)) ||
+				    !SSL_set_fd(c->ssl, fd))
+					die("out of memory");
+				c->fd = fd;
+				c->state = SV_HANDSHAKE;
+				SSL_set_accept_state(c->ssl);
+				ce.data.ptr = c;
+				if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ce) < 0)
+					die("epoll_ctl: %s", strerror(errno));
+			}
+			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			    errno != ECONNABORTED && errno != EINTR)
+				die("accept: %s", strerror(errno));
+		}
+	}
 }
 
 static double parse_pos(const char *s, const char *what, double max)
@@ -555,10 +776,11 @@ static double parse_pos(const char *s, const char *what, double max)
 
 int main(int argc, char **argv)
 {
-	const char *pos[2] = {NULL, NULL}, *floor_key = NULL;
+	const char *pos[3] = {NULL, NULL, NULL};
 	double seconds = 10, first = 0;
 	long long since = 0;
 	int conc = 4, tls12 = 0, npos = 0, floor_mode = 0, each = 0;
+	int serve = 0;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -580,18 +802,24 @@ int main(int argc, char **argv)
 			each = 1;
 		else if (!strcmp(a, "--floor"))
 			floor_mode = 1;
-		else if (a[0] != '-' && npos < 2)
+		else if (!strcmp(a, "--serve"))
+			serve = 1;
+		else if (a[0] != '-' && npos < 3)
 			pos[npos++] = a;
 		else
 			die("usage: hsbench HOST:PORT NAMES [--seconds S] "
 			    "[--concurrency C] [--seed N] [--tls12] "
-			    "[--first S [--since NS]] | --floor CHAIN KEY");
+			    "[--first S [--since NS]] | --floor CHAIN KEY | "
+			    "--serve HOST:PORT CHAIN KEY");
 	}
-	if (npos != 2)
-		die("two arguments expected (see the header of hsbench.c)");
+	if (npos != 2 + serve || (serve && floor_mode))
+		die("wrong arguments (see the header of hsbench.c)");
+	if (serve) {
+		run_serve(pos[0], pos[1], pos[2]);
+		return 0;
+	}
 	if (floor_mode) {
-		floor_key = pos[1];
-		run_floor(pos[0], floor_key, seconds);
+		run_floor(pos[0], pos[1], seconds);
 		return 0;
 	}
 	{

@@ -3,11 +3,12 @@
 # bench/serve.sh compare certherd with (Debian 12): Apache httpd with
 # mod_md, lego, certbot, GNU time; and the sqlite3 shell serve.sh reads
 # the store with; nginx, HAProxy and hitch, the TLS terminators
-# bench/front.sh compares front mode with.
+# bench/front.sh compares front mode with, and the GnuTLS and wolfSSL dev
+# packages for its in-memory floors of those libraries (bench/tlsfloor_*.c).
 # Kept apart from scripts/install-deps.sh so that the test install stays lean.
 # Idempotent: does nothing (and no network) when everything is present.
 set -eu
-PKGS="apache2 lego certbot time python3 sqlite3 nginx haproxy hitch"
+PKGS="apache2 lego certbot time python3 sqlite3 nginx haproxy hitch pkg-config libgnutls28-dev libwolfssl-dev"
 if [ "$(id -u)" != 0 ]; then
 	echo "install-peers: must run as root (try: sudo $0)" >&2
 	exit 1
