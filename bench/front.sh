@@ -12,9 +12,9 @@
 # Knobs (environment): BENCH_SIZES ("1000 10000 100000"), BENCH_SECONDS
 # (measured window per server, 20), BENCH_WARM (at most this many seconds
 # of warm-up before the window, 60), BENCH_CONC (handshakes in flight, 4), BENCH_SERVERS (which
-# rows: "front1 front nginx nginx-sni haproxy hitch minimal"),
-# BENCH_BIG_SERVERS (the rows run at N > 10,000: "front1 front haproxy
-# minimal"; nginx and hitch
+# rows: "front1 front1-all front nginx nginx-sni haproxy hitch minimal"),
+# BENCH_BIG_SERVERS (the rows run at N > 10,000: "front1 front1-all front
+# haproxy minimal"; nginx and hitch
 # load one SSL_CTX per domain, several GiB and minutes at 100,000),
 # BENCH_KEEP=1 (keep the work directory and every log), BENCH_RELAY=0
 # (skip the relay throughput section), BENCH_RELAY_RUNS (downloads per
@@ -29,8 +29,15 @@
 # The servers (all on 127.0.0.1:18443, TLS 1.2 and 1.3, their own defaults
 # otherwise: each sends its usual session tickets, none is resumed):
 #   front1     certherd serve, [front] workers = 1, cache_size default
-#              (10,000), upstream the sink below with PROXY v2
-#   front      the same with workers = 0 (one per core)
+#              (10,000), upstream the sink below with PROXY v2. The front
+#              connects its upstream at a client's first bytes: these
+#              handshake-only clients never reach the sink (as with
+#              nginx's `return 200`); HAProxy and hitch connect at accept
+#              (the sink's own CPU is shown apart)
+#   front1-all the same with cache_size = N, only at N > 10,000: every
+#              name in memory (warm-up N/150 s at least), next to the
+#              default cache where most handshakes load their certificate
+#   front      workers = 0 (one per core), default cache
 #   nginx      one server block per domain (ssl_certificate per block),
 #              worker_processes 1, `return 200` (no upstream)
 #   nginx-sni  one server block with $ssl_server_name in the certificate
@@ -129,12 +136,8 @@ if [ -z "${CERTHERD_NETNS:-}" ]; then
 		command -v "$t" >/dev/null || [ -x "/usr/sbin/$t" ] ||
 			die "$t missing: run bench/install-peers.sh"
 	done
-	# -Dwerror=false: gcc 12 at -O3 reports a maybe-uninitialized in
-	# src/nginx/nginx_render.c (render_one's adv, set by ph_at on every
-	# path that reaches its use) that -O2 builds do not; warnings are
-	# still printed
 	if [ ! -d "$BUILD" ]; then
-		meson setup "$BUILD" "$REPO" -Dbuildtype=release -Dwerror=false >/dev/null ||
+		meson setup "$BUILD" "$REPO" -Dbuildtype=release >/dev/null ||
 			die "meson setup build-bench failed"
 	fi
 	ninja -C "$BUILD" >/dev/null || die "build failed: ninja -C build-bench"
@@ -159,8 +162,8 @@ else
 	SIZES=${BENCH_SIZES:-1000 10000 100000} SECS=${BENCH_SECONDS:-20} WARM=${BENCH_WARM:-60}
 fi
 CONC=${BENCH_CONC:-4}
-SERVERS=${BENCH_SERVERS:-front1 front nginx nginx-sni haproxy hitch minimal}
-BIG_SERVERS=${BENCH_BIG_SERVERS:-front1 front haproxy minimal}
+SERVERS=${BENCH_SERVERS:-front1 front1-all front nginx nginx-sni haproxy hitch minimal}
+BIG_SERVERS=${BENCH_BIG_SERVERS:-front1 front1-all front haproxy minimal}
 TLS=127.0.0.1:18443
 SINK_PORT=18080
 TICK=$(getconf CLK_TCK)
@@ -226,7 +229,7 @@ start_server() {
 	local kind=$1 n=$2 d=$3 certs=$3/certs
 	mkdir -p "$d/$kind"
 	case $kind in
-	front1 | front)
+	front1 | front | front1-all)
 		cp -a "$d/state.orig" "$d/$kind/state"
 		cat >"$d/$kind/certherd.conf" <<-EOF
 			[acme]
@@ -246,7 +249,8 @@ start_server() {
 			enabled = true
 			listen = $TLS
 			upstream = 127.0.0.1:$SINK_PORT
-			workers = $([ "$kind" = front1 ] && echo 1 || echo 0)
+			workers = $([ "$kind" = front ] && echo 0 || echo 1)
+			cache_size = $([ "$kind" = front1-all ] && echo $((n > 10000 ? n : 10000)) || echo 10000)
 		EOF
 		LAUNCH_NS=$(date +%s%N)
 		"$CERTHERD" -c "$d/$kind/certherd.conf" serve >"$d/$kind/log" 2>&1 &
@@ -333,6 +337,9 @@ measure() {
 	local kind=$1 n=$2 d=$3 first line c0 c1 mem secs=$SECS warm=$WARM
 	R_FIRST="" R_LINE="" R_CPU="" R_RSS="" R_PSS="" R_SINK="" R_WARM="" R_WLINE=""
 	[ "$n" = 1 ] && secs=2 warm=1
+	# every name must be loaded before the window: at ~150 loads/s on a
+	# busy machine, N/150 s
+	[ "$kind" = front1-all ] && [ $((n / 150)) -gt "$warm" ] && warm=$((n / 150))
 	start_server "$kind" "$n" "$d"
 	# the first handshake, given up when the server exits first
 	"$HSBENCH" "$TLS" "$d/names.txt" --first 600 --since "$LAUNCH_NS" >"$d/$kind/first" &
@@ -482,12 +489,14 @@ register_account() {
 register_account "$W/n1"
 for kind in $SERVERS; do
 	[ "$kind" = minimal ] && continue # one certificate at every N
+	[ "$kind" = front1-all ] && { BASE[$kind]=${BASE[front1]:-}; continue; } # the same at N = 1
 	measure "$kind" 1 "$W/n1" && BASE[$kind]=$R_PSS
 done
 
 name_of() {
 	case $1 in
 	front1) echo "certherd front, 1 worker" ;;
+	front1-all) echo "certherd front, 1 worker, cache_size = N (every name in memory)" ;;
 	front) echo "certherd front, $(nproc) workers" ;;
 	nginx) echo "nginx, server block per domain" ;;
 	nginx-sni) echo "nginx, \$ssl_server_name paths" ;;
@@ -512,6 +521,8 @@ for n in $SIZES; do
 	ref="" minref=""
 	notes=()
 	for kind in $SERVERS; do
+		# up to the default cache_size it is the front1 row again
+		[ "$kind" = front1-all ] && [ "$n" -le 10000 ] && continue
 		if [ "$n" -gt 10000 ] && ! grep -qw "$kind" <<<"$BIG_SERVERS"; then
 			notes+=("$(name_of "$kind"): not run at N=$n (BENCH_BIG_SERVERS)")
 			continue
