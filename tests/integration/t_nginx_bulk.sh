@@ -135,20 +135,21 @@ export CERTHERD CONF
 n_valid() { ch status --json 2>/dev/null | jq '.domains.valid // 0'; }
 # issued N SECONDS: all N valid within SECONDS. Pebble 2.10 wedges for
 # good now and then while thousands of orders go through it (its bug,
-# docs/pebble.md; every 500 to 1,000 certificates here): when 20 s pass without a new
-# certificate and tests/ca/ca.sh says it is wedged, the daemon stops, the
-# CA restarts in place (a new Pebble: certherd registers its account
-# again at start) and the daemon starts again; its orders left on the old
-# CA fail and back off, so names that make no progress for 20 s on a
-# working CA are made due with `certherd renew`. At most 6 restarts,
-# each noted in the output (pebble-wedges.log, printed by finish).
+# docs/pebble.md; every 500 to 1,000 certificates here): when 12 s pass
+# without a new certificate and tests/ca/ca.sh says it is wedged, the
+# daemon stops, the CA restarts in place (a new Pebble: certherd
+# registers its account again at start) and the daemon starts again; its
+# orders left on the old CA fail and back off, so names that make no
+# progress for 12 s on a working CA are made due with `certherd renew`.
+# At most 6 restarts, each noted in the output (pebble-wedges.log,
+# printed by finish).
 issued() {
 	local end=$((SECONDS + $2)) v last=-1 t_prog=$SECONDS wedges=0
 	while [ $SECONDS -lt $end ]; do
 		v=$(n_valid)
 		[ "$v" = "$1" ] && return 0
 		[ "$v" != "$last" ] && last=$v t_prog=$SECONDS
-		if [ $((SECONDS - t_prog)) -gt 20 ]; then
+		if [ $((SECONDS - t_prog)) -gt 12 ]; then
 			if "$SRC/tests/ca/ca.sh" wedged "$CA_DIR" 2>/dev/null; then
 				wedges=$((wedges + 1))
 				echo "Pebble wedged at $v of $1 certificates: CA and daemon restarted ($wedges)" |
@@ -164,7 +165,7 @@ issued() {
 				config "$STRATEGY"
 				serve "$PHASE-$wedges" || return 1
 			else
-				echo "no progress for 20 s at $v of $1: the others made due"
+				echo "no progress for 12 s at $v of $1: the others made due"
 				ch domains ls --json | jq -r 'select(.state != "valid") | .name' |
 					xargs -r -n 200 "$CERTHERD" -c "$CONF" renew >/dev/null
 			fi
