@@ -48,7 +48,10 @@
 
 #define NG_PAGE		512   /* domains read from the store at once */
 #define NG_MIN_GAP_MS	1000  /* between two passes, to gather changes */
-#define NG_CMD_TIMEOUT	60000 /* nginx -t with 10,000 certificates: s */
+/* nginx -t parses every certificate and key of server-blocks: 59 s for
+ * 10,000 on a busy 2-core machine (bench/RESULTS.md), so 60 s was the
+ * edge of failing every check of a large platform */
+#define NG_CMD_TIMEOUT	300000
 #define NG_SAMPLE	8     /* names verified after a reload */
 #define NG_VERIFY_MS	20000 /* how long nginx gets to serve them */
 #define NG_HANDSHAKE_MS 2000
@@ -729,6 +732,16 @@ static char *render(struct engine_nginx *ng, size_t *len)
 	rc = ng->o.strategy == NGINX_SERVER_BLOCKS
 		 ? list_served(ng, &ns, NULL, NULL, 0)
 		 : list_map(ng, &ns);
+	if (rc == 0 && ng->first_pass && ng->o.chown_keys &&
+	    ng->o.strategy != NGINX_SERVER_BLOCKS) {
+		/* list_map lists only the names its map needs: every other
+		 * key written before this start (key_owner set since, a
+		 * store filled by another tool) gets its owner too */
+		struct names all = {0};
+
+		rc = list_served(ng, &all, NULL, NULL, 0);
+		names_free(&all);
+	}
 	if (rc < 0) {
 		snprintf(
 		    msg, sizeof(msg), "cannot list the domains for nginx: %s",
