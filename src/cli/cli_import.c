@@ -128,8 +128,11 @@ static void import_name(struct imp *im, const char *lineage, const char *raw,
 		return;
 	}
 	if (im->cfg->store.write_live) {
-		rc =
-		    store_live_write(im->cfg->store.live_dir, name, chain, key);
+		/* the key is the nginx workers' before it is in place */
+		rc = store_live_write_as(
+		    im->cfg->store.live_dir, name, chain, key,
+		    im->chown_keys ? im->uid : (uid_t)-1,
+		    im->chown_keys ? im->gid : (gid_t)-1);
 		if (rc == 0 && im->chown_keys)
 			rc = nginx_key_chown(im->cfg->store.live_dir, name,
 					     im->uid, im->gid);

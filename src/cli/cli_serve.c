@@ -118,10 +118,14 @@ static int status_extra(void *ctx, json_t *obj)
 {
 	struct serve_ctx *sc = ctx;
 	struct engine_daemon_stats st;
+	struct engine_nginx_stats ngs;
 	json_t *rl, *b;
 	int64_t now = clock_wall_ms();
 
 	engine_daemon_stats(sc->d, &st);
+	if (engine_daemon_nginx_stats(sc->d, &ngs) == 0 &&
+	    engine_nginx_status_json(&ngs, obj) < 0)
+		return -ENOMEM;
 	rl = json_array();
 	if (!rl || json_object_set_new(obj, "rate_limits", rl) ||
 	    json_object_set_new(obj, "in_flight", json_integer(st.in_flight)) ||
@@ -184,6 +188,7 @@ static int metrics_extra(void *ctx, FILE *out)
 {
 	struct serve_ctx *sc = ctx;
 	struct engine_daemon_stats st;
+	struct engine_nginx_stats ngs;
 
 	engine_daemon_stats(sc->d, &st);
 	fprintf(out,
@@ -234,6 +239,9 @@ static int metrics_extra(void *ctx, FILE *out)
 		"%llu\n",
 		sc->ca_label, (unsigned long long)st.ari_ok, sc->ca_label,
 		(unsigned long long)st.ari_failed);
+	if (engine_daemon_nginx_stats(sc->d, &ngs) == 0 &&
+	    engine_nginx_metrics(&ngs, out) < 0)
+		return -EIO;
 	if (net_front_metrics(sc->front, out) < 0 ||
 	    demand_metrics(demand_of(sc), out) < 0)
 		return -EIO;

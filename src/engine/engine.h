@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <uv.h>
 
 #include "acme/acme.h"
@@ -1154,6 +1155,50 @@ void engine_nginx_changed(struct engine_nginx *ng, const char *name);
 void engine_nginx_poke(struct engine_nginx *ng);
 /* Successful reloads since start. */
 unsigned long engine_nginx_reloads(const struct engine_nginx *ng);
+/* nginx.key_owner into *uid, *gid (left alone without one; ng NULL ok).
+ * Any thread: set once by engine_nginx_new. */
+void engine_nginx_key_owner(const struct engine_nginx *ng, uid_t *uid,
+			    gid_t *gid);
+
+struct json_t;
+/* What nginx mode has done since start, for GET /v1/status and /metrics
+ * (engine_nginx_stats.c). Times are wall-clock ms, 0 = never. */
+struct engine_nginx_event {
+	int64_t at_ms;
+	int ok;		  /* the result */
+	double seconds;	  /* how long the command ran */
+	char message[400]; /* nginx's words, or what certherd refused */
+};
+struct engine_nginx_stats {
+	int strategy;		/* enum nginx_strategy */
+	const char *state;	/* idle, waiting, checking, reloading,
+				   verifying (a static string) */
+	uint64_t domains;	/* in the include at the last pass */
+	uint64_t pending;	/* changed certificates not reloaded yet */
+	uint64_t reloads_ok, reloads_failed;	   /* nginx -s reload */
+	uint64_t checks_ok, checks_failed;	   /* nginx -t */
+	uint64_t refused;	/* include not rendered: template refused,
+				   unreadable, store error (never reached
+				   nginx) */
+	uint64_t verify_names, verify_mismatches; /* handshake samples */
+	struct engine_nginx_event last_reload, last_check, last_refused;
+	struct {
+		int64_t at_ms;
+		unsigned names, mismatches;
+		char message[400]; /* the first mismatch */
+	} last_verify;
+};
+/* A consistent copy of ng's stats. Safe from any thread while ng lives. */
+void engine_nginx_stats(struct engine_nginx *ng, struct engine_nginx_stats *out);
+/* The daemon's nginx mode's stats: 0, or -ENOENT when nginx mode is off.
+ * Safe from any thread between engine_daemon_open and _close. */
+int engine_daemon_nginx_stats(struct engine_daemon *d,
+			      struct engine_nginx_stats *out);
+/* Add "nginx": {...} to a GET /v1/status object; 0 or -ENOMEM. */
+int engine_nginx_status_json(const struct engine_nginx_stats *s,
+			     struct json_t *obj);
+/* certherd_nginx_* metrics (Prometheus text) to out; 0 or -EIO. */
+int engine_nginx_metrics(const struct engine_nginx_stats *s, FILE *out);
 /* Kill a running nginx command and release; NULL ok. A handshake check
  * in flight finishes on its thread first. Run the loop afterwards. */
 void engine_nginx_free(struct engine_nginx *ng);

@@ -233,9 +233,13 @@ static void order_stored(struct job *j)
 static void live_work(uv_work_t *w)
 {
 	struct job *j = w->data;
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
 
-	j->rc = store_live_write(j->d->o.live_dir, j->name, j->cert.chain_pem,
-				 j->key_pem);
+	/* nginx.key_owner: the key has its owner before it is in place */
+	engine_nginx_key_owner(j->d->nginx, &uid, &gid);
+	j->rc = store_live_write_as(j->d->o.live_dir, j->name,
+				    j->cert.chain_pem, j->key_pem, uid, gid);
 }
 
 static void live_done(uv_work_t *w, int status)

@@ -48,7 +48,10 @@
 
 #define NG_PAGE		512   /* domains read from the store at once */
 #define NG_MIN_GAP_MS	1000  /* between two passes, to gather changes */
-#define NG_CMD_TIMEOUT	60000 /* nginx -t with 10,000 certificates: s */
+/* nginx -t parses every certificate and key of server-blocks: 59 s for
+ * 10,000 on a busy 2-core machine (bench/RESULTS.md), so 60 s was the
+ * edge of failing every check of a large platform */
+#define NG_CMD_TIMEOUT	300000
 #define NG_SAMPLE	8     /* names verified after a reload */
 #define NG_VERIFY_MS	20000 /* how long nginx gets to serve them */
 #define NG_HANDSHAKE_MS 2000
@@ -115,7 +118,58 @@ struct engine_nginx {
 	int freed;
 	char last_err[512]; /* the last failure logged, not repeated */
 	unsigned long reloads;
+	uint64_t cmd_started; /* loop time the running command started */
+	/* for the status page and /metrics: written on the loop thread,
+	 * read by the API's threads, both under mu */
+	uv_mutex_t mu;
+	int mu_ok;
+	struct engine_nginx_stats stats;
 };
+
+/* The last reference to ng is gone: release what is left. */
+static void ng_release(struct engine_nginx *ng)
+{
+	if (ng->mu_ok)
+		uv_mutex_destroy(&ng->mu);
+	free(ng->verify_host);
+	free(ng);
+}
+
+static void stats_lock(struct engine_nginx *ng)
+{
+	if (ng->mu_ok)
+		uv_mutex_lock(&ng->mu);
+}
+
+static void stats_unlock(struct engine_nginx *ng)
+{
+	if (ng->mu_ok)
+		uv_mutex_unlock(&ng->mu);
+}
+
+/* Record an outcome in ev (under mu): now, ok, the running command's
+ * duration when there is one, and the message. */
+static void stats_event(struct engine_nginx *ng, struct engine_nginx_event *ev,
+			int ok, int timed, const char *msg)
+{
+	ev->at_ms = clock_wall_ms();
+	ev->ok = ok;
+	ev->seconds =
+	    timed ? (double)(uv_now(ng->loop) - ng->cmd_started) / 1000.0 : 0;
+	snprintf(ev->message, sizeof(ev->message), "%.*s",
+		 (int)sizeof(ev->message) - 1, msg ? msg : "");
+}
+
+/* What waits for a reload: the changed names and those of the pass. */
+static void stats_pending(struct engine_nginx *ng)
+{
+	if (ng->freed)
+		return;
+	stats_lock(ng);
+	ng->stats.pending = engine_batch_count(ng->changed) +
+			 engine_batch_count(ng->pass);
+	stats_unlock(ng);
+}
 
 static void set_state(struct engine_nginx *ng, enum ng_state s)
 {
@@ -123,6 +177,10 @@ static void set_state(struct engine_nginx *ng, enum ng_state s)
 		log_debug("nginx", NULL, "%s -> %s", ng_state_names[ng->state],
 			  ng_state_names[s]);
 	ng->state = s;
+	stats_lock(ng);
+	ng->stats.state = ng_state_names[s];
+	stats_unlock(ng);
+	stats_pending(ng);
 }
 
 static void on_pass(uv_timer_t *t);
@@ -272,11 +330,13 @@ static void verify_done(uv_work_t *w, int status)
 	if (ng->freed) {
 		ng->verify = NULL;
 		free(v);
-		free(ng->verify_host);
 		if (ng->handles == 0)
-			free(ng);
+			ng_release(ng);
 		return;
 	}
+	stats_lock(ng);
+	ng->stats.last_verify.message[0] = '\0';
+	stats_unlock(ng);
 	for (size_t i = 0; i < v->n; i++) {
 		char detail[512];
 
@@ -300,7 +360,21 @@ static void verify_done(uv_work_t *w, int status)
 		log_error("nginx", v->names[i], "%s", detail);
 		store_event_append(ng->st, v->names[i], now, "nginx-mismatch",
 				   detail);
+		stats_lock(ng);
+		if (!ng->stats.last_verify.message[0])
+			snprintf(ng->stats.last_verify.message,
+				 sizeof(ng->stats.last_verify.message), "%.*s",
+				 (int)sizeof(ng->stats.last_verify.message) - 1,
+				 detail);
+		stats_unlock(ng);
 	}
+	stats_lock(ng);
+	ng->stats.verify_names += v->n;
+	ng->stats.verify_mismatches += bad;
+	ng->stats.last_verify.at_ms = now;
+	ng->stats.last_verify.names = (unsigned)v->n;
+	ng->stats.last_verify.mismatches = (unsigned)bad;
+	stats_unlock(ng);
 	if (status == 0 && !bad)
 		log_info("nginx", v->n == 1 ? v->names[0] : NULL,
 			 "verified: nginx serves the new certificate of %zu "
@@ -387,6 +461,10 @@ static void reload_done(void *ctx, const struct engine_cmd_result *r)
 			 ng->command, msg[0] ? msg : "no message");
 		fail_log(ng, line);
 		pass_events(ng, "nginx-reload-failed", line);
+		stats_lock(ng);
+		ng->stats.reloads_failed++;
+		stats_event(ng, &ng->stats.last_reload, 0, 1, line);
+		stats_unlock(ng);
 		pass_keep(ng);
 		/* counts as a reload for the interval: no retry storm */
 		ng->last_reload = uv_now(ng->loop);
@@ -400,7 +478,7 @@ static void reload_done(void *ctx, const struct engine_cmd_result *r)
 	ng->last_reload = uv_now(ng->loop);
 	ng->reloaded_once = 1;
 	ng->need_reload = 0;
-	log_info("nginx", NULL,
+	snprintf(line, sizeof(line),
 		 "nginx reloaded (%lu since start): %zu domain%s in the "
 		 "include%s, %zu changed certificate%s",
 		 ng->reloads, ng->pass_domains,
@@ -408,6 +486,11 @@ static void reload_done(void *ctx, const struct engine_cmd_result *r)
 		 ng->pass_include_changed ? " (changed)" : "",
 		 engine_batch_count(ng->pass),
 		 engine_batch_count(ng->pass) == 1 ? "" : "s");
+	log_info("nginx", NULL, "%s", line);
+	stats_lock(ng);
+	ng->stats.reloads_ok++;
+	stats_event(ng, &ng->stats.last_reload, 1, 1, line);
+	stats_unlock(ng);
 	if (ng->o.verify && verify_start(ng))
 		return;
 	engine_batch_clear(ng->pass);
@@ -424,6 +507,7 @@ static int run(struct engine_nginx *ng, const char *args, engine_cmd_cb cb)
 	if (!line)
 		return -1;
 	snprintf(line, n, "%s %s 2>%s", ng->command, args, ng->qout);
+	ng->cmd_started = uv_now(ng->loop);
 	ng->cmd = engine_cmd_start(ng->loop, line, NULL, -1, NG_CMD_TIMEOUT,
 				   "nginx", cb, ng, err, sizeof(err));
 	free(line);
@@ -473,10 +557,18 @@ static void check_done(void *ctx, const struct engine_cmd_result *r)
 			 msg[0] ? msg : "no message");
 		fail_log(ng, line);
 		pass_events(ng, "nginx-check-failed", line);
+		stats_lock(ng);
+		ng->stats.checks_failed++;
+		stats_event(ng, &ng->stats.last_check, 0, 1, line);
+		stats_unlock(ng);
 		pass_keep(ng);
 		back_to_idle(ng);
 		return;
 	}
+	stats_lock(ng);
+	ng->stats.checks_ok++;
+	stats_event(ng, &ng->stats.last_check, 1, 1, "nginx -t passed");
+	stats_unlock(ng);
 	if (ng->pass_include_changed && unlink(ng->backup) < 0 &&
 	    errno != ENOENT)
 		log_warn("nginx", NULL, "cannot remove %s: %s", ng->backup,
@@ -640,6 +732,16 @@ static char *render(struct engine_nginx *ng, size_t *len)
 	rc = ng->o.strategy == NGINX_SERVER_BLOCKS
 		 ? list_served(ng, &ns, NULL, NULL, 0)
 		 : list_map(ng, &ns);
+	if (rc == 0 && ng->first_pass && ng->o.chown_keys &&
+	    ng->o.strategy != NGINX_SERVER_BLOCKS) {
+		/* list_map lists only the names its map needs: every other
+		 * key written before this start (key_owner set since, a
+		 * store filled by another tool) gets its owner too */
+		struct names all = {0};
+
+		rc = list_served(ng, &all, NULL, NULL, 0);
+		names_free(&all);
+	}
 	if (rc < 0) {
 		snprintf(
 		    msg, sizeof(msg), "cannot list the domains for nginx: %s",
@@ -648,6 +750,9 @@ static char *render(struct engine_nginx *ng, size_t *len)
 	}
 	ng->first_pass = 0;
 	ng->pass_domains = ns.n;
+	stats_lock(ng);
+	ng->stats.domains = ns.n;
+	stats_unlock(ng);
 	out = nginx_render(&ro, (const char *const *)ns.v, ns.n, len, err,
 			   sizeof(err));
 	if (!out) {
@@ -663,6 +768,10 @@ static char *render(struct engine_nginx *ng, size_t *len)
 fail:
 	fail_log(ng, msg);
 	pass_events(ng, "nginx-check-failed", msg);
+	stats_lock(ng);
+	ng->stats.refused++;
+	stats_event(ng, &ng->stats.last_refused, 0, 0, msg);
+	stats_unlock(ng);
 out:
 	names_free(&ns);
 	free(tpl);
@@ -760,6 +869,9 @@ void engine_nginx_changed(struct engine_nginx *ng, const char *name)
 {
 	if (!ng)
 		return;
+	/* the daemon's live/ writer gives the key its owner before the
+	 * rename (engine_nginx_key_owner); this covers a writer that could
+	 * not, and says why */
 	if (ng->o.chown_keys) {
 		int rc =
 		    nginx_key_chown(ng->live_dir, name, ng->o.uid, ng->o.gid);
@@ -772,6 +884,7 @@ void engine_nginx_changed(struct engine_nginx *ng, const char *name)
 		log_error("nginx", name,
 			  "out of memory: loaded at the next "
 			  "reload anyway");
+	stats_pending(ng);
 	ng->dirty = 1;
 	kick(ng);
 }
@@ -787,6 +900,22 @@ void engine_nginx_poke(struct engine_nginx *ng)
 unsigned long engine_nginx_reloads(const struct engine_nginx *ng)
 {
 	return ng ? ng->reloads : 0;
+}
+
+void engine_nginx_key_owner(const struct engine_nginx *ng, uid_t *uid,
+			    gid_t *gid)
+{
+	if (!ng || !ng->o.chown_keys)
+		return;
+	*uid = ng->o.uid;
+	*gid = ng->o.gid;
+}
+
+void engine_nginx_stats(struct engine_nginx *ng, struct engine_nginx_stats *out)
+{
+	stats_lock(ng);
+	*out = ng->stats;
+	stats_unlock(ng);
 }
 
 /* `COMMAND -V`, once at start: which nginx (blocking, before the loop
@@ -853,6 +982,10 @@ int engine_nginx_new(uv_loop_t *loop, struct store *st,
 	ng->loop = loop;
 	ng->st = st;
 	ng->o = *o;
+	if (uv_mutex_init(&ng->mu) == 0)
+		ng->mu_ok = 1;
+	ng->stats.strategy = o->strategy;
+	ng->stats.state = ng_state_names[NG_IDLE];
 	ng->include = dup_or_null(o->include, &oom);
 	ng->template_file = dup_or_null(o->template_file, &oom);
 	ng->command = dup_or_null(o->command, &oom);
@@ -979,7 +1112,7 @@ static void ng_closed(uv_handle_t *h)
 	struct engine_nginx *ng = h->data;
 
 	if (--ng->handles == 0 && !ng->verify)
-		free(ng);
+		ng_release(ng);
 }
 
 void engine_nginx_free(struct engine_nginx *ng)
@@ -999,14 +1132,11 @@ void engine_nginx_free(struct engine_nginx *ng)
 	free(ng->listen);
 	free(ng->upstream);
 	free(ng->live_dir);
-	/* verify_host stays while a handshake thread may read it */
-	if (!ng->verify) {
-		free(ng->verify_host);
-		ng->verify_host = NULL;
-	}
+	/* verify_host stays while a handshake thread may read it: freed
+	 * with ng (ng_release) */
 	if (!ng->handles) {
 		if (!ng->verify)
-			free(ng);
+			ng_release(ng);
 		return;
 	}
 	uv_close((uv_handle_t *)&ng->timer, ng_closed);

@@ -35,6 +35,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define STORE_NO_TIME (-1)
 
@@ -351,6 +352,13 @@ int store_event_list(struct store *st, const char *domain,
  */
 int store_live_write(const char *live_dir, const char *domain,
 		     const char *chain_pem, const char *key_pem);
+/* The same, privkey.pem owned by key_uid:key_gid ((uid_t)-1 / (gid_t)-1:
+ * unchanged, as lchown) from before it is renamed into place, so no
+ * reader ever finds it with another owner. Failing to set the owner is
+ * logged, not an error: the files are written as store_live_write does. */
+int store_live_write_as(const char *live_dir, const char *domain,
+			const char *chain_pem, const char *key_pem,
+			uid_t key_uid, gid_t key_gid);
 /*
  * The directory name under live/ of domain: the name itself, and for a
  * wildcard "*.x" the name "_wildcard.x". Not certbot's base name: that

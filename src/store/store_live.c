@@ -13,6 +13,14 @@
  * while staging leaves the old set whole. Only a crash between the renames
  * can leave a mixed set; the daemon reloads nginx after this returns, and
  * the database stays the source of truth, so a restart rewrites them.
+ *
+ * The staged key gets its final owner (store_live_write_as: nginx's
+ * worker user in nginx mode's sni-variable strategy) before it is renamed:
+ * a reader never finds a new privkey.pem it cannot open. fullchain.pem
+ * and privkey.pem, the pair nginx reads, are renamed last and back to
+ * back: a reader that opens one before and the other after that instant
+ * (microseconds) gets a mismatched pair, which nginx refuses for that one
+ * handshake; two files cannot be replaced at once (docs/nginx.md).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -56,9 +64,19 @@ const char *store_live_dirname(const char *domain, char *buf, size_t sz)
 int store_live_write(const char *live_dir, const char *domain,
 		     const char *chain_pem, const char *key_pem)
 {
+	return store_live_write_as(live_dir, domain, chain_pem, key_pem,
+				   (uid_t)-1, (gid_t)-1);
+}
+
+int store_live_write_as(const char *live_dir, const char *domain,
+			const char *chain_pem, const char *key_pem,
+			uid_t key_uid, gid_t key_gid)
+{
 	char dname[NAME_MAX_LEN + 16];
+	/* in rename order: the pair nginx reads last, back to back */
 	static const char *const names[LIVE_FILES] = {
-	    "privkey.pem", "cert.pem", "chain.pem", "fullchain.pem"};
+	    "cert.pem", "chain.pem", "fullchain.pem", "privkey.pem"};
+	enum { KEY = LIVE_FILES - 1 };
 	char dir[4300], path[LIVE_FILES][4400];
 	char *tmp[LIVE_FILES] = {NULL};
 	const char *data[LIVE_FILES];
@@ -91,10 +109,10 @@ int store_live_write(const char *live_dir, const char *domain,
 		goto out;
 	memcpy(full, leaf, ll);
 	memcpy(full + ll, rest, rl + 1);
-	data[0] = key_pem;
-	data[1] = leaf;
-	data[2] = rest;
-	data[3] = full;
+	data[0] = leaf;
+	data[1] = rest;
+	data[2] = full;
+	data[KEY] = key_pem;
 	snprintf(dir, sizeof(dir), "%s/%s", live_dir, domain);
 	rc = fsio_mkdirs(dir, 0755);
 	/* stage all four (written and fsynced), then rename them in a row:
@@ -102,8 +120,18 @@ int store_live_write(const char *live_dir, const char *domain,
 	for (i = 0; rc == 0 && i < LIVE_FILES; i++) {
 		snprintf(path[i], sizeof(path[i]), "%s/%s", dir, names[i]);
 		rc = fsio_stage(path[i], data[i], strlen(data[i]),
-				i == 0 ? 0600 : 0644, &tmp[i]);
+				i == KEY ? 0600 : 0644, &tmp[i]);
 	}
+	/* the key's owner before it is in place (lchown: tmp is the regular
+	 * file fsio_stage just created with O_EXCL). Best effort: without
+	 * it the key stays certherd's, as without key_owner, and the caller
+	 * hands it over afterwards and says why that failed */
+	if (rc == 0 && (key_uid != (uid_t)-1 || key_gid != (gid_t)-1) &&
+	    lchown(tmp[KEY], key_uid, key_gid) < 0)
+		log_warn("store", domain,
+			 "cannot give the new privkey.pem to uid %ld before "
+			 "it is in place: %s",
+			 (long)key_uid, strerror(errno));
 	for (i = 0; rc == 0 && i < LIVE_FILES; i++) {
 		rc = fsio_commit(tmp[i], path[i], i == LIVE_FILES - 1);
 		tmp[i] = NULL; /* commit frees it, on failure too */

@@ -20,14 +20,19 @@
 #  - sni-variable: one server block, every domain served by its own
 #    certificate, adding domains and renewing needs no reload;
 #  - import-certbot: a certbot directory's lineages are registered and
-#    keep their certificates (not re-issued), then served by nginx.
-# N_DOMAINS (default 200) sets the count; NGINX_BIG=1 makes it 2,000.
+#    keep their certificates (not re-issued), then served by nginx;
+#  - the status page (GET /v1/status "nginx", `certherd status`) and
+#    /metrics count reloads (the same number as nginx's own log), failed
+#    `nginx -t` checks, refused templates and handshake mismatches, and
+#    show the last reload, check and verification: after the issuance,
+#    after each broken template, after the fix, and after a mismatch made
+#    on purpose (a hand-written block that shadows a domain).
+# N_DOMAINS (default 200) sets the count; t_nginx_bulk.sh runs 2,000.
 # asan: yes
 # timeout: 900
 . "$(dirname "$0")/lib.sh"
 
 N=${N_DOMAINS:-200}
-[ "${NGINX_BIG:-0}" = 1 ] && N=2000
 NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX_BIN" ] || { fail "nginx is installed (scripts/install-deps.sh)"; finish; }
 
@@ -66,6 +71,8 @@ http {
     server_names_hash_max_size 16384;
     server_names_hash_bucket_size 128;
     include $NG/conf/acme.conf;
+    # hand-written blocks the test adds (shadow.conf), before certherd's
+    include $NG/conf/extra-*.conf;
     server {
         listen 127.0.0.1:$APP_PORT;
         location / { return 200 "app \$host\n"; }
@@ -160,6 +167,12 @@ every_served() {
 	[ $bad = 0 ]
 }
 history_has() { ch domains show "$1" --json | jq -e --arg k "$2" '[.history[]? | select(.kind == $k)] | length > 0' >/dev/null; }
+# ngs JQ: the status page's "nginx" object passes the jq test JQ
+ngs() { ch status --json | jq -e ".nginx | $1"; }
+# metric NAME{LABELS}: its value on /metrics
+metric() { curl -s --unix-socket "$S/api.sock" http://localhost/metrics | awk -v m="$1" '$1 == m { print $2 }'; }
+export -f ch ngs metric
+export CERTHERD CONF S
 
 # ---------------------------------------------------------------- server-blocks
 TPL=$TEST_TMP/template.conf
@@ -192,6 +205,15 @@ check "an https request reaches the upstream through the template's block" \
 check "privkey.pem is 0600 and owned by nobody (nginx.key_owner)" \
 	bash -c "[ \"\$(stat -c '%a %U' $LIVE/${NAMES[0]}/privkey.pem)\" = '600 nobody' ]"
 check "the daemon verified by handshake" grep -q 'verified: nginx serves the new certificate' "$SERVE_LOG"
+check "status: reloads as many as nginx's log, none failed, last reload ok" \
+	wait_for 20 bash -c "ch status --json | jq -e --argjson r \$(grep -c 'SIGHUP) received' $NG/logs/error.log) '.nginx | .reloads == \$r and .reloads_failed == 0 and .checks_failed == 0 and .refused == 0 and .last_reload.result == \"ok\" and .last_check.result == \"ok\" and .domains == $N and .strategy == \"server-blocks\"'"
+check "status: the last verification sampled names, no mismatch" \
+	ngs '.last_verify.names >= 1 and .last_verify.mismatches == 0 and .verify_mismatches == 0'
+check "metrics: certherd_nginx_reloads_total{result=ok} is the status page's count" \
+	bash -c "[ \"\$(metric 'certherd_nginx_reloads_total{result=\"ok\"}')\" = \"\$(ch status --json | jq .nginx.reloads)\" ]"
+check "metrics: no failed check, a last reload timestamp, success 1" \
+	bash -c "[ \"\$(metric 'certherd_nginx_checks_total{result=\"failed\"}')\" = 0 ] && [ \"\$(metric certherd_nginx_last_reload_success)\" = 1 ] && [ -n \"\$(metric certherd_nginx_last_reload_timestamp_seconds)\" ]"
+check "certherd status shows the nginx section" bash -c "ch status | grep -A30 '^nginx:' | grep -Eq '^  reloads_failed: +0\$'"
 
 # A renewal: the new certificate is on disk at once, served after the
 # batched reload.
@@ -230,6 +252,11 @@ check "nginx -t refused it, logged with nginx's message" \
 check "the include is the previous one" cmp "$INCLUDE" "$TEST_TMP/include.good"
 check "no backup left behind" bash -c "! test -e $INCLUDE.certherd-old"
 check "nginx was not reloaded" bash -c "[ \$(grep -c 'SIGHUP) received' $NG/logs/error.log) = $R0 ]"
+check "status: a failed nginx -t, with nginx's message; the reload count did not move" \
+	ngs ".checks_failed >= 1 and .last_check.result == \"failed\" and (.last_check.message | test(\"unknown directive\")) and .reloads == $R0"
+# (each pass until the template is fixed fails the same check again)
+check "metrics: certherd_nginx_checks_total{result=failed} counts it" \
+	bash -c "[ \"\$(metric 'certherd_nginx_checks_total{result=\"failed\"}')\" -ge 1 ]"
 check "nginx still serves the old configuration" every_served "${NAMES[@]:0:5}"
 check "broken.nginx.test is issued meanwhile" wait_for 60 all_valid $((N + 21))
 check "the failure is in broken.nginx.test's history" wait_for 20 history_has broken.nginx.test nginx-check-failed
@@ -239,10 +266,15 @@ sed -i 's/add_hedaer X-Served-By "broken";/add_header X-Served-By "{{nope}}";/' 
 kill -HUP "$SERVE_PID"
 check "an unknown placeholder is refused before nginx sees it" wait_for 20 grep -q 'unknown placeholder {{nope}} (known' "$SERVE_LOG"
 check "the include is still the previous one" cmp "$INCLUDE" "$TEST_TMP/include.good"
+check "status: the refused template counted, with certherd's reason; no nginx -t ran for it" \
+	ngs ".refused >= 1 and .last_refused.result == \"refused\" and (.last_refused.message | test(\"unknown placeholder\")) and .last_check.result == \"failed\""
+check "metrics: certherd_nginx_refused_total counts it" bash -c "[ \"\$(metric certherd_nginx_refused_total)\" -ge 1 ]"
 sed -i 's/add_header X-Served-By "{{nope}}";/add_header X-Served-By "template v2";/' "$TPL"
 kill -HUP "$SERVE_PID"
 check "the fixed template is picked up at SIGHUP: broken.nginx.test served" wait_for 30 serves_own broken.nginx.test
 check "with the new template" bash -c "curl -skI --resolve broken.nginx.test:$TLS_PORT:127.0.0.1 https://broken.nginx.test:$TLS_PORT/ | grep -qi 'x-served-by: template v2'"
+check "status: after the fix one more reload, the last check and reload ok" \
+	wait_for 20 ngs ".reloads >= $((R0 + 1)) and .last_check.result == \"ok\" and .last_reload.result == \"ok\" and .checks_failed >= 1 and .reloads_failed == 0"
 
 # Removal: out of the include at the next reload, files after keep_removed.
 G=${NAMES[2]}
@@ -276,12 +308,75 @@ check "all $N issued" wait_for 400 all_valid "$N"
 check "nginx serves each of the $N domains its own certificate" wait_for 20 every_served "${SNAMES[@]}"
 R=${SNAMES[0]}
 OLD=$(on_disk "$R")
+# Who owns the renewed privkey.pem the instant it is renamed into place
+# (inotify IN_MOVED_TO, then stat at once): the workers read it at the
+# next handshake, so it must be nginx.key_owner's from the start, never
+# certherd's for the moment before a chown.
+cat >"$TEST_TMP/watch_owner.py" <<'EOF'
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.inotify_init()
+d = sys.argv[1].encode()
+if fd < 0 or libc.inotify_add_watch(fd, d, 0x80) < 0:  # IN_MOVED_TO
+    sys.exit("inotify: errno %d" % ctypes.get_errno())
+print("watching", flush=True)
+while True:
+    buf, i = os.read(fd, 65536), 0
+    while i < len(buf):
+        _, _, _, n = struct.unpack_from("iIII", buf, i)
+        name = buf[i + 16:i + 16 + n].rstrip(b"\0")
+        i += 16 + n
+        if name == b"privkey.pem":
+            st = os.stat(os.path.join(d, name))
+            print("privkey.pem %d %o" % (st.st_uid, st.st_mode & 0o777), flush=True)
+EOF
+bg watch-owner python3 "$TEST_TMP/watch_owner.py" "$LIVE/$R"
+wait_for 10 grep -q watching "$TEST_TMP/watch-owner.log"
 check "renew $R" ch renew "$R"
 check "$R renewed" wait_for 60 bash -c "[ \"\$(openssl x509 -in $LIVE/$R/cert.pem -noout -serial | cut -d= -f2)\" != $OLD ]"
+check "the renewed privkey.pem was nobody's and 0600 the instant it was in place" \
+	bash -c "grep -q '^privkey.pem' $TEST_TMP/watch-owner.log && ! grep '^privkey.pem' $TEST_TMP/watch-owner.log | grep -v '^privkey.pem $(id -u nobody) 600\$'"
 check "nginx serves the renewed certificate" wait_for 10 serves_own "$R"
 check "sni-variable: adding $N domains and a renewal needed no reload" bash -c "[ \$(grep -c 'SIGHUP) received' $NG/logs/error.log) = $R0 ]"
 check "the renewal was verified by handshake without a reload" wait_for 25 bash -c "grep -q 'domain=$R.*verified' $SERVE_LOG"
 check "an unknown name gets no certificate (no file to read)" bash -c "[ -z \"\$(openssl s_client -connect 127.0.0.1:$TLS_PORT -servername unknown.nginx.test </dev/null 2>/dev/null | openssl x509 -noout -serial 2>/dev/null)\" ]"
+check "status: sni-variable, the renewal verified, no mismatch" \
+	ngs '.strategy == "sni-variable" and .last_verify.names >= 1 and .last_verify.mismatches == 0 and .verify_mismatches == 0'
+# A mismatch made on purpose: a hand-written block for one domain (with
+# another domain's files) shadows certherd's; after its renewal the
+# daemon's handshake check sees nginx serve something else (20 s of
+# retries) and says so in the status page and the metrics.
+X=${SNAMES[1]}
+cat >"$NG/conf/extra-shadow.conf" <<EOF
+server {
+    listen 127.0.0.1:$TLS_PORT ssl;
+    server_name $X;
+    ssl_certificate $LIVE/${SNAMES[2]}/fullchain.pem;
+    ssl_certificate_key $LIVE/${SNAMES[2]}/privkey.pem;
+}
+EOF
+$NGINX_CMD -s reload
+check "the shadowing block is in force" wait_for 20 bash -c "[ \"\$(openssl s_client -connect 127.0.0.1:$TLS_PORT -servername $X </dev/null 2>/dev/null | openssl x509 -noout -serial | cut -d= -f2)\" = $(on_disk "${SNAMES[2]}") ]"
+check "renew $X" ch renew "$X"
+check "the daemon reports the mismatch" wait_for 90 grep -q "domain=$X.*serves certificate" "$SERVE_LOG"
+check "status: one mismatch, in the last verification, with its message" \
+	wait_for 10 ngs ".verify_mismatches == 1 and .last_verify.mismatches == 1 and (.last_verify.message | test(\"$X\"))"
+check "metrics: certherd_nginx_verify_mismatches_total 1, last_verify_mismatches 1" \
+	bash -c "[ \"\$(metric certherd_nginx_verify_mismatches_total)\" = 1 ] && [ \"\$(metric certherd_nginx_last_verify_mismatches)\" = 1 ]"
+check "the mismatch is in $X's history" history_has "$X" nginx-mismatch
+rm -f "$NG/conf/extra-shadow.conf"
+$NGINX_CMD -s reload
+stop_serve
+# A key left root's (written before key_owner was set, or by another
+# tool): the first pass after a start hands every key over, not only
+# those the sni-variable include names
+K=${SNAMES[3]}
+chown root:root "$LIVE/$K/privkey.pem"
+check "a root-owned key is refused to nginx's workers" bash -c "! openssl s_client -connect 127.0.0.1:$TLS_PORT -servername $K </dev/null 2>/dev/null | grep -q 'BEGIN CERT'"
+serve || fail "certherd serve restarts (sni-variable)"
+check "sni-variable: the first pass gives every key to nginx.key_owner" \
+	wait_for 20 bash -c "[ \"\$(stat -c %U $LIVE/$K/privkey.pem)\" = nobody ]"
+check "and nginx serves $K again" wait_for 10 serves_own "$K"
 stop_serve
 
 # ---------------------------------------------------------------- import-certbot

@@ -129,6 +129,31 @@ static void test_live_layout(void **state)
 	assert_string_equal(s, "");
 	free(s);
 
+	/* with an owner for the key (nginx.key_owner): privkey.pem has it,
+	 * still 0600, the others stay ours; no temp file is left. As root
+	 * another user's (nobody's id), else our own (all chown allows) */
+	{
+		uid_t u = getuid() == 0 ? 65534 : getuid();
+		gid_t g = getuid() == 0 ? 65534 : getgid();
+		char p[512];
+
+		assert_int_equal(store_live_write_as(live, "www.example.com",
+						     both, key_pem, u, g),
+				 0);
+		snprintf(p, sizeof(p), "%s/privkey.pem", dom);
+		assert_int_equal(lstat(p, &sb), 0);
+		assert_int_equal(sb.st_uid, u);
+		assert_int_equal(sb.st_gid, g);
+		assert_int_equal(sb.st_mode & 0777, 0600);
+		snprintf(p, sizeof(p), "%s/fullchain.pem", dom);
+		assert_int_equal(lstat(p, &sb), 0);
+		assert_int_equal(sb.st_uid, getuid());
+		assert_int_equal(store_live_sweep(live, "www.example.com"), 0);
+		s = slurp(dom, "privkey.pem", &mode);
+		assert_string_equal(s, key_pem);
+		free(s);
+	}
+
 	/* a wildcard gets _wildcard.BASE: the base name's own directory
 	 * belongs to the plain name, which a platform often has too */
 	assert_int_equal(store_live_write(live, "*.example.com", both, key_pem),
