@@ -18,6 +18,8 @@
 #
 #  - server-blocks: 2,000 blocks from the built-in template, loaded by
 #    nginx in the batched reloads that follow the issuance;
+#  - 500 more added one by one: at most one reload per reload_interval,
+#    each of them served;
 #  - then the daemon restarts with nginx.strategy = sni-variable on the
 #    same store: the include becomes one block with $ssl_server_name
 #    paths (one reload), and every name is checked again.
@@ -248,6 +250,32 @@ check "server-blocks: 40 names spread over the $N are served live/'s certificate
 check "the daemon verified its samples, no mismatch or failed check" \
 	bash -c "grep -q 'verified: nginx serves the new certificate' $SERVE_LOG && ! grep -E 'nginx-mismatch|nginx -t failed|nginx reload failed|does not serve' $SERVE_LOG"
 note "server-blocks: $(reloads) nginx reloads in all for $N domains"
+
+# 500 more added one by one over ~30 s (the issue's test): with
+# reload_interval = 15s nginx is reloaded at most once per interval, not
+# once per domain, and every one of them ends up served.
+R0=$(reloads)
+seq -f "one%04g.bulk.test" 1 500 >"$TEST_TMP/one.txt"
+T1=$SECONDS
+added=0
+while read -r d; do
+	ch domains add "$d" >/dev/null && added=$((added + 1))
+	sleep 0.05
+done <"$TEST_TMP/one.txt"
+check "500 domains added one by one through the API ($added, in $((SECONDS - T1)) s)" test "$added" = 500
+check "all $((N + 500)) issued" issued $((N + 500)) 300
+check "nginx reloaded with all $((N + 500)) domains in the include" \
+	wait_for 120 grep -q "nginx reloaded .*: $((N + 500)) domains in the include" "$SERVE_LOG"
+check "the daemon verified a sample of that reload by handshake" \
+	wait_for 90 bash -c "sed -n '/nginx reloaded .*: $((N + 500)) domains in the include/,\$p' $SERVE_LOG | grep -q 'verified: nginx serves'"
+grep 'SIGHUP) received' "$NG/logs/error.log" | tail -n +$((R0 + 1)) |
+	awk '{print $1" "$2}' | while read -r ts; do date -d "${ts//\//-}" +%s; done >"$TEST_TMP/one-reloads.txt"
+note "reloads while adding 500 one by one: $(wc -l <"$TEST_TMP/one-reloads.txt") (nginx's log)"
+# nginx logs whole seconds: 14 s apart at least for a 15 s interval
+check "at most one reload per reload_interval (15 s) while adding them" \
+	awk 'NR > 1 && $1 - p < 14 { print "reloads " $1 - p " s apart"; bad = 1 } { p = $1 } END { exit bad }' "$TEST_TMP/one-reloads.txt"
+check "each of the 500 gets a certificate naming it (one handshake each)" \
+	every_handshake "$TEST_TMP/one.txt"
 stop_serve
 
 # ---------------------------------------------------------------- sni-variable
