@@ -229,6 +229,27 @@ pem_certs() {
 		tr -d ' \t\r\n'
 }
 
+# nginx_head NG ERROR_LOG LEVEL: the start of an nginx.conf for a test's
+# own nginx (as root, one worker, pid and temporary files under NG), up to
+# and with "http {" and its temp paths; the test appends its server blocks
+# and the closing "}". Under bg, run it with -g 'daemon off;'.
+nginx_head() {
+	mkdir -p "$1/tmp"
+	cat <<NGINX_HEAD
+user root;
+worker_processes 1;
+pid $1/nginx.pid;
+error_log $2 $3;
+events { worker_connections 1024; }
+http {
+	client_body_temp_path $1/tmp/body;
+	proxy_temp_path $1/tmp/proxy;
+	fastcgi_temp_path $1/tmp/fastcgi;
+	uwsgi_temp_path $1/tmp/uwsgi;
+	scgi_temp_path $1/tmp/scgi;
+NGINX_HEAD
+}
+
 # ---- certherd serve -------------------------------------------------------
 # serve_conf PREFLIGHT [LINE...]: write $CONF for `certherd serve` against
 # the test CA, state in $STATE, HTTP-01 on $HTTP01_PORT, API on

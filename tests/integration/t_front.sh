@@ -25,19 +25,7 @@ STATE=$TEST_TMP/state
 CONF=$TEST_TMP/certherd.conf
 NG=$TEST_TMP/nginx
 mkdir -p "$NG/tmp" "$NG/www"
-cat >"$NG/nginx.conf" <<NGINX
-user root;
-worker_processes 1;
-daemon off;
-pid $NG/nginx.pid;
-error_log $TEST_TMP/nginx-error.log info;
-events { worker_connections 1024; }
-http {
-	client_body_temp_path $NG/tmp/body;
-	proxy_temp_path $NG/tmp/proxy;
-	fastcgi_temp_path $NG/tmp/fastcgi;
-	uwsgi_temp_path $NG/tmp/uwsgi;
-	scgi_temp_path $NG/tmp/scgi;
+{ nginx_head "$NG" "$TEST_TMP/nginx-error.log" info; cat <<NGINX
 	log_format pp '\$proxy_protocol_addr \$remote_addr \$host \$request_uri';
 	server {
 		listen 127.0.0.1:$UP proxy_protocol;
@@ -54,7 +42,8 @@ http {
 	}
 }
 NGINX
-bg nginx nginx -e "$TEST_TMP/nginx-error.log" -p "$NG" -c "$NG/nginx.conf"
+} >"$NG/nginx.conf"
+bg nginx nginx -g "daemon off;" -e "$TEST_TMP/nginx-error.log" -p "$NG" -c "$NG/nginx.conf"
 check "nginx starts with proxy_protocol on 127.0.0.1:$UP" wait_for 10 \
 	bash -c "exec 3<>/dev/tcp/127.0.0.1/$UP"
 

@@ -41,19 +41,8 @@ ca_start || { fail "test CA starts"; finish; }
 NG=$TEST_TMP/nginx
 INCLUDE=$NG/certherd.conf
 mkdir -p "$NG/tmp"
-cat >"$NG/nginx.conf" <<NGINX
-user root;
-worker_processes 1;
-pid $NG/nginx.pid;
-error_log $NG/error.log notice;
-events { worker_connections 256; }
-http {
+{ nginx_head "$NG" "$NG/error.log" notice; cat <<NGINX
 	access_log off;
-	client_body_temp_path $NG/tmp/body;
-	proxy_temp_path $NG/tmp/proxy;
-	fastcgi_temp_path $NG/tmp/fastcgi;
-	uwsgi_temp_path $NG/tmp/uwsgi;
-	scgi_temp_path $NG/tmp/scgi;
 	server {
 		listen 127.0.0.1:$UP proxy_protocol;
 		listen 127.0.0.1:$((UP + 1));
@@ -62,6 +51,7 @@ http {
 	include $INCLUDE;
 }
 NGINX
+} >"$NG/nginx.conf"
 : >"$INCLUDE"
 NGINX_CMD="$NGINX_BIN -p $NG -c $NG/nginx.conf -e $NG/error.log"
 $NGINX_CMD || { fail "nginx starts"; finish; }
