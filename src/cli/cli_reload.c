@@ -221,25 +221,12 @@ int cli__reload(struct cli_reload *r, struct engine_daemon *d)
 	}
 	/* front mode first: reading the default certificate may fail, and
 	 * then nothing at all is applied */
-	if (r->front && cli__front_reload(r->front, &next, err,
-					  sizeof(err)) < 0) {
-		log_error("serve", NULL,
-			  "reload failed: %s; still running with the previous "
-			  "configuration",
-			  err);
-		rc = 0;
-		goto out;
-	}
+	if (r->front &&
+	    cli__front_reload(r->front, &next, err, sizeof(err)) < 0)
+		goto refused;
 	cli__serve_live_opts(&next, r->start, &o, limits);
-	rc = engine_daemon_reconfigure(d, &o, err, sizeof(err));
-	if (rc < 0) {
-		log_error("serve", NULL,
-			  "reload failed: %s; still running with the previous "
-			  "configuration",
-			  err);
-		rc = 0;
-		goto out;
-	}
+	if (engine_daemon_reconfigure(d, &o, err, sizeof(err)) < 0)
+		goto refused;
 	cli__serve_log_level(r->g, &next);
 
 	for (size_t i = 0; i < nk; i++) {
@@ -305,6 +292,13 @@ int cli__reload(struct cli_reload *r, struct engine_daemon *d)
 	r->live_vals = vals;
 	vals = NULL;
 	rc = 1;
+	goto out;
+refused:
+	log_error("serve", NULL,
+		  "reload failed: %s; still running with the previous "
+		  "configuration",
+		  err);
+	rc = 0;
 out:
 	free_values(vals);
 	config_free(&next);
