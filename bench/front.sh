@@ -12,8 +12,8 @@
 # Knobs (environment): BENCH_SIZES ("1000 10000 100000"), BENCH_SECONDS
 # (measured window per server, 20), BENCH_WARM (at most this many seconds
 # of warm-up before the window, 60), BENCH_CONC (handshakes in flight, 4), BENCH_SERVERS (which
-# rows: "front1 front1-all front nginx nginx-sni haproxy hitch minimal"),
-# BENCH_BIG_SERVERS (the rows run at N > 10,000: "front1 front1-all front
+# rows: "front1 front1-10k front nginx nginx-sni haproxy hitch minimal"),
+# BENCH_BIG_SERVERS (the rows run at N > 10,000: "front1 front1-10k front
 # haproxy minimal"; nginx and hitch
 # load one SSL_CTX per domain, several GiB and minutes at 100,000),
 # BENCH_KEEP=1 (keep the work directory and every log), BENCH_RELAY=0
@@ -29,14 +29,17 @@
 # The servers (all on 127.0.0.1:18443, TLS 1.2 and 1.3, their own defaults
 # otherwise: each sends its usual session tickets, none is resumed):
 #   front1     certherd serve, [front] workers = 1, cache_size default
-#              (10,000), upstream the sink below with PROXY v2. The front
+#              (100,000: every name of the run fits; the warm-up loads
+#              them all, N/150 s at most), upstream the sink below with
+#              PROXY v2. The front
 #              connects its upstream at a client's first bytes: these
 #              handshake-only clients never reach the sink (as with
 #              nginx's `return 200`); HAProxy and hitch connect at accept
 #              (the sink's own CPU is shown apart)
-#   front1-all the same with cache_size = N, only at N > 10,000: every
-#              name in memory (warm-up N/150 s at least), next to the
-#              default cache where most handshakes load their certificate
+#   front1-10k the same with cache_size = 10,000, only at N > 10,000:
+#              with uniformly random names most handshakes load their
+#              certificate (the miss path), and memory beyond the cache
+#              is what a name costs when it is not in memory
 #   front      workers = 0 (one per core), default cache
 #   nginx      one server block per domain (ssl_certificate per block),
 #              worker_processes 1, `return 200` (no upstream)
@@ -82,7 +85,9 @@
 # every server pays per connection), floor_percert_conn_us is the latter
 # with the certificate installed per connection in the ClientHello
 # callback (SSL_use_cert_and_key, as the front does on a cache hit); the
-# "minimal" row above is the floor with sockets. The same in-memory floor with GnuTLS and wolfSSL
+# "minimal" row above is the floor with sockets. The floor is measured
+# twice: on an idle machine, and with the other core running openssl
+# speed, as busy as the load generator keeps it during the windows. The same in-memory floor with GnuTLS and wolfSSL
 # (bench/tlsfloor_gnutls.c, bench/tlsfloor_wolfssl.c: same certificate,
 # TLS 1.3, X25519, one ticket; built when libgnutls28-dev / libwolfssl-dev
 # are installed, bench/install-peers.sh; a note otherwise), with their
@@ -162,8 +167,8 @@ else
 	SIZES=${BENCH_SIZES:-1000 10000 100000} SECS=${BENCH_SECONDS:-20} WARM=${BENCH_WARM:-60}
 fi
 CONC=${BENCH_CONC:-4}
-SERVERS=${BENCH_SERVERS:-front1 front1-all front nginx nginx-sni haproxy hitch minimal}
-BIG_SERVERS=${BENCH_BIG_SERVERS:-front1 front1-all front haproxy minimal}
+SERVERS=${BENCH_SERVERS:-front1 front1-10k front nginx nginx-sni haproxy hitch minimal}
+BIG_SERVERS=${BENCH_BIG_SERVERS:-front1 front1-10k front haproxy minimal}
 TLS=127.0.0.1:18443
 SINK_PORT=18080
 TICK=$(getconf CLK_TCK)
@@ -229,7 +234,7 @@ start_server() {
 	local kind=$1 n=$2 d=$3 certs=$3/certs
 	mkdir -p "$d/$kind"
 	case $kind in
-	front1 | front | front1-all)
+	front1 | front | front1-10k)
 		cp -a "$d/state.orig" "$d/$kind/state"
 		cat >"$d/$kind/certherd.conf" <<-EOF
 			[acme]
@@ -250,7 +255,7 @@ start_server() {
 			listen = $TLS
 			upstream = 127.0.0.1:$SINK_PORT
 			workers = $([ "$kind" = front ] && echo 0 || echo 1)
-			cache_size = $([ "$kind" = front1-all ] && echo $((n > 10000 ? n : 10000)) || echo 10000)
+			$([ "$kind" = front1-10k ] && echo "cache_size = 10000")
 		EOF
 		LAUNCH_NS=$(date +%s%N)
 		"$CERTHERD" -c "$d/$kind/certherd.conf" serve >"$d/$kind/log" 2>&1 &
@@ -337,9 +342,9 @@ measure() {
 	local kind=$1 n=$2 d=$3 first line c0 c1 mem secs=$SECS warm=$WARM
 	R_FIRST="" R_LINE="" R_CPU="" R_RSS="" R_PSS="" R_SINK="" R_WARM="" R_WLINE=""
 	[ "$n" = 1 ] && secs=2 warm=1
-	# every name must be loaded before the window: at ~150 loads/s on a
-	# busy machine, N/150 s
-	[ "$kind" = front1-all ] && [ $((n / 150)) -gt "$warm" ] && warm=$((n / 150))
+	# with the default cache every name must be loaded before the
+	# window: at ~150 loads/s on a busy machine, N/150 s
+	case $kind in front1 | front) [ $((n / 150)) -gt "$warm" ] && warm=$((n / 150)) ;; esac
 	start_server "$kind" "$n" "$d"
 	# the first handshake, given up when the server exits first
 	"$HSBENCH" "$TLS" "$d/names.txt" --first 600 --since "$LAUNCH_NS" >"$d/$kind/first" &
@@ -450,6 +455,18 @@ make_wild "$WILD" || die "cannot make the wildcard certificate"
 FLOOR=$("$HSBENCH" --floor "$WILD/fullchain.pem" "$WILD/privkey.pem" --seconds 5)
 FLOOR_US=$(kv "$FLOOR" floor_hs_us) FLOOR_CONN_US=$(kv "$FLOOR" floor_conn_us)
 FLOOR_PERCERT_US=$(kv "$FLOOR" floor_percert_conn_us)
+# The same with the other core busy, as it is during every window (the
+# load generator saturates it): on this kind of machine the two cores
+# share parts of one physical core or its caches, and the floor rises.
+# The busy core runs openssl speed (signatures and key exchanges, like
+# the load generator's work).
+openssl speed -seconds 8 ecdsap256 ecdhx25519 >/dev/null 2>&1 &
+BUSY_PID=$!
+sleep 1
+FLOOR_BUSY=$("$HSBENCH" --floor "$WILD/fullchain.pem" "$WILD/privkey.pem" --seconds 5)
+kill $BUSY_PID 2>/dev/null
+wait $BUSY_PID 2>/dev/null
+FLOOR_BUSY_CONN_US=$(kv "$FLOOR_BUSY" floor_conn_us)
 SPEED=$(openssl speed -seconds 3 ecdsap256 ecdhx25519 2>/dev/null)
 SIGN_S=$(awk '/256 bits ecdsa \(nistp256\)/ {print $(NF-1)}' <<<"$SPEED")
 X_S=$(awk '/253 bits ecdh \(X25519\)/ {print $NF}' <<<"$SPEED")
@@ -468,7 +485,7 @@ for l in gnutls wolfssl; do
 	fi
 	OTHER_FLOORS+=("$lname $(kv "$fl" lib | sed 's/^[a-z]*-//'): $(printf '%.0f' "$(kv "$fl" floor_hs_us)") us per handshake, $(printf '%.0f' "$(kv "$fl" floor_conn_us)") us per connection ($(calc "$(kv "$fl" floor_conn_us) / $FLOOR_CONN_US" | xargs printf '%.2f')x OpenSSL's; group $(kv "$fl" group), $(kv "$fl" tickets) ticket); pause at the ClientHello and resume: $(kv "$fl" pause), certificate by SNI per connection: $(kv "$fl" sni), ALPN: $(kv "$fl" alpn)")
 done
-say "- libssl's in-memory floor (hsbench --floor, server side only, one ticket): $(printf '%.0f' "$FLOOR_US") us per handshake (SSL_do_handshake), $(printf '%.0f' "$FLOOR_CONN_US") us per connection (SSL_new + handshake + SSL_free), $(printf '%.0f' "$FLOOR_PERCERT_US") us per connection with the certificate installed in the ClientHello callback as the front does (SSL_use_cert_and_key); with sockets: the \"libssl minimal server\" rows; crypto ceiling (openssl speed: P-256 sign $(printf '%.0f' "$SIGN_S")/s, X25519 $(printf '%.0f' "$X_S")/s): $(printf '%.0f' "$CEIL_US") us"
+say "- libssl's in-memory floor (hsbench --floor, server side only, one ticket): $(printf '%.0f' "$FLOOR_US") us per handshake (SSL_do_handshake), $(printf '%.0f' "$FLOOR_CONN_US") us per connection (SSL_new + handshake + SSL_free), $(printf '%.0f' "$FLOOR_PERCERT_US") us per connection with the certificate installed in the ClientHello callback as the front does (SSL_use_cert_and_key); $(printf '%.0f' "$FLOOR_BUSY_CONN_US") us per connection with the other core busy as in the windows ($(calc "$FLOOR_BUSY_CONN_US / $FLOOR_CONN_US" | xargs printf '%.2f')x idle); with sockets: the \"libssl minimal server\" rows; crypto ceiling (openssl speed: P-256 sign $(printf '%.0f' "$SIGN_S")/s, X25519 $(printf '%.0f' "$X_S")/s): $(printf '%.0f' "$CEIL_US") us"
 for f in "${OTHER_FLOORS[@]}"; do say "- in-memory floor of $f"; done
 say ""
 
@@ -489,14 +506,14 @@ register_account() {
 register_account "$W/n1"
 for kind in $SERVERS; do
 	[ "$kind" = minimal ] && continue # one certificate at every N
-	[ "$kind" = front1-all ] && { BASE[$kind]=${BASE[front1]:-}; continue; } # the same at N = 1
+	[ "$kind" = front1-10k ] && { BASE[$kind]=${BASE[front1]:-}; continue; } # the same at N = 1
 	measure "$kind" 1 "$W/n1" && BASE[$kind]=$R_PSS
 done
 
 name_of() {
 	case $1 in
 	front1) echo "certherd front, 1 worker" ;;
-	front1-all) echo "certherd front, 1 worker, cache_size = N (every name in memory)" ;;
+	front1-10k) echo "certherd front, 1 worker, cache_size = 10,000 (most names not in memory)" ;;
 	front) echo "certherd front, $(nproc) workers" ;;
 	nginx) echo "nginx, server block per domain" ;;
 	nginx-sni) echo "nginx, \$ssl_server_name paths" ;;
@@ -521,8 +538,8 @@ for n in $SIZES; do
 	ref="" minref=""
 	notes=()
 	for kind in $SERVERS; do
-		# up to the default cache_size it is the front1 row again
-		[ "$kind" = front1-all ] && [ "$n" -le 10000 ] && continue
+		# up to 10,000 names it is the front1 row again
+		[ "$kind" = front1-10k ] && [ "$n" -le 10000 ] && continue
 		if [ "$n" -gt 10000 ] && ! grep -qw "$kind" <<<"$BIG_SERVERS"; then
 			notes+=("$(name_of "$kind"): not run at N=$n (BENCH_BIG_SERVERS)")
 			continue
@@ -541,7 +558,7 @@ for n in $SIZES; do
 		notes+=("$(name_of "$kind"): warm-up $(kv "$R_WLINE" handshakes) names of $n in $(kv "$R_WLINE" seconds) s at $(printf '%.0f' "$R_WARM") us per handshake; client CPU $(kv "$R_LINE" client_cpu_s) s of ${SECS} s, p50 $(kv "$R_LINE" p50_ms) ms, max $(kv "$R_LINE" max_ms) ms$(case $kind in front*|haproxy|hitch) echo "; the sink behind it: $(printf '%.0f' "$R_SINK") us per handshake";; esac)")
 	done
 	[ -n "$ref" ] && [ -n "$minref" ] &&
-		notes+=("certherd front (1 worker) / libssl minimal server (the socket floor): $(calc "$ref / $minref" | xargs printf '%.2f')x; / libssl's in-memory floor per connection: $(calc "$ref / $FLOOR_CONN_US" | xargs printf '%.2f')x")
+		notes+=("certherd front (1 worker) / libssl minimal server (the socket floor): $(calc "$ref / $minref" | xargs printf '%.2f')x; / libssl's in-memory floor per connection: $(calc "$ref / $FLOOR_CONN_US" | xargs printf '%.2f')x, the same with the other core busy: $(calc "$ref / $FLOOR_BUSY_CONN_US" | xargs printf '%.2f')x; the minimal server / the in-memory floor: $(calc "$minref / $FLOOR_CONN_US" | xargs printf '%.2f')x")
 	say ""
 	for note in "${notes[@]}"; do say "- $note"; done
 	say ""

@@ -221,7 +221,7 @@ static const struct key keys[] = {
      "send a PROXY protocol v2 header upstream", 0, 0, NULL, 0},
     {"front", "workers", T_INT, F(front.workers), "0",
      "TLS worker threads (0: one per core)", 0, 1024, NULL, 0},
-    {"front", "cache_size", T_INT, F(front.cache_size), "10000",
+    {"front", "cache_size", T_INT, F(front.cache_size), "100000",
      "parsed certificates kept in memory", 16, 10000000, NULL, 0},
     {"front", "handshake_timeout", T_DURATION, F(front.handshake_timeout),
      "10s", "a TLS handshake must finish this long after the accept", 1, 600,
