@@ -295,6 +295,12 @@ SSL_CTX *tls_ctx_new(const struct tls_ctx_opts *o, char *err, size_t errsz)
 					 SSL_OP_PRIORITIZE_CHACHA |
 					 SSL_OP_NO_COMPRESSION |
 					 SSL_OP_IGNORE_UNEXPECTED_EOF);
+	/* read what the socket holds in one read, not a record header and
+	 * then its body: the ClientHello, the client's CCS + Finished and
+	 * its close_notify each take one read instead of two to four.
+	 * net_conn.c never waits on the poll for bytes SSL may already
+	 * hold: it calls SSL_read again whenever it can take more. */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				      SSL_MODE_RELEASE_BUFFERS);
