@@ -53,7 +53,8 @@
 #   minimal    the socket floor: `hsbench --serve`, a single-threaded epoll
 #              TLS server with ONE certificate (a wildcard *.bench.test made
 #              here with openssl, leaf + its own throwaway CA, P-256 like the
-#              others) and no SNI logic: accept, handshake, read until
+#              others) and no SNI logic, reading ahead (one read per
+#              flight) as the front does: accept, handshake, read until
 #              close_notify or EOF, close_notify, close; no upstream. It is
 #              what a server cannot go below with libssl and kernel sockets,
 #              measured exactly like the others (its KiB per domain is left
