@@ -13,7 +13,9 @@
 # - SIGHUP: a default certificate (served for unknown names and no SNI,
 #   on-demand still first), a new ask URL (earlier denials forgotten) and
 #   budget, a longer handshake timeout, all applied while a long download
-#   runs on, which survives; a bad default key refuses the whole reload;
+#   runs on, which survives; a bad default key refuses the whole reload
+#   (neither the front's handshake_timeout nor the engine's concurrency
+#   changed in the same file is applied);
 #   restart-only keys are warned about;
 # - SIGTERM: the listener closes at once (a new connection is refused)
 #   while a slow download started before it completes intact.
@@ -204,16 +206,24 @@ sleep 1
 		-e 's/^handshake_timeout = .*/handshake_timeout = 6s/' \
 		-e 's/^cache_size = .*/cache_size = 200/' "$TEST_TMP/base.conf"
 	printf '[front]\ndefault_certificate = %s\ndefault_key = %s\n' "$D/cert.pem" "$D/other-key.pem"
+	printf '[acme]\nconcurrency = 7\n'
 } >"$CONF"
 check "SIGHUP with a default key that does not match" hup
 check "is refused whole, with the reason" \
-	grep -q "reload failed: front.default_certificate $D/cert.pem with front.default_key $D/other-key.pem" "$TEST_TMP/serve.log"
+	grep -q "reload failed: front.default_certificate $D/cert.pem with front.default_key $D/other-key.pem.*; still running with the previous configuration" "$TEST_TMP/serve.log"
 check "and changed nothing (still unrecognized_name)" alert_for nope.example.com
+t=$(closed_after)
+check "not the front's handshake_timeout either (a silent client closed after ${t}s, not 6s)" \
+	python3 -c "import sys; sys.exit(not 1.5 <= $t <= 5)"
+check "nor the engine's acme.concurrency (status: $(ch status --json | jq .concurrency))" \
+	bash -c "'$CERTHERD' -c '$CONF' status --json | jq -e '.concurrency == 100' >/dev/null"
 sed -i "s#other-key.pem#key.pem#" "$CONF"
 check "SIGHUP with the right key" hup
 check "the download started before the reloads is still running" kill -0 $LONG
 check "applies the front and on-demand keys" \
 	grep -q 'configuration reloaded: applied.*front.handshake_timeout 2s -> 6s' "$TEST_TMP/serve.log"
+check "and the engine's acme.concurrency with them (status: $(ch status --json | jq .concurrency))" \
+	bash -c "'$CERTHERD' -c '$CONF' status --json | jq -e '.concurrency == 7' >/dev/null"
 check "warns that front.cache_size needs a restart" \
 	grep -q 'front.cache_size changed (100 -> 200); restart to apply' "$TEST_TMP/serve.log"
 check "unknown name: the default certificate" test "$(served nope.example.com)" = "$default_serial"
