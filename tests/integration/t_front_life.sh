@@ -45,26 +45,7 @@ bg nginx nginx -g "daemon off;" -e "$TEST_TMP/nginx-error.log" -p "$NG" -c "$NG/
 check "nginx starts on 127.0.0.1:$UP" wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$UP"
 
 # ask: /no denies everything, /yes allows names under ok.test
-cat >"$TEST_TMP/ask.py" <<'PY'
-import sys, urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-port, logpath = int(sys.argv[1]), sys.argv[2]
-log = open(logpath, "a", buffering=1)
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        u = urllib.parse.urlsplit(self.path)
-        name = urllib.parse.parse_qs(u.query).get("domain", [""])[0]
-        ok = u.path == "/yes" and name.endswith(".ok.test")
-        log.write(f"{u.path} {name} {204 if ok else 403}\n")
-        self.send_response(204 if ok else 403)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-    def log_message(self, *a):
-        pass
-ThreadingHTTPServer.daemon_threads = True
-ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
-PY
-bg ask python3 "$TEST_TMP/ask.py" $ASK "$TEST_TMP/asks.txt"
+bg ask python3 "$SRC/tests/integration/ask_server.py" $ASK "$TEST_TMP/asks.txt" /yes ok.test
 check "the ask server starts" wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ASK"
 
 # A default certificate (self-signed, not for any of our names) and keys
