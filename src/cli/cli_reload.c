@@ -1,9 +1,10 @@
 /*
  * cli_reload.c — `certherd serve`'s configuration, read at start and again
  * at every SIGHUP: the same -c FILE, then every --set, the same checks and
- * secret files. A reload that cannot be read or does not validate changes
- * nothing (the error is logged and the daemon runs on as it was). One that
- * does applies every key the daemon can change live (live_keys below, via
+ * secret files. A reload that cannot be read, does not validate or that a
+ * part refuses (every part checks before any applies) changes nothing (the
+ * error is logged and the daemon runs on as it was). One that passes
+ * applies every key the daemon can change live (live_keys below, via
  * engine_daemon_reconfigure and the log level) and warns once per other
  * changed key, which keeps its running value until a restart.
  *
