@@ -51,51 +51,71 @@ void cli__demand_opts(const struct config *cfg, struct demand_opts *o)
 	o->challenge = config_challenge_names[cfg->acme.challenge];
 }
 
-int cli__front_reload(struct cli_front_reload *fr, const struct config *next,
-		      char *err, size_t errsz)
+int cli__front_check(const struct cli_front_reload *fr,
+		     const struct config *next, struct cli_front_next *fn,
+		     char *err, size_t errsz)
 {
-	struct tls_cert *def = NULL;
-	struct demand_opts dop;
 	int rc;
 
+	memset(fn, 0, sizeof(*fn));
 	if (!fr->front)
 		return 0; /* front mode off: its keys need a restart */
 	/* the files are read at every reload: their contents may change
 	 * under the same names (a renewed default certificate) */
-	rc = cli__front_default(next, &def, err, errsz);
+	rc = cli__front_default(next, &fn->def, err, errsz);
 	if (rc < 0)
 		return rc;
+	/* copied now so that applying cannot run out of memory halfway */
+	fn->ask = strdup(next->on_demand.ask ? next->on_demand.ask : "");
+	if (!fn->ask) {
+		snprintf(err, errsz, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int cli__front_apply(struct cli_front_reload *fr, const struct config *next,
+		     struct cli_front_next *fn, char *err, size_t errsz)
+{
+	struct net_front_live l;
+	struct demand_opts dop;
+	int rc;
+
+	if (!fr->front)
+		return 0;
+	/* on-demand first: it is the step that can still fail, and then
+	 * nothing else has changed */
 	if (next->on_demand.enabled && !*fr->demand && fr->start_demand) {
 		rc = fr->start_demand(fr->ctx, next, err, errsz);
-		if (rc < 0) {
-			tls_cert_unref(def);
+		if (rc < 0)
 			return rc;
-		}
 	} else if (*fr->demand) {
 		cli__demand_opts(next, &dop);
-		dop.ask_changed = strcmp(fr->ask ? fr->ask : "",
-					 next->on_demand.ask) != 0;
+		dop.ask_changed = strcmp(fr->ask ? fr->ask : "", fn->ask) != 0;
 		if (demand_reconfigure(*fr->demand, &dop,
 				       next->on_demand.enabled) < 0) {
 			snprintf(err, errsz, "out of memory");
-			tls_cert_unref(def);
 			return -ENOMEM;
 		}
 	}
-	if (cli__front_keep_ask(fr, next->on_demand.ask) < 0) {
-		snprintf(err, errsz, "out of memory");
-		tls_cert_unref(def);
-		return -ENOMEM;
-	}
-	{
-		struct net_front_live l;
-
-		cli__front_live(next, &l);
-		net_front_set_live(fr->front, &l);
-	}
-	net_front_set_default(fr->front, def);
-	tls_cert_unref(def); /* the front has its own reference */
+	cli__front_reload_free(fr);
+	fr->ask = fn->ask;
+	fn->ask = NULL;
+	cli__front_live(next, &l);
+	net_front_set_live(fr->front, &l);
+	net_front_set_default(fr->front, fn->def); /* takes its own ref */
 	return 0;
+}
+
+void cli__front_next_free(struct cli_front_next *fn)
+{
+	tls_cert_unref(fn->def);
+	fn->def = NULL;
+	if (fn->ask) {
+		OPENSSL_cleanse(fn->ask, strlen(fn->ask)); /* may hold a token */
+		free(fn->ask);
+		fn->ask = NULL;
+	}
 }
 
 int cli__front_keep_ask(struct cli_front_reload *fr, const char *ask)

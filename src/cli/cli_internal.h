@@ -112,11 +112,27 @@ struct cli_front_reload {
 	void *ctx;
 	char *ask; /* on_demand.ask last applied, owned (may hold a token) */
 };
-/* Apply next's live front and on-demand keys: everything, or (on error,
- * err set) nothing but a started on-demand thread. Reads the default
- * certificate's files again. Loop thread. */
-int cli__front_reload(struct cli_front_reload *fr, const struct config *next,
-		      char *err, size_t errsz);
+/* A reload's front part, read and checked but not applied yet. */
+struct cli_front_next {
+	struct tls_cert *def; /* the default certificate, read again; owned,
+				 NULL: none */
+	char *ask;	      /* next's on_demand.ask, owned (may hold a
+				 token) */
+};
+/* A reload checks every part first and applies only when all accept
+ * (cli_reload.c). cli__front_check reads next's default certificate
+ * files again and copies what applying needs, changing nothing: 0, or a
+ * negative errno with err. cli__front_apply then applies next's live
+ * front and on-demand keys, on-demand first: everything, or nothing when
+ * on-demand cannot start or be changed (err set), the only steps left
+ * that can fail. fn is the caller's either way: cli__front_next_free.
+ * Both do nothing when front mode is off. Loop thread. */
+int cli__front_check(const struct cli_front_reload *fr,
+		     const struct config *next, struct cli_front_next *fn,
+		     char *err, size_t errsz);
+int cli__front_apply(struct cli_front_reload *fr, const struct config *next,
+		     struct cli_front_next *fn, char *err, size_t errsz);
+void cli__front_next_free(struct cli_front_next *fn); /* zeroed ok */
 /* Remember ask as the one applied. 0 or -ENOMEM. */
 int cli__front_keep_ask(struct cli_front_reload *fr, const char *ask);
 void cli__front_reload_free(struct cli_front_reload *fr);

@@ -1,9 +1,10 @@
 /*
  * cli_reload.c — `certherd serve`'s configuration, read at start and again
  * at every SIGHUP: the same -c FILE, then every --set, the same checks and
- * secret files. A reload that cannot be read or does not validate changes
- * nothing (the error is logged and the daemon runs on as it was). One that
- * does applies every key the daemon can change live (live_keys below, via
+ * secret files. A reload that cannot be read, does not validate or that a
+ * part refuses (every part checks before any applies) changes nothing (the
+ * error is logged and the daemon runs on as it was). One that passes
+ * applies every key the daemon can change live (live_keys below, via
  * engine_daemon_reconfigure and the log level) and warns once per other
  * changed key, which keeps its running value until a restart.
  *
@@ -192,6 +193,7 @@ int cli__reload(struct cli_reload *r, struct engine_daemon *d)
 {
 	struct config next;
 	struct engine_daemon_opts o = {0};
+	struct cli_front_next fn = {0};
 	struct engine_limit_def limits[ENGINE_LIMIT__MAX];
 	char err[1024] = "", summary[SUMMARY_MAX] = "";
 	char a[SHOW_MAX + 8], b[SHOW_MAX + 8];
@@ -219,12 +221,21 @@ int cli__reload(struct cli_reload *r, struct engine_daemon *d)
 		rc = -ENOMEM;
 		goto out;
 	}
-	/* front mode first: reading the default certificate may fail, and
-	 * then nothing at all is applied */
+	/* Every part checks first, then every part applies: a part that
+	 * refuses leaves the others as they run. The front's default
+	 * certificate is read during its check. */
 	if (r->front &&
-	    cli__front_reload(r->front, &next, err, sizeof(err)) < 0)
+	    cli__front_check(r->front, &next, &fn, err, sizeof(err)) < 0)
 		goto refused;
 	cli__serve_live_opts(&next, r->start, &o, limits);
+	if (engine_daemon_check_live(&o, err, sizeof(err)) < 0)
+		goto refused;
+	/* The front before the engine: starting on-demand can still fail,
+	 * and then the engine has not changed either. The engine cannot
+	 * refuse what its check accepted. */
+	if (r->front &&
+	    cli__front_apply(r->front, &next, &fn, err, sizeof(err)) < 0)
+		goto refused;
 	if (engine_daemon_reconfigure(d, &o, err, sizeof(err)) < 0)
 		goto refused;
 	cli__serve_log_level(r->g, &next);
@@ -300,6 +311,7 @@ refused:
 		  err);
 	rc = 0;
 out:
+	cli__front_next_free(&fn);
 	free_values(vals);
 	config_free(&next);
 	return rc;

@@ -363,16 +363,24 @@ int engine_daemon_open(const struct engine_daemon_opts *o,
  * between RELOADING=1 and READY=1 notifications.
  */
 int engine_daemon_run(struct engine_daemon *d);
+/* engine_daemon_reconfigure's checks of n, changing nothing (a reload
+ * checks every part before it applies any). Pure. 0, or -EINVAL with err
+ * set. */
+int engine_daemon_check_live(const struct engine_daemon_opts *n, char *err,
+			     size_t errsz);
 /*
  * Apply the settings of n that can change while running: concurrency,
  * http_redirect, limits (buckets keep their tokens, capped at a new
  * capacity), backoff_max_ms, drain_ms. Every other field of n is ignored
  * (it needs a restart; the caller says so). n and what it points to are
  * borrowed: what is kept is copied. Loop thread only (the reload hook).
- * 0, or -EINVAL with err set and nothing changed.
+ * 0, or -EINVAL with err set and nothing changed: exactly when
+ * engine_daemon_check_live(n) refuses, so a caller that checked first
+ * can apply its own settings knowing this one will not fail.
  *
  * A feature adding a live setting adds its field to struct
- * engine_daemon_opts and its copy here.
+ * engine_daemon_opts, its check to engine_daemon_check_live and its copy
+ * here.
  */
 int engine_daemon_reconfigure(struct engine_daemon *d,
 			      const struct engine_daemon_opts *n, char *err,

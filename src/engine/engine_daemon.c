@@ -309,17 +309,27 @@ static void on_signal(uv_signal_t *s, int signum)
 	engine__notify_status(d, clock_wall_ms(), 1);
 }
 
-int engine_daemon_reconfigure(struct engine_daemon *d,
-			      const struct engine_daemon_opts *n, char *err,
-			      size_t errsz)
+int engine_daemon_check_live(const struct engine_daemon_opts *n, char *err,
+			     size_t errsz)
 {
-	/* Check everything first: a reload applies entirely or not at all. */
 	for (int k = 0; n->limits && k < ENGINE_LIMIT__MAX; k++)
 		if (n->limits[k].capacity > 0 && n->limits[k].period_ms <= 0) {
 			snprintf(err, errsz, "bad rate limit for %s",
 				 engine_limit_names[k]);
 			return -EINVAL;
 		}
+	return 0;
+}
+
+int engine_daemon_reconfigure(struct engine_daemon *d,
+			      const struct engine_daemon_opts *n, char *err,
+			      size_t errsz)
+{
+	/* Check everything first: a reload applies entirely or not at all. */
+	int rc = engine_daemon_check_live(n, err, errsz);
+
+	if (rc < 0)
+		return rc;
 	d->o.concurrency = n->concurrency ? n->concurrency : 100;
 	d->o.http_redirect = n->http_redirect;
 	if (d->chall)

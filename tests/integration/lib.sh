@@ -229,16 +229,23 @@ pem_certs() {
 		tr -d ' \t\r\n'
 }
 
-# nginx_head NG ERROR_LOG LEVEL: the start of an nginx.conf for a test's
-# own nginx (as root, one worker, pid and temporary files under NG), up to
-# and with "http {" and its temp paths; the test appends its server blocks
-# and the closing "}". Under bg, run it with -g 'daemon off;'.
+# nginx_head NG ERROR_LOG LEVEL [nobody]: the start of an nginx.conf for a
+# test's own nginx (one worker, temporary files under NG), up to and with
+# "http {" and its temp paths; the test appends its server blocks and the
+# closing "}". Under bg, run it with -g 'daemon off;'. Without "nobody" it
+# runs as root with its pid file in NG; with it, it is the one nginx_nobody
+# set up (no user line, the pid file in NG/logs, which nobody may write).
 nginx_head() {
+	local pid=$1/nginx.pid user="user root;"
+	if [ "${4:-}" = nobody ]; then
+		pid=$1/logs/nginx.pid
+		user=
+	fi
 	mkdir -p "$1/tmp"
 	cat <<NGINX_HEAD
-user root;
+$user
 worker_processes 1;
-pid $1/nginx.pid;
+pid $pid;
 error_log $2 $3;
 events { worker_connections 1024; }
 http {
@@ -248,6 +255,30 @@ http {
 	uwsgi_temp_path $1/tmp/uwsgi;
 	scgi_temp_path $1/tmp/scgi;
 NGINX_HEAD
+}
+
+# nginx_nobody NG: an nginx run unprivileged, as certherd's nginx mode
+# drives it (the tests of docs/nginx.md), its files under NG: conf/ (the
+# test writes conf/nginx.conf, starting with `nginx_head NG
+# NG/logs/error.log LEVEL nobody`), logs/ (error.log, nginx.pid) and tmp/,
+# the last two owned by nobody. Sets NGINX_CMD, the command that starts it
+# (and checks and reloads it, as [nginx] nginx = runs it) as nobody; it is
+# stopped when the test exits. The test's TEST_TMP must be 0755.
+nginx_nobody() {
+	local bin
+	bin=$(command -v nginx || echo /usr/sbin/nginx)
+	NGINX_DIR=$1
+	mkdir -p "$1/conf" "$1/logs" "$1/tmp"
+	chown -R nobody:nogroup "$1/logs" "$1/tmp"
+	NGINX_CMD="setpriv --reuid=nobody --regid=nogroup --clear-groups -- $bin -p $1 -c $1/conf/nginx.conf -e $1/logs/error.log"
+	on_exit "[ -s $1/logs/nginx.pid ] && kill -TERM \$(cat $1/logs/nginx.pid) 2>/dev/null"
+}
+# nginx_nobody_start: start nginx_nobody's nginx (its output appended to
+# TEST_TMP/nginx-start.log); returns once it wrote its pid file.
+nginx_nobody_start() {
+	rm -f "$NGINX_DIR/logs/nginx.pid"
+	$NGINX_CMD >>"$TEST_TMP/nginx-start.log" 2>&1
+	wait_for 10 test -s "$NGINX_DIR/logs/nginx.pid"
 }
 
 # ---- certherd serve -------------------------------------------------------

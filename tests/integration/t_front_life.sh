@@ -13,7 +13,9 @@
 # - SIGHUP: a default certificate (served for unknown names and no SNI,
 #   on-demand still first), a new ask URL (earlier denials forgotten) and
 #   budget, a longer handshake timeout, all applied while a long download
-#   runs on, which survives; a bad default key refuses the whole reload;
+#   runs on, which survives; a bad default key refuses the whole reload
+#   (neither the front's handshake_timeout nor the engine's concurrency
+#   changed in the same file is applied);
 #   restart-only keys are warned about;
 # - SIGTERM: the listener closes at once (a new connection is refused)
 #   while a slow download started before it completes intact.
@@ -43,26 +45,7 @@ bg nginx nginx -g "daemon off;" -e "$TEST_TMP/nginx-error.log" -p "$NG" -c "$NG/
 check "nginx starts on 127.0.0.1:$UP" wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$UP"
 
 # ask: /no denies everything, /yes allows names under ok.test
-cat >"$TEST_TMP/ask.py" <<'PY'
-import sys, urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-port, logpath = int(sys.argv[1]), sys.argv[2]
-log = open(logpath, "a", buffering=1)
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        u = urllib.parse.urlsplit(self.path)
-        name = urllib.parse.parse_qs(u.query).get("domain", [""])[0]
-        ok = u.path == "/yes" and name.endswith(".ok.test")
-        log.write(f"{u.path} {name} {204 if ok else 403}\n")
-        self.send_response(204 if ok else 403)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-    def log_message(self, *a):
-        pass
-ThreadingHTTPServer.daemon_threads = True
-ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
-PY
-bg ask python3 "$TEST_TMP/ask.py" $ASK "$TEST_TMP/asks.txt"
+bg ask python3 "$SRC/tests/integration/ask_server.py" $ASK "$TEST_TMP/asks.txt" /yes ok.test
 check "the ask server starts" wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ASK"
 
 # A default certificate (self-signed, not for any of our names) and keys
@@ -204,16 +187,24 @@ sleep 1
 		-e 's/^handshake_timeout = .*/handshake_timeout = 6s/' \
 		-e 's/^cache_size = .*/cache_size = 200/' "$TEST_TMP/base.conf"
 	printf '[front]\ndefault_certificate = %s\ndefault_key = %s\n' "$D/cert.pem" "$D/other-key.pem"
+	printf '[acme]\nconcurrency = 7\n'
 } >"$CONF"
 check "SIGHUP with a default key that does not match" hup
 check "is refused whole, with the reason" \
-	grep -q "reload failed: front.default_certificate $D/cert.pem with front.default_key $D/other-key.pem" "$TEST_TMP/serve.log"
+	grep -q "reload failed: front.default_certificate $D/cert.pem with front.default_key $D/other-key.pem.*; still running with the previous configuration" "$TEST_TMP/serve.log"
 check "and changed nothing (still unrecognized_name)" alert_for nope.example.com
+t=$(closed_after)
+check "not the front's handshake_timeout either (a silent client closed after ${t}s, not 6s)" \
+	python3 -c "import sys; sys.exit(not 1.5 <= $t <= 5)"
+check "nor the engine's acme.concurrency (status: $(ch status --json | jq .concurrency))" \
+	bash -c "'$CERTHERD' -c '$CONF' status --json | jq -e '.concurrency == 100' >/dev/null"
 sed -i "s#other-key.pem#key.pem#" "$CONF"
 check "SIGHUP with the right key" hup
 check "the download started before the reloads is still running" kill -0 $LONG
 check "applies the front and on-demand keys" \
 	grep -q 'configuration reloaded: applied.*front.handshake_timeout 2s -> 6s' "$TEST_TMP/serve.log"
+check "and the engine's acme.concurrency with them (status: $(ch status --json | jq .concurrency))" \
+	bash -c "'$CERTHERD' -c '$CONF' status --json | jq -e '.concurrency == 7' >/dev/null"
 check "warns that front.cache_size needs a restart" \
 	grep -q 'front.cache_size changed (100 -> 200); restart to apply' "$TEST_TMP/serve.log"
 check "unknown name: the default certificate" test "$(served nope.example.com)" = "$default_serial"

@@ -43,28 +43,9 @@ NGINX
 bg nginx nginx -g "daemon off;" -e "$TEST_TMP/nginx-error.log" -p "$NG" -c "$NG/nginx.conf"
 check "nginx starts on 127.0.0.1:$UP" wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$UP"
 
-cat >"$TEST_TMP/ask.py" <<'PY'
-import sys, urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-port, logpath = int(sys.argv[1]), sys.argv[2]
-log = open(logpath, "a", buffering=1)
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        u = urllib.parse.urlsplit(self.path)
-        q = urllib.parse.parse_qs(u.query)
-        name = q.get("domain", [""])[0]
-        ok = (u.path == "/ask" and q.get("token") == ["s3cret"] and
-              ".".join(name.split(".")[-2:]) in ("ok.test", "ok2.test"))
-        log.write(f"{name} {204 if ok else 403}\n")
-        self.send_response(204 if ok else 403)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-    def log_message(self, *a):
-        pass
-ThreadingHTTPServer.daemon_threads = True
-ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
-PY
-bg ask python3 "$TEST_TMP/ask.py" $ASK "$TEST_TMP/asks.txt"
+# 204 for names under ok.test or ok2.test with the token, 403 otherwise
+bg ask python3 "$SRC/tests/integration/ask_server.py" $ASK "$TEST_TMP/asks.txt" \
+	'/ask?token=s3cret' ok.test ok2.test
 check "the ask server starts" wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ASK"
 
 serve_conf dns \
@@ -93,7 +74,7 @@ state_of() { ch domains show "$1" --json 2>/dev/null | sed -n 's/.*"state": *"\(
 # Orders Pebble created (a newOrder POST it refused with badNonce and we
 # sent again is not one).
 orders() { grep -c 'Added order' "$CA_DIR/pebble.log"; }
-asks_for() { grep -c "^$1 " "$TEST_TMP/asks.txt"; }
+asks_for() { grep -c "^[^ ]* $1 " "$TEST_TMP/asks.txt"; }
 metrics() { curl -fsS --unix-socket "$STATE/api.sock" http://x/metrics >"$TEST_TMP/metrics.txt"; }
 metric() { awk -v k="$1" '$1 == k { print $2 }' "$TEST_TMP/metrics.txt"; }
 

@@ -33,8 +33,8 @@
 . "$(dirname "$0")/lib.sh"
 
 N=${N_DOMAINS:-200}
-NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
-[ -x "$NGINX_BIN" ] || { fail "nginx is installed (scripts/install-deps.sh)"; finish; }
+[ -x "$(command -v nginx || echo /usr/sbin/nginx)" ] ||
+	{ fail "nginx is installed (scripts/install-deps.sh)"; finish; }
 
 ca_start || { fail "test CA starts"; finish; }
 chmod 755 "$TEST_TMP"
@@ -43,9 +43,7 @@ TLS_PORT=18443
 APP_PORT=18080
 CH_PORT=18402
 INCLUDE=$NG/conf/certherd.conf
-mkdir -p "$NG/conf" "$NG/logs" "$NG/tmp"
-chown -R nobody:nogroup "$NG/logs" "$NG/tmp"
-NGINX_CMD="setpriv --reuid=nobody --regid=nogroup --clear-groups -- $NGINX_BIN -p $NG -c $NG/conf/nginx.conf -e $NG/logs/error.log"
+nginx_nobody "$NG"
 ch() { "$CERTHERD" -c "$CONF" "$@"; }
 
 # The challenge forwarding, as `certherd nginx snippet` prints it, moved
@@ -56,18 +54,8 @@ sed -n '/^server {/,/^}/p' "$TEST_TMP/snippet.txt" |
 	sed "s/listen 80 default_server;/listen 127.0.0.1:$HTTP01_PORT default_server;/; /listen \[::\]:80/d" \
 		>"$NG/conf/acme.conf"
 
-cat >"$NG/conf/nginx.conf" <<EOF
-worker_processes 1;
-error_log $NG/logs/error.log notice;
-pid $NG/logs/nginx.pid;
-events { worker_connections 512; }
-http {
+{ nginx_head "$NG" "$NG/logs/error.log" notice nobody; cat <<EOF
     access_log off;
-    client_body_temp_path $NG/tmp/body;
-    proxy_temp_path $NG/tmp/proxy;
-    fastcgi_temp_path $NG/tmp/fastcgi;
-    uwsgi_temp_path $NG/tmp/uwsgi;
-    scgi_temp_path $NG/tmp/scgi;
     server_names_hash_max_size 16384;
     server_names_hash_bucket_size 128;
     include $NG/conf/acme.conf;
@@ -80,18 +68,14 @@ http {
     include $INCLUDE;
 }
 EOF
+} >"$NG/conf/nginx.conf"
 : >"$INCLUDE"
 
-nginx_start() {
-	rm -f "$NG/logs/nginx.pid"
-	$NGINX_CMD >>"$TEST_TMP/nginx-start.log" 2>&1
-	wait_for 10 test -s "$NG/logs/nginx.pid"
-}
+nginx_start() { nginx_nobody_start; }
 nginx_stop() {
 	[ -s "$NG/logs/nginx.pid" ] && kill -QUIT "$(cat "$NG/logs/nginx.pid")" 2>/dev/null
 	wait_for 10 bash -c "! test -e $NG/logs/nginx.pid"
 }
-on_exit "[ -s $NG/logs/nginx.pid ] && kill -TERM \$(cat $NG/logs/nginx.pid) 2>/dev/null"
 check "nginx starts as nobody with the snippet and an empty include" nginx_start
 check "nginx runs as nobody" bash -c "[ \"\$(ps -o user= -p \$(cat $NG/logs/nginx.pid))\" = nobody ]"
 # reloads nginx really did (its own log: "signal 1 (SIGHUP) received")

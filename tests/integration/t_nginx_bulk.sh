@@ -34,8 +34,8 @@
 . "$(dirname "$0")/lib.sh"
 
 N=${N_DOMAINS:-2000}
-NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
-[ -x "$NGINX_BIN" ] || { fail "nginx is installed (scripts/install-deps.sh)"; finish; }
+[ -x "$(command -v nginx || echo /usr/sbin/nginx)" ] ||
+	{ fail "nginx is installed (scripts/install-deps.sh)"; finish; }
 HSBENCH=$(dirname "$CERTHERD")/bench/hsbench
 [ -x "$HSBENCH" ] || { fail "bench/hsbench is built next to certherd ($HSBENCH)"; finish; }
 
@@ -49,21 +49,9 @@ TLS_PORT=18443
 APP_PORT=18080
 CH_PORT=18402
 INCLUDE=$NG/conf/certherd.conf
-mkdir -p "$NG/conf" "$NG/logs" "$NG/tmp"
-chown -R nobody:nogroup "$NG/logs" "$NG/tmp"
-NGINX_CMD="setpriv --reuid=nobody --regid=nogroup --clear-groups -- $NGINX_BIN -p $NG -c $NG/conf/nginx.conf -e $NG/logs/error.log"
-cat >"$NG/conf/nginx.conf" <<EOF
-worker_processes 1;
-error_log $NG/logs/error.log notice;
-pid $NG/logs/nginx.pid;
-events { worker_connections 512; }
-http {
+nginx_nobody "$NG"
+{ nginx_head "$NG" "$NG/logs/error.log" notice nobody; cat <<EOF
     access_log off;
-    client_body_temp_path $NG/tmp/body;
-    proxy_temp_path $NG/tmp/proxy;
-    fastcgi_temp_path $NG/tmp/fastcgi;
-    uwsgi_temp_path $NG/tmp/uwsgi;
-    scgi_temp_path $NG/tmp/scgi;
     server_names_hash_max_size 16384;
     server_names_hash_bucket_size 128;
     # Debian's nginx.conf enables TLS 1.3 too (1.22's default leaves it
@@ -76,13 +64,11 @@ http {
     include $INCLUDE;
 }
 EOF
+} >"$NG/conf/nginx.conf"
 nginx_start() {
 	: >"$INCLUDE"
-	rm -f "$NG/logs/nginx.pid"
-	$NGINX_CMD >>"$TEST_TMP/nginx-start.log" 2>&1
-	wait_for 10 test -s "$NG/logs/nginx.pid"
+	nginx_nobody_start
 }
-on_exit "[ -s $NG/logs/nginx.pid ] && kill -TERM \$(cat $NG/logs/nginx.pid) 2>/dev/null"
 reloads() { grep -c 'SIGHUP) received' "$NG/logs/error.log"; }
 
 # config STRATEGY: certherd's configuration, the same state for both
