@@ -159,6 +159,11 @@ check "5 handshakes with no request open no upstream connection ($u0 -> $u1)" te
 get f2.example.com / -o /dev/null
 u2=$(upconn)
 check "one request opens one ($u1 -> $u2)" test "$u2" = $((u1 + 1))
+# a client's Finished and its first requests in one segment: the front
+# reads them in one read, and the second request, already inside SSL,
+# is relayed without waiting for a poll
+check "Finished + two pipelined requests in one write: both answered" \
+	python3 "$SRC/tests/integration/tls_coalesce.py" $FRONT f2.example.com "$PEBBLE_ROOT"
 alpn=$(get f2.example.com / -o /dev/null -w '%{http_version}')
 check "curl offering h2 and http/1.1 gets http/1.1 (no h2c upstream) ($alpn)" test "$alpn" = 1.1
 
