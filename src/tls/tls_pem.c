@@ -12,6 +12,14 @@
  * the leaf and the key only, and cached certificates share one X509 per
  * intermediate (less memory too).
  *
+ * The leaf's own d2i_X509 stays the bulk of a load (120-220 us: it builds
+ * a decoder for the public key). Tried and left: registering an ENGINE
+ * with a method for id-ecPublicKey makes libcrypto 3.0 take its old EC
+ * decoder instead (~50 us), but that ENGINE then also takes every EC
+ * operation of the process that names the type, provider keys included:
+ * X509_sign and X509_REQ_sign with a provider key fail (test_tls_cert
+ * caught it), and CSRs are signed in this process.
+ *
  * Not thread-safe: one parser per thread. The X509s it hands out carry
  * their own references, so certificates outlive the parser.
  */
