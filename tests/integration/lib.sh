@@ -127,8 +127,11 @@ finish() {
 	# Failures while the test CA is wedged (docs/pebble.md) say nothing
 	# about certherd: tell run.sh, which runs the file once more on a
 	# fresh CA. A second failure counts.
+	# So do failures after the CA was restarted in place (run_issuing,
+	# or a test's own restarts, all logged in pebble-wedges.log): it
+	# forgot every account and order the test's state still names.
 	if [ -n "${CA_DIR:-}" ] && [ -f "$CA_DIR/ca.env" ] &&
-		{ [ -n "${T_WEDGED:-}" ] ||
+		{ [ -n "${T_WEDGED:-}" ] || [ -s "$TEST_TMP/pebble-wedges.log" ] ||
 			"$SRC/tests/ca/ca.sh" wedged "$CA_DIR" 2>/dev/null; }; then
 		echo "# PEBBLE-WEDGED: the test CA stopped answering; goroutine dump in $CA_DIR/pebble.log"
 		exit 75
@@ -171,6 +174,9 @@ ca_start() {
 # leaked, docs/pebble.md), kill CMD, restart the CA in place with the same
 # knobs and run CMD again: at most twice, each time recorded in
 # TEST_TMP/pebble-wedges.log (printed by finish). Returns CMD's status.
+# The restarted CA has forgotten every account and order: a later
+# failure may come from that (an account the state still names), so
+# finish treats a run with a restart like a wedged one.
 run_issuing() {
 	local tries=0 pid rc
 	while :; do
